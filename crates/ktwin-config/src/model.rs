@@ -1,0 +1,402 @@
+//! The `ktwin.yaml` data model (apiVersion `ktwin.dev/v1alpha1`, kind `Project`).
+//!
+//! Field names are exactly those of DESIGN.md §2. Every struct rejects unknown fields so a
+//! typo is an error that names the closest valid field instead of a silently ignored key.
+
+use std::collections::BTreeMap;
+
+use indexmap::IndexMap;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub const API_VERSION: &str = "ktwin.dev/v1alpha1";
+pub const KIND: &str = "Project";
+pub const LOCAL_ENV: &str = "local";
+
+/// A ktwin project: one local twin and the remote environments it mirrors.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Project {
+    /// Must be `ktwin.dev/v1alpha1`.
+    pub api_version: String,
+    /// Must be `Project`.
+    pub kind: String,
+    /// DNS label; the cluster and kube context names derive from it.
+    pub name: String,
+    #[serde(default)]
+    pub cluster: Cluster,
+    #[serde(default)]
+    pub registry: Registry,
+    /// Images ktwin builds; `image` is the repository as written in the manifests.
+    #[serde(default)]
+    pub images: Vec<Image>,
+    /// Environments by name. `local` is the twin; any other names a remote cluster by context.
+    #[serde(default)]
+    pub environments: IndexMap<String, Environment>,
+    #[serde(default)]
+    pub doctor: Doctor,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    #[default]
+    K3d,
+    Kind,
+}
+
+impl Provider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::K3d => "k3d",
+            Provider::Kind => "kind",
+        }
+    }
+    /// The storage class the provider's bundled provisioner serves (both are local-path-provisioner).
+    pub fn default_storage_class(self) -> &'static str {
+        match self {
+            Provider::K3d => "local-path",
+            Provider::Kind => "standard",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Cluster {
+    /// `k3d` (default) or `kind`.
+    #[serde(default)]
+    pub provider: Provider,
+    /// Cluster name; defaults to the project name. Context is `k3d-<name>` / `kind-<name>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Control-plane nodes (default 1).
+    #[serde(default = "one")]
+    pub servers: u32,
+    /// One entry per production node pool.
+    #[serde(default)]
+    pub agents: Vec<Agent>,
+    /// Host ports mapped to nodePorts: one declaration gives both sides.
+    #[serde(default)]
+    pub ports: Vec<Port>,
+}
+
+impl Default for Cluster {
+    fn default() -> Self {
+        Cluster {
+            provider: Provider::K3d,
+            name: None,
+            servers: 1,
+            agents: Vec::new(),
+            ports: Vec::new(),
+        }
+    }
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Agent {
+    /// Pool name (DNS label).
+    pub name: String,
+    /// Nodes in the pool (default 1).
+    #[serde(default = "one")]
+    pub count: u32,
+    /// Node labels the production pool carries.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Taints as `key[=value]:Effect`.
+    #[serde(default)]
+    pub taints: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    #[default]
+    #[serde(rename = "TCP")]
+    Tcp,
+    #[serde(rename = "UDP")]
+    Udp,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Port {
+    /// Port on 127.0.0.1 of the host.
+    pub host_port: u16,
+    /// The Service nodePort it reaches (30000–32767).
+    pub node_port: u16,
+    #[serde(default)]
+    pub protocol: Protocol,
+}
+
+pub const DEFAULT_REGISTRY_NAME: &str = "ktwin-registry";
+pub const DEFAULT_REGISTRY_PORT: u16 = 5001;
+pub const DEFAULT_REGISTRY_IMAGE: &str = "registry:2";
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Registry {
+    /// Container name; it outlives every cluster.
+    #[serde(default = "default_registry_name")]
+    pub name: String,
+    /// Published on 127.0.0.1; image refs are `localhost:<hostPort>/...`.
+    #[serde(default = "default_registry_port")]
+    pub host_port: u16,
+    /// Registry image (default `registry:2`).
+    #[serde(default = "default_registry_image")]
+    pub image: String,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry {
+            name: default_registry_name(),
+            host_port: DEFAULT_REGISTRY_PORT,
+            image: default_registry_image(),
+        }
+    }
+}
+
+fn default_registry_name() -> String {
+    DEFAULT_REGISTRY_NAME.to_string()
+}
+fn default_registry_port() -> u16 {
+    DEFAULT_REGISTRY_PORT
+}
+fn default_registry_image() -> String {
+    DEFAULT_REGISTRY_IMAGE.to_string()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Image {
+    /// Repository as written in the manifests; any tag there is ignored.
+    pub image: String,
+    /// Build context, relative to ktwin.yaml.
+    pub context: String,
+    /// Dockerfile, relative to the context (default `Dockerfile`).
+    #[serde(default = "default_dockerfile")]
+    pub dockerfile: String,
+    #[serde(default)]
+    pub build_args: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+}
+
+fn default_dockerfile() -> String {
+    "Dockerfile".to_string()
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Environment {
+    /// Kustomize dirs, plain YAML dirs or files, relative to ktwin.yaml.
+    #[serde(default)]
+    pub manifests: Vec<String>,
+    /// Kube context. Required for every environment but `local`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    /// Namespace given to namespaced objects that do not name one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Local adaptation (environment `local` only).
+    #[serde(default)]
+    pub adapt: Adapt,
+    /// Secrets built from env files that git ignores; values are never printed.
+    #[serde(default)]
+    pub secrets: Vec<SecretSource>,
+    /// RFC 6902 / RFC 7396 patches by target.
+    #[serde(default)]
+    pub patches: Vec<Patch>,
+    /// Health checks `ktwin status` runs.
+    #[serde(default)]
+    pub health: Vec<HealthCheck>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ResourcesMode {
+    /// Cap CPU requests at 100m and memory requests at 128Mi; drop extended-resource and
+    /// ephemeral-storage requests. Limits stay.
+    #[default]
+    Relaxed,
+    /// Leave requests and limits as written.
+    Keep,
+    /// Remove requests and limits.
+    Drop,
+}
+
+impl ResourcesMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResourcesMode::Relaxed => "relaxed",
+            ResourcesMode::Keep => "keep",
+            ResourcesMode::Drop => "drop",
+        }
+    }
+}
+
+/// Local adaptation knobs. Everything is on by default; each can be turned off.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Adapt {
+    /// Rewrite images ktwin builds to `localhost:<port>/<repo>:<content tag>`.
+    #[serde(default = "yes")]
+    pub images: bool,
+    /// Set `imagePullPolicy: IfNotPresent` on every container.
+    #[serde(default = "yes")]
+    pub pull_policy: bool,
+    /// Drop `imagePullSecrets` naming Secrets the environment does not have.
+    #[serde(default = "yes")]
+    pub pull_secrets: bool,
+    /// Map storage classes the provider lacks to its local class.
+    #[serde(default = "yes")]
+    pub storage: bool,
+    /// Explicit storage class mapping, e.g. `{do-block-storage: local-path}`.
+    #[serde(default)]
+    pub storage_classes: BTreeMap<String, String>,
+    /// Make fsGroup/runAsUser work on local-path claims (`volumeType: local`).
+    #[serde(default = "yes")]
+    pub volume_ownership: bool,
+    /// `relaxed` (default), `keep` or `drop`.
+    #[serde(default)]
+    pub resources: ResourcesMode,
+    /// Env and ConfigMap value overrides.
+    #[serde(default)]
+    pub env: Vec<EnvOverride>,
+}
+
+impl Default for Adapt {
+    fn default() -> Self {
+        Adapt {
+            images: true,
+            pull_policy: true,
+            pull_secrets: true,
+            storage: true,
+            storage_classes: BTreeMap::new(),
+            volume_ownership: true,
+            resources: ResourcesMode::Relaxed,
+            env: Vec::new(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Set keys in a ConfigMap (`configMap`) or in a container's env (`container`, optionally
+/// only in one `workload`).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EnvOverride {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub set: IndexMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SecretSource {
+    /// Secret name.
+    pub name: String,
+    /// `KEY=value` file relative to ktwin.yaml; git must ignore it.
+    pub env_file: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PatchTarget {
+    pub kind: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+/// Exactly one of `json` (RFC 6902 operations) or `merge` (RFC 7396 document).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Patch {
+    pub target: PatchTarget,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json: Option<Vec<serde_json::Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merge: Option<serde_json::Value>,
+}
+
+/// One of `http`, `tcp` or `exec`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HealthCheck {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect: Option<HealthExpect>,
+    /// `HOST:PORT`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec: Option<HealthExec>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HealthExpect {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_contains: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HealthExec {
+    pub workload: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Doctor {
+    /// Silence a check, optionally for one kind and/or name.
+    #[serde(default)]
+    pub ignore: Vec<DoctorIgnore>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DoctorIgnore {
+    pub check: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+impl Project {
+    pub fn cluster_name(&self) -> &str {
+        self.cluster.name.as_deref().unwrap_or(&self.name)
+    }
+    /// The only kube context the local environment may write to.
+    pub fn local_context(&self) -> String {
+        format!("{}-{}", self.cluster.provider.as_str(), self.cluster_name())
+    }
+    pub fn environment(&self, name: &str) -> Option<&Environment> {
+        self.environments.get(name)
+    }
+}

@@ -1,0 +1,457 @@
+//! Semantic checks on a parsed project, each pointing at the field it is about.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Command;
+
+use crate::error::SourceDiag;
+use crate::load::Loaded;
+use crate::model::{Environment, LOCAL_ENV};
+use crate::names;
+use crate::pos::escape_token;
+
+struct Ctx<'a> {
+    loaded: &'a Loaded,
+    out: Vec<SourceDiag>,
+}
+
+impl Ctx<'_> {
+    fn err(&mut self, ptr: &str, msg: impl Into<String>, help: Option<String>) {
+        self.push(ptr, false, msg, help)
+    }
+    fn err_key(&mut self, ptr: &str, msg: impl Into<String>, help: Option<String>) {
+        self.push(ptr, true, msg, help)
+    }
+    fn push(&mut self, ptr: &str, key: bool, msg: impl Into<String>, help: Option<String>) {
+        let pos = if key {
+            self.loaded.pos.key(ptr)
+        } else {
+            self.loaded.pos.value(ptr)
+        };
+        let mut d = SourceDiag::new(&self.loaded.path, pos, msg);
+        d.help = help;
+        self.out.push(d);
+    }
+}
+
+/// Every problem in the project, in file order.
+pub fn validate(loaded: &Loaded) -> Vec<SourceDiag> {
+    let mut cx = Ctx {
+        loaded,
+        out: Vec::new(),
+    };
+    let p = &loaded.project;
+    if p.api_version != crate::model::API_VERSION {
+        cx.err(
+            "/apiVersion",
+            format!("unsupported apiVersion `{}`", p.api_version),
+            Some(format!("use `apiVersion: {}`", crate::model::API_VERSION)),
+        );
+    }
+    if p.kind != crate::model::KIND {
+        cx.err(
+            "/kind",
+            format!("unsupported kind `{}`", p.kind),
+            Some("use `kind: Project`".into()),
+        );
+    }
+    if let Err(why) = names::dns_label(&p.name) {
+        cx.err(
+            "/name",
+            format!("name `{}` is not a DNS label: {why}", p.name),
+            Some(
+                "use lowercase letters, digits and '-', at most 63 characters, e.g. `my-app`"
+                    .into(),
+            ),
+        );
+    }
+    if let Some(n) = &p.cluster.name {
+        if let Err(why) = names::dns_label(n) {
+            cx.err(
+                "/cluster/name",
+                format!("cluster name `{n}` is not a DNS label: {why}"),
+                None,
+            );
+        }
+    }
+    if p.cluster.servers == 0 {
+        cx.err(
+            "/cluster/servers",
+            "a cluster needs at least one server",
+            Some("set `servers: 1`".into()),
+        );
+    }
+    check_agents(&mut cx);
+    check_ports(&mut cx);
+    if let Err(why) = names::container_name(&p.registry.name) {
+        cx.err(
+            "/registry/name",
+            format!(
+                "registry name `{}` is not a valid container name: {why}",
+                p.registry.name
+            ),
+            None,
+        );
+    }
+    if p.registry.host_port == 0 {
+        cx.err("/registry/hostPort", "hostPort must be 1–65535", None);
+    }
+    check_images(&mut cx);
+    for (env_name, env) in &p.environments {
+        check_env(&mut cx, env_name, env);
+    }
+    let mut out = cx.out;
+    out.sort_by_key(|d| d.pos.map(|p| p.offset).unwrap_or(usize::MAX));
+    out
+}
+
+fn check_agents(cx: &mut Ctx<'_>) {
+    let p = &cx.loaded.project;
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (i, a) in p.cluster.agents.iter().enumerate() {
+        let base = format!("/cluster/agents/{i}");
+        if let Err(why) = names::dns_label(&a.name) {
+            cx.err(
+                &format!("{base}/name"),
+                format!("pool name `{}` is not a DNS label: {why}", a.name),
+                None,
+            );
+        }
+        if let Some(first) = seen.insert(&a.name, i) {
+            cx.err(
+                &format!("{base}/name"),
+                format!("pool `{}` is declared twice (also agents[{first}])", a.name),
+                Some("give each pool a unique name, or raise `count`".into()),
+            );
+        }
+        if a.count == 0 {
+            cx.err(
+                &format!("{base}/count"),
+                "count must be at least 1",
+                Some("remove the pool, or set `count: 1`".into()),
+            );
+        }
+        for (k, v) in &a.labels {
+            let ptr = format!("{base}/labels/{}", escape_token(k));
+            if let Err(why) = names::label_key(k) {
+                cx.err_key(&ptr, format!("invalid label key `{k}`: {why}"), None);
+            } else if let Err(why) = names::kubelet_may_set(k) {
+                cx.err_key(
+                    &ptr,
+                    format!("node label `{k}` cannot be set by the kubelet: {why}"),
+                    Some(
+                        "use your own prefix (e.g. `example.com/role`); a label under kubernetes.io or k8s.io must be \
+                         one the NodeRestriction admission plugin lets a kubelet set on its own node"
+                            .into(),
+                    ),
+                );
+            }
+            if let Err(why) = names::label_value(v) {
+                cx.err(
+                    &ptr,
+                    format!("invalid label value `{v}` for `{k}`: {why}"),
+                    None,
+                );
+            }
+        }
+        for (j, t) in a.taints.iter().enumerate() {
+            if let Err(why) = names::parse_taint(t) {
+                cx.err(
+                    &format!("{base}/taints/{j}"),
+                    format!("malformed taint `{t}`: {why}"),
+                    Some("write taints as `key[=value]:Effect`, Effect one of NoSchedule, PreferNoSchedule, NoExecute — e.g. `dedicated=gpu:NoSchedule`".into()),
+                );
+            }
+        }
+    }
+}
+
+fn check_ports(cx: &mut Ctx<'_>) {
+    let p = &cx.loaded.project;
+    let mut by_host: HashMap<(u16, crate::model::Protocol), usize> = HashMap::new();
+    for (i, port) in p.cluster.ports.iter().enumerate() {
+        let base = format!("/cluster/ports/{i}");
+        if !(30000..=32767).contains(&port.node_port) {
+            cx.err(
+                &format!("{base}/nodePort"),
+                format!(
+                    "nodePort {} is outside the NodePort range 30000–32767",
+                    port.node_port
+                ),
+                Some(
+                    "map the host port to the Service's nodePort, not to its port or targetPort"
+                        .into(),
+                ),
+            );
+        }
+        if port.host_port == 0 {
+            cx.err(
+                &format!("{base}/hostPort"),
+                "hostPort must be 1–65535",
+                None,
+            );
+        }
+        if let Some(first) = by_host.insert((port.host_port, port.protocol), i) {
+            cx.err(
+                &format!("{base}/hostPort"),
+                format!(
+                    "hostPort {} is mapped twice (also cluster.ports[{first}])",
+                    port.host_port
+                ),
+                Some("a host port can reach only one nodePort; pick another hostPort".into()),
+            );
+        }
+        if port.host_port == p.registry.host_port {
+            cx.err(
+                &format!("{base}/hostPort"),
+                format!("hostPort {} is the registry's port", port.host_port),
+                Some("change this hostPort or `registry.hostPort`".into()),
+            );
+        }
+    }
+}
+
+fn check_images(cx: &mut Ctx<'_>) {
+    let dir = cx.loaded.dir.clone();
+    let images = cx.loaded.project.images.clone();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for (i, img) in images.iter().enumerate() {
+        let base = format!("/images/{i}");
+        let repo = crate::imageref::ImageRef::parse(&img.image);
+        match repo {
+            Ok(r) => {
+                if let Some(first) = seen.insert(r.repository_key(), i) {
+                    cx.err(
+                        &format!("{base}/image"),
+                        format!(
+                            "image `{}` is declared twice (also images[{first}])",
+                            img.image
+                        ),
+                        None,
+                    );
+                }
+            }
+            Err(why) => {
+                cx.err(
+                    &format!("{base}/image"),
+                    format!("invalid image `{}`: {why}", img.image),
+                    None,
+                );
+                continue;
+            }
+        }
+        let ctx_dir = dir.join(&img.context);
+        if !ctx_dir.is_dir() {
+            cx.err(
+                &format!("{base}/context"),
+                format!(
+                    "build context `{}` does not exist ({})",
+                    img.context,
+                    ctx_dir.display()
+                ),
+                Some("paths are relative to the directory of ktwin.yaml".into()),
+            );
+            continue;
+        }
+        let dockerfile = ctx_dir.join(&img.dockerfile);
+        if !dockerfile.is_file() {
+            cx.err(
+                &format!("{base}/dockerfile"),
+                format!(
+                    "Dockerfile `{}` does not exist ({})",
+                    img.dockerfile,
+                    dockerfile.display()
+                ),
+                Some("`dockerfile` is relative to `context`".into()),
+            );
+        }
+    }
+}
+
+fn check_env(cx: &mut Ctx<'_>, name: &str, env: &Environment) {
+    let base = format!("/environments/{}", escape_token(name));
+    let local = name == LOCAL_ENV;
+    let managed = cx.loaded.project.local_context();
+    match (&env.context, local) {
+        (None, false) => cx.err_key(
+            &base,
+            format!("environment `{name}` names no `context`"),
+            Some(format!(
+                "a remote environment must name its kube context explicitly, e.g. `context: my-{name}-cluster`"
+            )),
+        ),
+        (Some(c), true) if *c != managed => cx.err(
+            &format!("{base}/context"),
+            format!("the local environment writes only to `{managed}`, not `{c}`"),
+            Some("remove `context` from the local environment".into()),
+        ),
+        _ => {}
+    }
+    if !local && env.adapt != crate::model::Adapt::default() {
+        cx.err_key(
+            &format!("{base}/adapt"),
+            format!("`adapt` applies only to the local environment, not `{name}`"),
+            Some("use `patches` to change a remote environment's objects".into()),
+        );
+    }
+    if let Some(ns) = &env.namespace {
+        if let Err(why) = names::dns_label(ns) {
+            cx.err(
+                &format!("{base}/namespace"),
+                format!("namespace `{ns}` is not a DNS label: {why}"),
+                None,
+            );
+        }
+    }
+    for (i, m) in env.manifests.iter().enumerate() {
+        let path = cx.loaded.dir.join(m);
+        if !path.exists() {
+            cx.err(
+                &format!("{base}/manifests/{i}"),
+                format!("manifest source `{m}` does not exist ({})", path.display()),
+                Some("paths are relative to the directory of ktwin.yaml".into()),
+            );
+        }
+    }
+    for (i, s) in env.secrets.iter().enumerate() {
+        let sp = format!("{base}/secrets/{i}");
+        if let Err(why) = names::dns_subdomain(&s.name) {
+            cx.err(
+                &format!("{sp}/name"),
+                format!("secret name `{}` is invalid: {why}", s.name),
+                None,
+            );
+        }
+        check_env_file(cx, &format!("{sp}/envFile"), &s.env_file);
+    }
+    for (i, p) in env.patches.iter().enumerate() {
+        if p.json.is_some() == p.merge.is_some() {
+            cx.err_key(
+                &format!("{base}/patches/{i}"),
+                "a patch needs exactly one of `json` (RFC 6902 operations) or `merge` (RFC 7396 document)",
+                None,
+            );
+        }
+    }
+    for (i, e) in env.adapt.env.iter().enumerate() {
+        if e.config_map.is_some() == e.container.is_some() {
+            cx.err_key(
+                &format!("{base}/adapt/env/{i}"),
+                "an env override needs exactly one of `configMap` or `container`",
+                None,
+            );
+        }
+        if e.config_map.is_some() && e.workload.is_some() {
+            cx.err(
+                &format!("{base}/adapt/env/{i}/workload"),
+                "`workload` narrows a `container` override; a ConfigMap override has none",
+                None,
+            );
+        }
+    }
+    for (i, h) in env.health.iter().enumerate() {
+        let n = [h.http.is_some(), h.tcp.is_some(), h.exec.is_some()]
+            .iter()
+            .filter(|b| **b)
+            .count();
+        if n != 1 {
+            cx.err_key(
+                &format!("{base}/health/{i}"),
+                format!(
+                    "health check `{}` needs exactly one of `http`, `tcp` or `exec`",
+                    h.name
+                ),
+                None,
+            );
+        }
+        if h.expect.is_some() && h.http.is_none() {
+            cx.err(
+                &format!("{base}/health/{i}/expect"),
+                "`expect` applies to `http` checks only",
+                None,
+            );
+        }
+    }
+}
+
+/// A secrets env file must exist and must never reach git.
+fn check_env_file(cx: &mut Ctx<'_>, ptr: &str, rel: &str) {
+    let path = cx.loaded.dir.join(rel);
+    if !path.is_file() {
+        let example = format!("{rel}.example");
+        let help = if cx.loaded.dir.join(&example).is_file() {
+            format!("create it from the example: cp {example} {rel}")
+        } else {
+            format!("create {rel} with one KEY=value per line")
+        };
+        cx.err(ptr, format!("env file `{rel}` does not exist"), Some(help));
+        return;
+    }
+    match git_status(&cx.loaded.dir, Path::new(rel)) {
+        GitStatus::NotARepo | GitStatus::Ignored => {}
+        GitStatus::Tracked => cx.err(
+            ptr,
+            format!("env file `{rel}` is tracked by git: its secret values are in the repository"),
+            Some(format!(
+                "run `git rm --cached {rel}`, add `/{rel}` to .gitignore, and rotate the values it held"
+            )),
+        ),
+        GitStatus::NotIgnored { gitignore } => cx.err(
+            ptr,
+            format!("env file `{rel}` is not ignored by git: one `git add .` would commit its secrets"),
+            Some(format!("add the line `/{rel}` to {gitignore}")),
+        ),
+    }
+}
+
+enum GitStatus {
+    NotARepo,
+    Tracked,
+    Ignored,
+    NotIgnored { gitignore: String },
+}
+
+fn git_status(dir: &Path, rel: &Path) -> GitStatus {
+    let git = |args: &[&std::ffi::OsStr]| {
+        Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .output()
+    };
+    let top = match git(&["rev-parse".as_ref(), "--show-toplevel".as_ref()]) {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().to_string(),
+        _ => return GitStatus::NotARepo,
+    };
+    if let Ok(o) = git(&[
+        "ls-files".as_ref(),
+        "--error-unmatch".as_ref(),
+        "--".as_ref(),
+        rel.as_os_str(),
+    ]) {
+        if o.status.success() {
+            return GitStatus::Tracked;
+        }
+    }
+    match git(&[
+        "check-ignore".as_ref(),
+        "-q".as_ref(),
+        "--".as_ref(),
+        rel.as_os_str(),
+    ]) {
+        Ok(o) if o.status.success() => GitStatus::Ignored,
+        _ => {
+            let gi = dir.join(".gitignore");
+            let shown = pathdiff(&gi, Path::new(&top));
+            GitStatus::NotIgnored { gitignore: shown }
+        }
+    }
+}
+
+fn pathdiff(path: &Path, base: &Path) -> String {
+    path.strip_prefix(base)
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| path.display().to_string())
+}

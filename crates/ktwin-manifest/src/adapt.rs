@@ -1,0 +1,488 @@
+//! Local adaptation: the visible, recorded step that turns production manifests into ones a
+//! laptop cluster runs. Every knob lives under `environments.local.adapt` and can be turned off.
+
+use std::collections::{HashMap, HashSet};
+
+use ktwin_config::imageref::{local_ref, ImageRef};
+use ktwin_config::{Adapt, Provider, ResourcesMode};
+use serde_json::{json, Map, Value};
+
+use crate::change::Change;
+use crate::doc::{pod_spec_pointer, Document, CONTAINER_LISTS};
+use crate::error::RenderError;
+use crate::pipeline::Recorder;
+use crate::quantity;
+
+/// The storage class annotation local-path-provisioner reads to create a `local` PV (whose
+/// ownership the kubelet manages) instead of a `hostPath` one.
+pub const VOLUME_TYPE_ANNOTATION: &str = "volumeType";
+pub const LOCAL_PATH_PROVISIONER: &str = "rancher.io/local-path";
+
+/// `relaxed` caps.
+pub const RELAXED_CPU: &str = "100m";
+pub const RELAXED_MEMORY: &str = "128Mi";
+
+/// Everything adaptation needs to know about the local twin.
+#[derive(Debug, Clone)]
+pub struct LocalTwin<'a> {
+    pub adapt: &'a Adapt,
+    pub provider: Provider,
+    pub registry_port: u16,
+    /// Normalised repository → (declared reference, content tag).
+    pub images: HashMap<String, String>,
+    /// (namespace or "", name) of Secrets declared under `secrets:`.
+    pub declared_secrets: HashSet<(String, String)>,
+}
+
+fn ns_key(d: &Document) -> String {
+    d.namespace().unwrap_or("").to_string()
+}
+
+pub fn adapt(
+    docs: &mut [Document],
+    twin: &LocalTwin<'_>,
+    rec: &mut Recorder,
+) -> Result<(), RenderError> {
+    let a = twin.adapt;
+    let mut secrets: HashSet<(String, String)> = twin.declared_secrets.clone();
+    let mut local_path_classes: HashSet<String> = HashSet::new();
+    let mut classes: HashSet<String> = HashSet::new();
+    classes.insert(twin.provider.default_storage_class().to_string());
+    local_path_classes.insert(twin.provider.default_storage_class().to_string());
+    for d in docs.iter() {
+        if d.is("Secret") {
+            secrets.insert((ns_key(d), d.name().to_string()));
+        }
+        if d.is("StorageClass") {
+            classes.insert(d.name().to_string());
+            if d.value.pointer("/provisioner").and_then(Value::as_str)
+                == Some(LOCAL_PATH_PROVISIONER)
+            {
+                local_path_classes.insert(d.name().to_string());
+            }
+        }
+    }
+    for d in docs.iter_mut() {
+        let Some(ptr) = pod_spec_pointer(d.kind()) else {
+            continue;
+        };
+        let obj = d.obj_ref();
+        let ns = ns_key(d);
+        let Some(spec) = d.value.pointer_mut(ptr).and_then(Value::as_object_mut) else {
+            continue;
+        };
+        if a.pull_secrets {
+            adapt_pull_secrets(spec, ptr, &ns, &secrets, &mut |c| rec.push(&obj, c));
+        }
+        for list in CONTAINER_LISTS {
+            let Some(containers) = spec.get_mut(*list).and_then(Value::as_array_mut) else {
+                continue;
+            };
+            for (i, c) in containers.iter_mut().enumerate() {
+                let Some(c) = c.as_object_mut() else { continue };
+                let cptr = format!("{ptr}/{list}/{i}");
+                let cname = c
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                if a.images {
+                    adapt_image(c, &cptr, &cname, twin, &mut |ch| rec.push(&obj, ch));
+                }
+                if a.pull_policy {
+                    let before = c.get("imagePullPolicy").cloned();
+                    if before.as_ref().and_then(Value::as_str) != Some("IfNotPresent") {
+                        c.insert("imagePullPolicy".into(), json!("IfNotPresent"));
+                        rec.push(
+                            &obj,
+                            Change::partial(
+                                &format!("{cptr}/imagePullPolicy"),
+                                before,
+                                Some(json!("IfNotPresent")),
+                                format!("container `{cname}`: use the image the local registry or node already has"),
+                                "adapt.pullPolicy",
+                            ),
+                        );
+                    }
+                }
+                if a.resources != ResourcesMode::Keep {
+                    adapt_resources(c, &cptr, &cname, a.resources, &mut |ch| rec.push(&obj, ch));
+                }
+            }
+        }
+    }
+    if a.storage {
+        for d in docs.iter_mut() {
+            adapt_storage(d, a, &classes, twin.provider, rec);
+        }
+    }
+    if a.volume_ownership {
+        adapt_volume_ownership(docs, &local_path_classes, rec);
+    }
+    Ok(())
+}
+
+fn adapt_pull_secrets(
+    spec: &mut Map<String, Value>,
+    ptr: &str,
+    ns: &str,
+    secrets: &HashSet<(String, String)>,
+    push: &mut dyn FnMut(Change),
+) {
+    let Some(list) = spec.get("imagePullSecrets").and_then(Value::as_array) else {
+        return;
+    };
+    let before = list.clone();
+    let (keep, dropped): (Vec<Value>, Vec<Value>) = list.iter().cloned().partition(|s| {
+        let name = s.get("name").and_then(Value::as_str).unwrap_or("");
+        secrets.contains(&(ns.to_string(), name.to_string()))
+    });
+    if dropped.is_empty() {
+        return;
+    }
+    let names: Vec<&str> = dropped
+        .iter()
+        .filter_map(|s| s.get("name").and_then(Value::as_str))
+        .collect();
+    let after = if keep.is_empty() {
+        spec.remove("imagePullSecrets");
+        None
+    } else {
+        spec.insert("imagePullSecrets".into(), Value::Array(keep.clone()));
+        Some(Value::Array(keep))
+    };
+    push(Change::partial(
+        &format!("{ptr}/imagePullSecrets"),
+        Some(Value::Array(before)),
+        after,
+        format!(
+            "pull secret{} {} not rendered or declared under `secrets:`; the local registry needs none",
+            if names.len() == 1 { "" } else { "s" },
+            names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+        ),
+        "adapt.pullSecrets",
+    ));
+}
+
+fn adapt_image(
+    c: &mut Map<String, Value>,
+    cptr: &str,
+    cname: &str,
+    twin: &LocalTwin<'_>,
+    push: &mut dyn FnMut(Change),
+) {
+    let Some(image) = c.get("image").and_then(Value::as_str) else {
+        return;
+    };
+    let Ok(r) = ImageRef::parse(image) else {
+        return;
+    };
+    let Some(tag) = twin.images.get(&r.repository_key()) else {
+        return;
+    };
+    let new = local_ref(twin.registry_port, &r, tag);
+    if new == image {
+        return;
+    }
+    let before = c.insert("image".into(), json!(new));
+    push(Change::partial(
+        &format!("{cptr}/image"),
+        before,
+        Some(json!(new)),
+        format!("container `{cname}`: ktwin builds this image and pushes it to the local registry under its content tag"),
+        "adapt.images",
+    ));
+}
+
+fn adapt_resources(
+    c: &mut Map<String, Value>,
+    cptr: &str,
+    cname: &str,
+    mode: ResourcesMode,
+    push: &mut dyn FnMut(Change),
+) {
+    let Some(res) = c.get_mut("resources").and_then(Value::as_object_mut) else {
+        return;
+    };
+    if mode == ResourcesMode::Drop {
+        for k in ["requests", "limits"] {
+            if let Some(before) = res.remove(k) {
+                push(Change::partial(
+                    &format!("{cptr}/resources/{k}"),
+                    Some(before),
+                    None,
+                    format!("container `{cname}`: adapt.resources is `drop`"),
+                    "adapt.resources",
+                ));
+            }
+        }
+        return;
+    }
+    // relaxed
+    let mut extended_dropped = Vec::new();
+    if let Some(req) = res.get_mut("requests").and_then(Value::as_object_mut) {
+        let keys: Vec<String> = req.keys().cloned().collect();
+        for k in keys {
+            let rptr = format!(
+                "{cptr}/resources/requests/{}",
+                ktwin_config::pos::escape_token(&k)
+            );
+            let cap = match k.as_str() {
+                "cpu" => Some(RELAXED_CPU),
+                "memory" => Some(RELAXED_MEMORY),
+                _ => None,
+            };
+            if let Some(cap) = cap {
+                let v = &req[&k];
+                let over = match (quantity::parse_value(v), quantity::parse(cap)) {
+                    (Some(x), Some(c)) => x > c,
+                    _ => false,
+                };
+                if over {
+                    let before = req.insert(k.clone(), json!(cap));
+                    push(Change::partial(
+                        &rptr,
+                        before,
+                        Some(json!(cap)),
+                        format!("container `{cname}`: {k} request capped at {cap} so the system schedules on a laptop (limits stay)"),
+                        "adapt.resources",
+                    ));
+                }
+            } else {
+                // ephemeral-storage, hugepages-*, vendor.com/gpu: a laptop node has none to give.
+                let before = req.remove(&k);
+                if k.contains('/') || k.starts_with("hugepages-") {
+                    extended_dropped.push(k.clone());
+                }
+                push(Change::partial(
+                    &rptr,
+                    before,
+                    None,
+                    format!("container `{cname}`: no local node offers `{k}`"),
+                    "adapt.resources",
+                ));
+            }
+        }
+        if req.is_empty() {
+            res.remove("requests");
+        }
+    }
+    // Extended resources must have limit == request; drop the limit with the request.
+    if let Some(lim) = res.get_mut("limits").and_then(Value::as_object_mut) {
+        let keys: Vec<String> = lim
+            .keys()
+            .filter(|k| {
+                k.contains('/') || k.starts_with("hugepages-") || extended_dropped.contains(k)
+            })
+            .cloned()
+            .collect();
+        for k in keys {
+            let before = lim.remove(&k);
+            push(Change::partial(
+                &format!(
+                    "{cptr}/resources/limits/{}",
+                    ktwin_config::pos::escape_token(&k)
+                ),
+                before,
+                None,
+                format!("container `{cname}`: no local node offers `{k}`"),
+                "adapt.resources",
+            ));
+        }
+        if lim.is_empty() {
+            res.remove("limits");
+        }
+    }
+}
+
+fn map_class(
+    sc: &str,
+    a: &Adapt,
+    classes: &HashSet<String>,
+    provider: Provider,
+) -> Option<(String, String)> {
+    if let Some(to) = a.storage_classes.get(sc) {
+        return (to != sc).then(|| {
+            (
+                to.clone(),
+                format!("adapt.storageClasses maps `{sc}` to `{to}`"),
+            )
+        });
+    }
+    if sc.is_empty() || classes.contains(sc) {
+        return None;
+    }
+    let to = provider.default_storage_class();
+    Some((
+        to.to_string(),
+        format!(
+            "storage class `{sc}` does not exist on a {} twin; `{to}` is its local-path class",
+            provider.as_str()
+        ),
+    ))
+}
+
+fn adapt_storage(
+    d: &mut Document,
+    a: &Adapt,
+    classes: &HashSet<String>,
+    provider: Provider,
+    rec: &mut Recorder,
+) {
+    let obj = d.obj_ref();
+    let mut targets: Vec<String> = Vec::new();
+    if d.is("PersistentVolumeClaim") {
+        targets.push("/spec/storageClassName".into());
+    }
+    if d.is("StatefulSet") {
+        if let Some(vcts) = d
+            .value
+            .pointer("/spec/volumeClaimTemplates")
+            .and_then(Value::as_array)
+        {
+            for i in 0..vcts.len() {
+                targets.push(format!(
+                    "/spec/volumeClaimTemplates/{i}/spec/storageClassName"
+                ));
+            }
+        }
+    }
+    for t in targets {
+        let Some(sc) = d
+            .value
+            .pointer(&t)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+        else {
+            continue;
+        };
+        if let Some((to, why)) = map_class(&sc, a, classes, provider) {
+            if let Some(slot) = d.value.pointer_mut(&t) {
+                *slot = json!(to);
+            }
+            rec.push(
+                &obj,
+                Change::partial(&t, Some(json!(sc)), Some(json!(to)), why, "adapt.storage"),
+            );
+        }
+    }
+}
+
+/// Pods that set fsGroup/runAsUser expect the kubelet to give them their volume. local-path's
+/// default hostPath volumes skip that, so postgres/minio/rabbitmq crash on a laptop while prod
+/// works. Annotating the claim `volumeType: local` makes local-path create a `local` PV, on which
+/// the kubelet applies fsGroup — prod semantics kept, nothing deleted.
+fn adapt_volume_ownership(
+    docs: &mut [Document],
+    local_path_classes: &HashSet<String>,
+    rec: &mut Recorder,
+) {
+    let mut wanted: HashMap<(String, String), String> = HashMap::new();
+    for d in docs.iter_mut() {
+        let Some(ptr) = pod_spec_pointer(d.kind()) else {
+            continue;
+        };
+        let Some(spec) = d.value.pointer(ptr) else {
+            continue;
+        };
+        if !sets_ownership(spec) {
+            continue;
+        }
+        let workload = format!("{}/{}", d.kind(), d.name());
+        for v in spec
+            .get("volumes")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(claim) = v
+                .pointer("/persistentVolumeClaim/claimName")
+                .and_then(Value::as_str)
+            {
+                wanted.insert((ns_key(d), claim.to_string()), workload.clone());
+            }
+        }
+        if d.is("StatefulSet") {
+            let obj = d.obj_ref();
+            let n = d
+                .value
+                .pointer("/spec/volumeClaimTemplates")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
+            for i in 0..n {
+                let base = format!("/spec/volumeClaimTemplates/{i}");
+                let Some(vct) = d.value.pointer_mut(&base) else {
+                    continue;
+                };
+                if let Some(ch) = annotate_claim(vct, &base, local_path_classes, &workload) {
+                    rec.push(&obj, ch);
+                }
+            }
+        }
+    }
+    for d in docs.iter_mut() {
+        if !d.is("PersistentVolumeClaim") {
+            continue;
+        }
+        let Some(workload) = wanted.get(&(ns_key(d), d.name().to_string())).cloned() else {
+            continue;
+        };
+        let obj = d.obj_ref();
+        if let Some(ch) = annotate_claim(&mut d.value, "", local_path_classes, &workload) {
+            rec.push(&obj, ch);
+        }
+    }
+}
+
+fn sets_ownership(spec: &Value) -> bool {
+    let pod = spec.get("securityContext");
+    let pod_sets = pod.is_some_and(|s| s.get("fsGroup").is_some() || s.get("runAsUser").is_some());
+    pod_sets
+        || CONTAINER_LISTS.iter().any(|l| {
+            spec.get(*l)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .any(|c| c.pointer("/securityContext/runAsUser").is_some())
+        })
+}
+
+fn annotate_claim(
+    claim: &mut Value,
+    base: &str,
+    local_path_classes: &HashSet<String>,
+    workload: &str,
+) -> Option<Change> {
+    let sc = claim
+        .pointer("/spec/storageClassName")
+        .and_then(Value::as_str);
+    let served_by_local_path = match sc {
+        None => true, // the twin's default class is local-path
+        Some(s) => local_path_classes.contains(s),
+    };
+    if !served_by_local_path {
+        return None;
+    }
+    let meta = claim
+        .as_object_mut()?
+        .entry("metadata")
+        .or_insert_with(|| json!({}));
+    let ann = meta
+        .as_object_mut()?
+        .entry("annotations")
+        .or_insert_with(|| json!({}));
+    let ann = ann.as_object_mut()?;
+    if ann.contains_key(VOLUME_TYPE_ANNOTATION) {
+        return None;
+    }
+    ann.insert(VOLUME_TYPE_ANNOTATION.into(), json!("local"));
+    Some(Change::partial(
+        &format!("{base}/metadata/annotations/{VOLUME_TYPE_ANNOTATION}"),
+        None,
+        Some(json!("local")),
+        format!(
+            "{workload} sets fsGroup/runAsUser; a `local` PV (not hostPath) makes the kubelet apply volume ownership as in prod"
+        ),
+        "adapt.volumeOwnership",
+    ))
+}

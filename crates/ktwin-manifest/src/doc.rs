@@ -1,0 +1,128 @@
+//! Kubernetes objects as JSON values that remember where they came from.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// Where an object was written: a file and the line its document starts on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Source {
+    pub file: PathBuf,
+    pub line: usize,
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.file.display(), self.line)
+    }
+}
+
+/// One Kubernetes object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Document {
+    pub value: Value,
+    pub source: Source,
+}
+
+/// What identifies an object in messages and JSON output.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjRef {
+    pub api_version: String,
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl std::fmt::Display for ObjRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.namespace {
+            Some(ns) => write!(f, "{}/{} ({ns})", self.kind, self.name),
+            None => write!(f, "{}/{}", self.kind, self.name),
+        }
+    }
+}
+
+fn str_at<'a>(v: &'a Value, ptr: &str) -> Option<&'a str> {
+    v.pointer(ptr).and_then(Value::as_str)
+}
+
+impl Document {
+    pub fn kind(&self) -> &str {
+        str_at(&self.value, "/kind").unwrap_or("")
+    }
+    pub fn api_version(&self) -> &str {
+        str_at(&self.value, "/apiVersion").unwrap_or("")
+    }
+    pub fn name(&self) -> &str {
+        str_at(&self.value, "/metadata/name").unwrap_or("")
+    }
+    pub fn namespace(&self) -> Option<&str> {
+        str_at(&self.value, "/metadata/namespace")
+    }
+    pub fn obj_ref(&self) -> ObjRef {
+        ObjRef {
+            api_version: self.api_version().to_string(),
+            kind: self.kind().to_string(),
+            namespace: self.namespace().map(str::to_string),
+            name: self.name().to_string(),
+        }
+    }
+    /// The API group of the object (`""` for core).
+    pub fn group(&self) -> &str {
+        match self.api_version().split_once('/') {
+            Some((g, _)) => g,
+            None => "",
+        }
+    }
+    pub fn is(&self, kind: &str) -> bool {
+        self.kind() == kind
+    }
+}
+
+/// Kinds that live outside namespaces (the common built-ins; CRDs declare their own scope).
+pub const CLUSTER_SCOPED: &[&str] = &[
+    "Namespace",
+    "Node",
+    "PersistentVolume",
+    "StorageClass",
+    "CustomResourceDefinition",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "PriorityClass",
+    "IngressClass",
+    "RuntimeClass",
+    "MutatingWebhookConfiguration",
+    "ValidatingWebhookConfiguration",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+    "APIService",
+    "CSIDriver",
+    "CSINode",
+    "VolumeAttachment",
+    "ClusterIssuer",
+];
+
+pub fn is_cluster_scoped(kind: &str) -> bool {
+    CLUSTER_SCOPED.contains(&kind)
+}
+
+/// Where a workload kind keeps its pod spec, as a JSON pointer.
+pub fn pod_spec_pointer(kind: &str) -> Option<&'static str> {
+    match kind {
+        "Deployment"
+        | "StatefulSet"
+        | "DaemonSet"
+        | "ReplicaSet"
+        | "Job"
+        | "ReplicationController" => Some("/spec/template/spec"),
+        "CronJob" => Some("/spec/jobTemplate/spec/template/spec"),
+        "Pod" => Some("/spec"),
+        _ => None,
+    }
+}
+
+/// The container lists of a pod spec.
+pub const CONTAINER_LISTS: &[&str] = &["initContainers", "containers", "ephemeralContainers"];

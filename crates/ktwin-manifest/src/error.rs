@@ -1,0 +1,71 @@
+use std::path::PathBuf;
+
+use ktwin_config::SourceDiag;
+
+use crate::doc::{ObjRef, Source};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// Invalid YAML, with the position the parser reported.
+    #[error("{0}")]
+    Yaml(SourceDiag),
+    #[error("{at}: {why}")]
+    NotAnObject { at: Source, why: String },
+    #[error("{obj} is defined twice: {first} and {second}")]
+    Duplicate {
+        obj: Box<ObjRef>,
+        first: Source,
+        second: Source,
+    },
+    #[error("cannot read {path}: {error}")]
+    Io {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("kustomize build of {dir} failed: {message}")]
+    Kustomize { dir: PathBuf, message: String },
+    #[error("neither `kustomize` nor `kubectl` is installed, and {dir} is a kustomization")]
+    NoKustomize { dir: PathBuf },
+    #[error("image {image}: {message}")]
+    ContentTag { image: String, message: String },
+    #[error("environment `{env}` is not defined in ktwin.yaml (defined: {defined})")]
+    UnknownEnv { env: String, defined: String },
+    #[error("{what} matches no rendered object ({target})")]
+    Unmatched { what: String, target: String },
+    #[error("{what} on {obj} failed: {message}")]
+    PatchFailed {
+        what: String,
+        obj: Box<ObjRef>,
+        message: String,
+    },
+    #[error("{file}:{line}: {message}")]
+    EnvFile {
+        file: PathBuf,
+        line: usize,
+        message: String,
+    },
+}
+
+impl RenderError {
+    /// What to do about it, where ktwin knows.
+    pub fn help(&self) -> Option<String> {
+        match self {
+            RenderError::NoKustomize { .. } => Some(
+                "install kubectl (Debian: `apt-get install kubernetes-client`, or see https://kubernetes.io/docs/tasks/tools/) \
+                 or kustomize (https://kubectl.docs.kubernetes.io/installation/kustomize/)"
+                    .into(),
+            ),
+            RenderError::Duplicate { .. } => {
+                Some("remove one of them, or give them different names or namespaces".into())
+            }
+            RenderError::Unmatched { .. } => Some(
+                "check `kind`, `name` and `namespace` of the target against `ktwin render` output".into(),
+            ),
+            RenderError::NotAnObject { .. } => {
+                Some("every document needs `apiVersion`, `kind` and `metadata.name`".into())
+            }
+            RenderError::Yaml(d) => d.help.clone(),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,390 @@
+//! Render one environment: sources → documents → namespace → secrets → duplicate check →
+//! local adaptation → env overrides → patches. Every change is recorded.
+
+use std::collections::{HashMap, HashSet};
+
+use base64::Engine;
+use ktwin_config::contenttag::{content_tag, BuildInputs};
+use ktwin_config::imageref::ImageRef;
+use ktwin_config::{Environment, Loaded, LOCAL_ENV};
+use serde_json::{json, Value};
+
+use crate::adapt::{adapt, LocalTwin};
+use crate::change::Change;
+use crate::doc::{is_cluster_scoped, pod_spec_pointer, Document, ObjRef, Source, CONTAINER_LISTS};
+use crate::error::RenderError;
+use crate::render::{load_source, Kustomizer};
+
+/// Collects changes, filling in the object each is about.
+#[derive(Debug, Default)]
+pub struct Recorder {
+    pub changes: Vec<Change>,
+}
+
+impl Recorder {
+    pub fn push(&mut self, obj: &ObjRef, mut c: Change) {
+        c.object = obj.clone();
+        self.changes.push(c);
+    }
+}
+
+#[derive(Debug)]
+pub struct Rendered {
+    pub env: String,
+    pub docs: Vec<Document>,
+    pub changes: Vec<Change>,
+}
+
+pub fn environment<'a>(loaded: &'a Loaded, env: &str) -> Result<&'a Environment, RenderError> {
+    loaded
+        .project
+        .environment(env)
+        .ok_or_else(|| RenderError::UnknownEnv {
+            env: env.to_string(),
+            defined: if loaded.project.environments.is_empty() {
+                "none".to_string()
+            } else {
+                loaded
+                    .project
+                    .environments
+                    .keys()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+        })
+}
+
+/// The content tag of every declared image, keyed by normalised repository.
+pub fn image_tags(loaded: &Loaded) -> Result<HashMap<String, String>, RenderError> {
+    let mut out = HashMap::new();
+    for img in &loaded.project.images {
+        let r = ImageRef::parse(&img.image).map_err(|message| RenderError::ContentTag {
+            image: img.image.clone(),
+            message,
+        })?;
+        let tag = content_tag(&BuildInputs::new(&loaded.dir, img)).map_err(|e| {
+            RenderError::ContentTag {
+                image: img.image.clone(),
+                message: e.to_string(),
+            }
+        })?;
+        out.insert(r.repository_key(), tag);
+    }
+    Ok(out)
+}
+
+pub fn render_env(
+    loaded: &Loaded,
+    env_name: &str,
+    kustomizer: &dyn Kustomizer,
+) -> Result<Rendered, RenderError> {
+    let env = environment(loaded, env_name)?;
+    let mut rec = Recorder::default();
+    let mut docs = Vec::new();
+    for m in &env.manifests {
+        docs.extend(load_source(&loaded.dir.join(m), kustomizer)?);
+    }
+    if let Some(ns) = &env.namespace {
+        for d in docs.iter_mut() {
+            if d.namespace().is_none() && !is_cluster_scoped(d.kind()) {
+                if let Some(meta) = d.value.get_mut("metadata").and_then(Value::as_object_mut) {
+                    meta.insert("namespace".into(), json!(ns));
+                    let obj = d.obj_ref();
+                    rec.push(
+                        &obj,
+                        Change::partial(
+                            "/metadata/namespace",
+                            None,
+                            Some(json!(ns)),
+                            format!("environment `{env_name}` has namespace `{ns}`"),
+                            "namespace",
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    let mut declared = HashSet::new();
+    for s in &env.secrets {
+        let doc = secret_from_env_file(loaded, env, s)?;
+        declared.insert((
+            doc.namespace().unwrap_or("").to_string(),
+            doc.name().to_string(),
+        ));
+        rec.push(
+            &doc.obj_ref(),
+            Change::partial(
+                "",
+                None,
+                Some(json!("<redacted>")),
+                format!("Opaque Secret built from {}", s.env_file),
+                "secrets",
+            ),
+        );
+        docs.push(doc);
+    }
+    check_duplicates(&docs)?;
+    if env_name == LOCAL_ENV {
+        let twin = LocalTwin {
+            adapt: &env.adapt,
+            provider: loaded.project.cluster.provider,
+            registry_port: loaded.project.registry.host_port,
+            images: image_tags(loaded)?,
+            declared_secrets: declared,
+        };
+        adapt(&mut docs, &twin, &mut rec)?;
+        apply_env_overrides(&mut docs, env, &mut rec)?;
+    }
+    apply_patches(&mut docs, env_name, env, &mut rec)?;
+    Ok(Rendered {
+        env: env_name.to_string(),
+        docs,
+        changes: rec.changes,
+    })
+}
+
+fn secret_from_env_file(
+    loaded: &Loaded,
+    env: &Environment,
+    s: &ktwin_config::SecretSource,
+) -> Result<Document, RenderError> {
+    let path = loaded.dir.join(&s.env_file);
+    let text = std::fs::read_to_string(&path).map_err(|error| RenderError::Io {
+        path: path.clone(),
+        error,
+    })?;
+    let kv = ktwin_config::envfile::parse(&text).map_err(|e| RenderError::EnvFile {
+        file: path.clone(),
+        line: e.line,
+        message: e.message,
+    })?;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let data: serde_json::Map<String, Value> = kv
+        .into_iter()
+        .map(|(k, v)| (k, json!(b64.encode(v.as_bytes()))))
+        .collect();
+    let mut meta = serde_json::Map::new();
+    meta.insert("name".into(), json!(s.name));
+    if let Some(ns) = s.namespace.as_ref().or(env.namespace.as_ref()) {
+        meta.insert("namespace".into(), json!(ns));
+    }
+    meta.insert(
+        "labels".into(),
+        json!({"app.kubernetes.io/managed-by": "ktwin"}),
+    );
+    Ok(Document {
+        value: json!({"apiVersion": "v1", "kind": "Secret", "metadata": meta, "type": "Opaque", "data": data}),
+        source: Source {
+            file: path,
+            line: 1,
+        },
+    })
+}
+
+/// Two objects with one identity would silently overwrite each other on apply.
+fn check_duplicates(docs: &[Document]) -> Result<(), RenderError> {
+    let mut seen: HashMap<(String, String, String, String), &Source> = HashMap::new();
+    for d in docs {
+        if d.name().is_empty() {
+            continue; // generateName
+        }
+        let key = (
+            d.group().to_string(),
+            d.kind().to_string(),
+            d.namespace().unwrap_or("").to_string(),
+            d.name().to_string(),
+        );
+        if let Some(first) = seen.insert(key, &d.source) {
+            return Err(RenderError::Duplicate {
+                obj: Box::new(d.obj_ref()),
+                first: first.clone(),
+                second: d.source.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn apply_env_overrides(
+    docs: &mut [Document],
+    env: &Environment,
+    rec: &mut Recorder,
+) -> Result<(), RenderError> {
+    for (i, o) in env.adapt.env.iter().enumerate() {
+        let mut matched = false;
+        for d in docs.iter_mut() {
+            if o.namespace
+                .as_deref()
+                .is_some_and(|ns| d.namespace() != Some(ns))
+            {
+                continue;
+            }
+            let obj = d.obj_ref();
+            if let Some(cm) = &o.config_map {
+                if !(d.is("ConfigMap") && d.name() == cm) {
+                    continue;
+                }
+                matched = true;
+                let Some(root) = d.value.as_object_mut() else {
+                    continue;
+                };
+                let data = root.entry("data").or_insert_with(|| json!({}));
+                let Some(data) = data.as_object_mut() else {
+                    continue;
+                };
+                for (k, v) in &o.set {
+                    let before = data.insert(k.clone(), json!(v));
+                    if before.as_ref() != Some(&json!(v)) {
+                        rec.push(
+                            &obj,
+                            Change::partial(
+                                &format!("/data/{}", ktwin_config::pos::escape_token(k)),
+                                before,
+                                Some(json!(v)),
+                                format!("adapt.env[{i}] sets `{k}` for the local twin"),
+                                "adapt.env",
+                            ),
+                        );
+                    }
+                }
+                continue;
+            }
+            let Some(cname) = &o.container else { continue };
+            if o.workload.as_deref().is_some_and(|w| w != d.name()) {
+                continue;
+            }
+            let Some(ptr) = pod_spec_pointer(d.kind()) else {
+                continue;
+            };
+            for list in CONTAINER_LISTS {
+                let lp = format!("{ptr}/{list}");
+                let Some(cs) = d.value.pointer_mut(&lp).and_then(Value::as_array_mut) else {
+                    continue;
+                };
+                for (ci, c) in cs.iter_mut().enumerate() {
+                    if c.get("name").and_then(Value::as_str) != Some(cname.as_str()) {
+                        continue;
+                    }
+                    matched = true;
+                    let Some(c) = c.as_object_mut() else { continue };
+                    let envs = c.entry("env").or_insert_with(|| json!([]));
+                    let Some(envs) = envs.as_array_mut() else {
+                        continue;
+                    };
+                    for (k, v) in &o.set {
+                        let new = json!({"name": k, "value": v});
+                        let pos = envs
+                            .iter()
+                            .position(|e| e.get("name").and_then(Value::as_str) == Some(k));
+                        let (idx, before) = match pos {
+                            Some(p) => (p, Some(std::mem::replace(&mut envs[p], new.clone()))),
+                            None => {
+                                envs.push(new.clone());
+                                (envs.len() - 1, None)
+                            }
+                        };
+                        if before.as_ref() != Some(&new) {
+                            rec.push(
+                                &obj,
+                                Change::partial(
+                                    &format!("{lp}/{ci}/env/{idx}"),
+                                    before,
+                                    Some(new),
+                                    format!("adapt.env[{i}] sets `{k}` in container `{cname}`"),
+                                    "adapt.env",
+                                ),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        if !matched {
+            let target = match (&o.config_map, &o.container) {
+                (Some(cm), _) => format!("ConfigMap `{cm}`"),
+                (_, Some(c)) => match &o.workload {
+                    Some(w) => format!("container `{c}` of `{w}`"),
+                    None => format!("container `{c}`"),
+                },
+                _ => "nothing".into(),
+            };
+            return Err(RenderError::Unmatched {
+                what: format!("environments.local.adapt.env[{i}]"),
+                target,
+            });
+        }
+    }
+    Ok(())
+}
+
+fn apply_patches(
+    docs: &mut [Document],
+    env_name: &str,
+    env: &Environment,
+    rec: &mut Recorder,
+) -> Result<(), RenderError> {
+    for (i, p) in env.patches.iter().enumerate() {
+        let what = format!("environments.{env_name}.patches[{i}]");
+        let t = &p.target;
+        let mut matched = false;
+        for d in docs.iter_mut() {
+            if d.kind() != t.kind || d.name() != t.name {
+                continue;
+            }
+            if t.namespace
+                .as_deref()
+                .is_some_and(|ns| d.namespace() != Some(ns))
+            {
+                continue;
+            }
+            matched = true;
+            let obj = d.obj_ref();
+            let before = d.value.clone();
+            let fail = |message: String| RenderError::PatchFailed {
+                what: what.clone(),
+                obj: Box::new(obj.clone()),
+                message,
+            };
+            if let Some(ops) = &p.json {
+                let patch: json_patch::Patch = serde_json::from_value(Value::Array(ops.clone()))
+                    .map_err(|e| fail(format!("invalid RFC 6902 operations: {e}")))?;
+                json_patch::patch(&mut d.value, &patch).map_err(|e| fail(e.to_string()))?;
+            }
+            if let Some(m) = &p.merge {
+                json_patch::merge(&mut d.value, m);
+            }
+            let reason = format!(
+                "{what} ({})",
+                if p.json.is_some() {
+                    "JSON patch"
+                } else {
+                    "merge patch"
+                }
+            );
+            for op in json_patch::diff(&before, &d.value).0 {
+                let path = op.path().to_string();
+                rec.push(
+                    &obj,
+                    Change::partial(
+                        &path,
+                        before.pointer(&path).cloned(),
+                        d.value.pointer(&path).cloned(),
+                        reason.clone(),
+                        "patches",
+                    ),
+                );
+            }
+        }
+        if !matched {
+            return Err(RenderError::Unmatched {
+                what,
+                target: match &t.namespace {
+                    Some(ns) => format!("{}/{} in namespace {ns}", t.kind, t.name),
+                    None => format!("{}/{}", t.kind, t.name),
+                },
+            });
+        }
+    }
+    Ok(())
+}

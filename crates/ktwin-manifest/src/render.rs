@@ -1,0 +1,148 @@
+//! Manifest sources → documents: kustomize roots (built by the user's kustomize), plain
+//! directories (every *.yaml/*.yml, sorted by path) and files (multi-document streams).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use crate::doc::{Document, Source};
+use crate::error::RenderError;
+use crate::parse::parse_stream;
+
+/// Builds a kustomization directory. The binary runs `kustomize build` or `kubectl kustomize`;
+/// tests may substitute their own.
+pub trait Kustomizer {
+    fn build(&self, dir: &Path) -> Result<String, RenderError>;
+}
+
+pub const KUSTOMIZATION_FILES: &[&str] =
+    &["kustomization.yaml", "kustomization.yml", "Kustomization"];
+
+pub fn kustomization_file(dir: &Path) -> Option<PathBuf> {
+    KUSTOMIZATION_FILES
+        .iter()
+        .map(|f| dir.join(f))
+        .find(|p| p.is_file())
+}
+
+fn read(path: &Path) -> Result<String, RenderError> {
+    std::fs::read_to_string(path).map_err(|error| RenderError::Io {
+        path: path.to_path_buf(),
+        error,
+    })
+}
+
+/// Every document of one source.
+pub fn load_source(path: &Path, kustomizer: &dyn Kustomizer) -> Result<Vec<Document>, RenderError> {
+    if path.is_dir() {
+        if let Some(kfile) = kustomization_file(path) {
+            let out = kustomizer.build(path)?;
+            let mut docs = parse_stream(&kfile, &out)?;
+            attribute_kustomize_origins(path, &mut docs);
+            return Ok(docs);
+        }
+        let mut files = yaml_files(path)?;
+        files.sort();
+        let mut docs = Vec::new();
+        for f in files {
+            docs.extend(parse_stream(&f, &read(&f)?)?);
+        }
+        return Ok(docs);
+    }
+    parse_stream(path, &read(path)?)
+}
+
+/// `*.yaml` and `*.yml` directly in `dir` and below it, skipping hidden entries.
+fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>, RenderError> {
+    let mut out = Vec::new();
+    let rd = std::fs::read_dir(dir).map_err(|error| RenderError::Io {
+        path: dir.to_path_buf(),
+        error,
+    })?;
+    for e in rd.flatten() {
+        let p = e.path();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue;
+        }
+        if p.is_dir() {
+            out.extend(yaml_files(&p)?);
+        } else if name.ends_with(".yaml") || name.ends_with(".yml") {
+            out.push(p);
+        }
+    }
+    Ok(out)
+}
+
+/// kustomize output forgets where objects came from. Point each object back at the file that
+/// defines it (by kind and name, allowing for name prefixes and suffixes), else at the
+/// kustomization file itself.
+fn attribute_kustomize_origins(root: &Path, docs: &mut [Document]) {
+    let mut index: HashMap<String, Vec<(String, Source)>> = HashMap::new();
+    let mut seen = Vec::new();
+    collect_kustomize_resources(root, &mut index, &mut seen, 0);
+    for d in docs.iter_mut() {
+        let Some(cands) = index.get(d.kind()) else {
+            continue;
+        };
+        let name = d.name();
+        let best = cands
+            .iter()
+            .filter(|(n, _)| n == name)
+            .chain(
+                cands
+                    .iter()
+                    .filter(|(n, _)| n != name && name.contains(n.as_str())),
+            )
+            .max_by_key(|(n, _)| (n == name, n.len()));
+        if let Some((_, src)) = best {
+            d.source = src.clone();
+        }
+    }
+}
+
+fn collect_kustomize_resources(
+    dir: &Path,
+    index: &mut HashMap<String, Vec<(String, Source)>>,
+    seen: &mut Vec<PathBuf>,
+    depth: usize,
+) {
+    if depth > 20 || seen.iter().any(|s| s == dir) {
+        return;
+    }
+    seen.push(dir.to_path_buf());
+    let Some(kfile) = kustomization_file(dir) else {
+        return;
+    };
+    let Ok(text) = std::fs::read_to_string(&kfile) else {
+        return;
+    };
+    let Ok(k) = serde_saphyr::from_str::<serde_json::Value>(&text) else {
+        return;
+    };
+    for field in ["resources", "bases", "components"] {
+        for r in k
+            .get(field)
+            .and_then(|v| v.as_array())
+            .into_iter()
+            .flatten()
+        {
+            let Some(r) = r.as_str() else { continue };
+            if r.contains("://") {
+                continue;
+            }
+            let p = dir.join(r);
+            if p.is_dir() {
+                collect_kustomize_resources(&p, index, seen, depth + 1);
+            } else if let Ok(t) = std::fs::read_to_string(&p) {
+                if let Ok(docs) = parse_stream(&p, &t) {
+                    for d in docs {
+                        index
+                            .entry(d.kind().to_string())
+                            .or_default()
+                            .push((d.name().to_string(), d.source.clone()));
+                    }
+                }
+            }
+        }
+    }
+}
