@@ -1,0 +1,107 @@
+//! Command-line types only; behaviour lives in `commands/`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ktwin",
+    version,
+    about = "A local twin of your production Kubernetes system",
+    long_about = "ktwin runs a multi-node local cluster that mirrors production: the same node pools, the same \
+manifests adapted to a laptop by a visible, diffable step, a persistent local registry, and a doctor for the \
+local-vs-prod differences that bite.\n\nThe project is described by ktwin.yaml, found in the current directory or \
+a parent (or given with -C / --file).",
+    after_help = "Examples:\n  ktwin init                      write ktwin.yaml from what the repo holds\n  \
+ktwin render --explain          show the local manifests and every change ktwin made\n  \
+ktwin diff --against dev        what the local twin changes relative to dev\n  \
+ktwin schema > ktwin.schema.json  JSON Schema for editor completion"
+)]
+pub struct Cli {
+    /// Run as if started in DIR.
+    #[arg(short = 'C', long = "directory", global = true, value_name = "DIR")]
+    pub directory: Option<PathBuf>,
+    /// Use this project file instead of searching for ktwin.yaml.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub file: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Render an environment's manifests (the local one adapted for the twin).
+    #[command(
+        after_help = "Examples:\n  ktwin render                     local environment, YAML\n  \
+ktwin render --explain           ... and a table of every change on stderr\n  \
+ktwin render --env dev -o json   the dev environment as a kubectl List\n\n\
+Secret values print as <redacted> unless --show-secrets is given."
+    )]
+    Render(RenderArgs),
+    /// Compare two environments, grouped by concern (images, storage, resources, ...).
+    #[command(
+        after_help = "Examples:\n  ktwin diff --against dev\n  ktwin diff --against prod -o markdown >> docs/local-vs-prod.md\n\n\
+Objects match by kind and name; namespaces are normalised. Always exits 0."
+    )]
+    Diff(DiffArgs),
+    /// Write a commented ktwin.yaml inferred from the repository.
+    #[command(
+        after_help = "ktwin init scans for kustomize roots, plain manifest directories and Dockerfiles, and \
+proposes node pools from the nodeSelectors and required node affinities the manifests use. It never \
+overwrites an existing ktwin.yaml unless --force is given."
+    )]
+    Init(InitArgs),
+    /// Print the JSON Schema of ktwin.yaml.
+    Schema,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum RenderFormat {
+    Yaml,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// Environment to render.
+    #[arg(long, default_value = "local")]
+    pub env: String,
+    #[arg(short = 'o', long = "output", value_enum, default_value = "yaml")]
+    pub output: RenderFormat,
+    /// Print every change ktwin made (object, path, before, after, reason): a table on stderr,
+    /// or a `changes` array with -o json.
+    #[arg(long)]
+    pub explain: bool,
+    /// Print Secret values instead of <redacted>.
+    #[arg(long)]
+    pub show_secrets: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum DiffFormat {
+    Text,
+    Markdown,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The environment to show (usually the local twin).
+    #[arg(long, default_value = "local")]
+    pub env: String,
+    /// The environment to compare against (e.g. dev or prod).
+    #[arg(long, value_name = "ENV")]
+    pub against: String,
+    #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
+    pub output: DiffFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Repository root to scan (default: the current directory).
+    pub dir: Option<PathBuf>,
+    /// Overwrite an existing ktwin.yaml.
+    #[arg(long)]
+    pub force: bool,
+}

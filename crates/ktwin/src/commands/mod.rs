@@ -1,0 +1,40 @@
+//! One thin module per verb: load, call the libraries, print.
+
+mod diff;
+mod init;
+mod render;
+mod schema;
+
+use std::path::PathBuf;
+
+use ktwin_config::Loaded;
+
+use crate::cli::{Cli, Command};
+use crate::report::{config_failure, Failure};
+
+pub fn run(cli: Cli) -> Result<u8, Failure> {
+    if let Some(dir) = &cli.directory {
+        std::env::set_current_dir(dir).map_err(|e| {
+            Failure::input(
+                format!("cannot change to directory {}: {e}", dir.display()),
+                None,
+            )
+        })?;
+    }
+    match &cli.command {
+        Command::Render(a) => render::run(&cli, a),
+        Command::Diff(a) => diff::run(&cli, a),
+        Command::Init(a) => init::run(a),
+        Command::Schema => schema::run(),
+    }
+}
+
+/// The project file: `--file`, else ktwin.yaml in the working directory or a parent.
+pub fn load_project(cli: &Cli) -> Result<Loaded, Failure> {
+    let path: PathBuf = match &cli.file {
+        Some(f) => f.clone(),
+        None => ktwin_config::find(&std::env::current_dir().unwrap_or_default())
+            .map_err(config_failure)?,
+    };
+    ktwin_config::load(&path).map_err(config_failure)
+}

@@ -1,0 +1,48 @@
+use ktwin_manifest::output::{brief, redact_changes, to_json, to_yaml};
+use ktwin_manifest::{render_env, Change};
+
+use crate::cli::{Cli, RenderArgs, RenderFormat};
+use crate::kustomize::ExternalKustomize;
+use crate::printer;
+use crate::report::{render_failure, Failure};
+
+pub fn run(cli: &Cli, a: &RenderArgs) -> Result<u8, Failure> {
+    let loaded = super::load_project(cli)?;
+    let r = render_env(&loaded, &a.env, &ExternalKustomize).map_err(render_failure)?;
+    match a.output {
+        RenderFormat::Yaml => {
+            printer::out(&to_yaml(&r.docs, a.show_secrets));
+            if a.explain {
+                explain(&r.changes, a.show_secrets);
+            }
+        }
+        RenderFormat::Json => {
+            let changes = a.explain.then_some(r.changes.as_slice());
+            printer::out(&to_json(&r.docs, changes, a.show_secrets));
+        }
+    }
+    Ok(0)
+}
+
+/// The change record as a table on stderr.
+pub fn explain(changes: &[Change], show_secrets: bool) {
+    if changes.is_empty() {
+        printer::err("no changes: the rendered objects are exactly the sources");
+        return;
+    }
+    let mut t = printer::table(&["object", "path", "before", "after", "reason"]);
+    for c in redact_changes(changes, show_secrets) {
+        t.add_row(vec![
+            c.object.to_string(),
+            if c.path.is_empty() {
+                "/".into()
+            } else {
+                c.path.clone()
+            },
+            brief(&c.before),
+            brief(&c.after),
+            format!("{} [{}]", c.reason, c.knob),
+        ]);
+    }
+    printer::err(&format!("{t}\n{} change(s)", changes.len()));
+}
