@@ -31,6 +31,6 @@ pub fn table(header: &[&str]) -> comfy_table::Table {
     if !stderr_is_tty() {
         t.set_width(140);
     }
-    t.set_header(header.iter().map(|h| comfy_table::Cell::new(h)));
+    t.set_header(header.iter().map(comfy_table::Cell::new));
     t
 }
