@@ -12,6 +12,7 @@ pub mod parse;
 pub mod pipeline;
 pub mod quantity;
 pub mod render;
+pub mod scan;
 
 pub use change::Change;
 pub use doc::{Document, ObjRef, Source};

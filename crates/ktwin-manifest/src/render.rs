@@ -130,7 +130,7 @@ fn collect_kustomize_resources(
             if r.contains("://") {
                 continue;
             }
-            let p = dir.join(r);
+            let p = clean_path(&dir.join(r));
             if p.is_dir() {
                 collect_kustomize_resources(&p, index, seen, depth + 1);
             } else if let Ok(t) = std::fs::read_to_string(&p) {
@@ -145,4 +145,22 @@ fn collect_kustomize_resources(
             }
         }
     }
+}
+
+/// Resolve `.` and `..` lexically, so sources read as the user wrote the tree.
+pub fn clean_path(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
 }

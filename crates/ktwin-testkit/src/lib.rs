@@ -1,1 +1,206 @@
+//! Test helpers shared by ktwin's crates: temporary projects, expected-output files, and stub
+//! executables on PATH that record how they were called.
 
+use std::path::{Path, PathBuf};
+
+/// A temporary directory holding a project; removed on drop.
+pub struct TempProject {
+    dir: tempfile::TempDir,
+}
+
+impl Default for TempProject {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TempProject {
+    pub fn new() -> TempProject {
+        TempProject {
+            dir: tempfile::Builder::new()
+                .prefix("ktwin-test-")
+                .tempdir()
+                .expect("create temp dir"),
+        }
+    }
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+    /// Write a file (creating parent directories) and return its path.
+    pub fn write(&self, rel: &str, content: &str) -> PathBuf {
+        let p = self.dir.path().join(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).expect("create dirs");
+        }
+        std::fs::write(&p, content).expect("write file");
+        p
+    }
+    /// Copy a directory tree into the project at `rel`, skipping `bin/` build outputs.
+    pub fn copy_tree(&self, from: &Path, rel: &str) -> PathBuf {
+        let to = self.dir.path().join(rel);
+        copy_dir(from, &to);
+        to
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create dir");
+    let mut entries: Vec<_> = std::fs::read_dir(from)
+        .expect("read dir")
+        .flatten()
+        .collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let name = e.file_name();
+        let src = e.path();
+        if src.is_dir() {
+            if name == "bin" {
+                continue;
+            }
+            copy_dir(&src, &to.join(&name));
+        } else {
+            std::fs::copy(&src, to.join(&name)).expect("copy file");
+        }
+    }
+}
+
+/// The workspace root (for examples and fixtures).
+pub fn workspace_root() -> PathBuf {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    here.parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .expect("workspace root")
+}
+
+/// Replace content tags, which depend on file modes and contents, with a stable marker.
+pub fn normalize_tags(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find("ktwin-") {
+        let tail = &rest[i + 6..];
+        let hex = tail.chars().take_while(|c| c.is_ascii_hexdigit()).count();
+        out.push_str(&rest[..i]);
+        if hex == 16 {
+            out.push_str("ktwin-<tag>");
+            rest = &tail[16..];
+        } else {
+            out.push_str("ktwin-");
+            rest = tail;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Compare `actual` with the expected file; with `UPDATE_EXPECT=1`, write it instead.
+pub fn assert_expected(path: &Path, actual: &str) {
+    if std::env::var_os("UPDATE_EXPECT").is_some() {
+        if let Some(p) = path.parent() {
+            std::fs::create_dir_all(p).expect("create expected dir");
+        }
+        std::fs::write(path, actual).expect("write expected");
+        return;
+    }
+    let expected = std::fs::read_to_string(path).unwrap_or_else(|_| {
+        panic!(
+            "missing expected file {} (run with UPDATE_EXPECT=1 to create it)\n--- actual ---\n{actual}",
+            path.display()
+        )
+    });
+    if expected != actual {
+        let diff: Vec<String> = expected
+            .lines()
+            .zip(actual.lines())
+            .enumerate()
+            .filter(|(_, (a, b))| a != b)
+            .take(10)
+            .map(|(i, (a, b))| format!("line {}:\n  - {a}\n  + {b}", i + 1))
+            .collect();
+        panic!(
+            "{} differs (UPDATE_EXPECT=1 rewrites it)\n{}\nexpected {} lines, got {}\n--- actual ---\n{actual}",
+            path.display(),
+            diff.join("\n"),
+            expected.lines().count(),
+            actual.lines().count()
+        );
+    }
+}
+
+/// A directory of stub executables to put first on PATH. Each stub appends its argv (one
+/// line, arguments separated by spaces) to `calls.log` and prints its canned output.
+pub struct StubBin {
+    dir: tempfile::TempDir,
+}
+
+impl Default for StubBin {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl StubBin {
+    pub fn new() -> StubBin {
+        StubBin {
+            dir: tempfile::Builder::new()
+                .prefix("ktwin-stubs-")
+                .tempdir()
+                .expect("create stub dir"),
+        }
+    }
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+    /// Add a stub that records its call, prints `stdout` and exits with `code`.
+    pub fn add(&self, name: &str, stdout: &str, code: i32) {
+        let log = self.dir.path().join("calls.log");
+        let out = self.dir.path().join(format!("{name}.out"));
+        std::fs::write(&out, stdout).expect("write stub output");
+        let script = format!(
+            "#!/bin/sh\nprintf '%s' '{name}' >> '{log}'\nfor a in \"$@\"; do printf ' %s' \"$a\" >> '{log}'; done\nprintf '\\n' >> '{log}'\ncat '{out}'\nexit {code}\n",
+            log = log.display(),
+            out = out.display()
+        );
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, script).expect("write stub");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))
+                .expect("chmod stub");
+        }
+    }
+    /// Every recorded call, in order.
+    pub fn calls(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.path().join("calls.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_are_normalised() {
+        assert_eq!(
+            normalize_tags("a:ktwin-0123456789abcdef b:ktwin-xyz"),
+            "a:ktwin-<tag> b:ktwin-xyz"
+        );
+    }
+
+    #[test]
+    fn stubs_record_calls() {
+        let s = StubBin::new();
+        s.add("k3d", "v5.8.3\n", 0);
+        let out = std::process::Command::new(s.path().join("k3d"))
+            .args(["cluster", "create", "a b"])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "v5.8.3\n");
+        assert_eq!(s.calls(), ["k3d cluster create a b"]);
+    }
+}

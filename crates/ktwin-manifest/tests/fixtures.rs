@@ -1,0 +1,134 @@
+//! Fixture tests: each directory under tests/fixtures is a project (ktwin.yaml + sources).
+//! It is copied to a temp dir (outside git, as a user's checkout with its env files ignored
+//! would be), rendered for `local`, and compared with `out.yaml` and `changes.txt` — or, for a
+//! project that must fail, with `error.txt`. `UPDATE_EXPECT=1` rewrites the expected files.
+
+use std::path::Path;
+use std::process::Command;
+
+use ktwin_manifest::output::{brief, redact_changes, to_yaml};
+use ktwin_manifest::{render_env, Kustomizer, RenderError};
+use ktwin_testkit::{assert_expected, normalize_tags, TempProject};
+
+/// kustomize via the same tools the binary uses: `kustomize build`, else `kubectl kustomize`.
+struct TestKustomize;
+
+impl Kustomizer for TestKustomize {
+    fn build(&self, dir: &Path) -> Result<String, RenderError> {
+        let try_run =
+            |prog: &str, args: &[&str]| Command::new(prog).args(args).arg(dir).output().ok();
+        let out = try_run("kustomize", &["build"])
+            .or_else(|| try_run("kubectl", &["kustomize"]))
+            .ok_or(RenderError::NoKustomize {
+                dir: dir.to_path_buf(),
+            })?;
+        if !out.status.success() {
+            return Err(RenderError::Kustomize {
+                dir: dir.to_path_buf(),
+                message: String::from_utf8_lossy(&out.stderr).into_owned(),
+            });
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+fn run_case(name: &str) {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    let tp = TempProject::new();
+    let dir = tp.copy_tree(&src, "p");
+    for f in ["out.yaml", "changes.txt", "error.txt"] {
+        let _ = std::fs::remove_file(dir.join(f));
+    }
+    let loaded =
+        ktwin_config::load(&dir.join("ktwin.yaml")).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+    match render_env(&loaded, "local", &TestKustomize) {
+        Ok(r) => {
+            assert!(!src.join("error.txt").exists(), "{name} should have failed");
+            assert_expected(
+                &src.join("out.yaml"),
+                &normalize_tags(&to_yaml(&r.docs, false)),
+            );
+            let mut changes = String::new();
+            for c in redact_changes(&r.changes, false) {
+                changes.push_str(&format!(
+                    "{} {}: {} -> {} [{}]\n",
+                    c.object,
+                    if c.path.is_empty() { "/" } else { &c.path },
+                    brief(&c.before),
+                    brief(&c.after),
+                    c.knob
+                ));
+            }
+            assert_expected(&src.join("changes.txt"), &normalize_tags(&changes));
+        }
+        Err(e) => {
+            let text = e
+                .to_string()
+                .replace(&dir.display().to_string(), "<project>");
+            assert_expected(&src.join("error.txt"), &format!("{text}\n"));
+        }
+    }
+}
+
+macro_rules! cases {
+    ($($fn_name:ident => $dir:literal),* $(,)?) => {
+        $( #[test] fn $fn_name() { run_case($dir); } )*
+    };
+}
+
+cases! {
+    adapt_images => "images",
+    adapt_pull_policy => "pull-policy",
+    adapt_pull_secrets => "pull-secrets",
+    adapt_storage => "storage",
+    adapt_storage_kind => "storage-kind",
+    adapt_resources_relaxed => "resources-relaxed",
+    adapt_resources_drop => "resources-drop",
+    adapt_resources_keep => "resources-keep",
+    adapt_volume_ownership => "volume-ownership",
+    adapt_env_overrides => "env-overrides",
+    adapt_patches => "patches",
+    adapt_patch_unmatched_is_an_error => "patch-unmatched",
+    adapt_secrets => "secrets",
+    adapt_every_knob_off => "adapt-off",
+    source_kustomize => "source-kustomize",
+    source_plain_dir => "source-plain-dir",
+    source_list => "source-list",
+}
+
+#[test]
+fn rendered_tag_is_the_content_tag_build_will_push() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/images");
+    let tp = TempProject::new();
+    let dir = tp.copy_tree(&src, "p");
+    let loaded = ktwin_config::load(&dir.join("ktwin.yaml")).unwrap();
+    let r = render_env(&loaded, "local", &TestKustomize).unwrap();
+    let tag = ktwin_config::contenttag::content_tag(&ktwin_config::contenttag::BuildInputs::new(
+        &loaded.dir,
+        &loaded.project.images[0],
+    ))
+    .unwrap();
+    let image = r.docs[0].value["spec"]["template"]["spec"]["containers"][0]["image"]
+        .as_str()
+        .unwrap();
+    assert_eq!(image, format!("localhost:5001/acme/app:{tag}"));
+    // A change to the build context changes the rendered tag.
+    std::fs::write(dir.join("app/new-file"), "x").unwrap();
+    let r2 = render_env(&loaded, "local", &TestKustomize).unwrap();
+    assert_ne!(r2.docs[0].value, r.docs[0].value);
+}
+
+#[test]
+fn sources_keep_file_and_line() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/source-kustomize");
+    let tp = TempProject::new();
+    let dir = tp.copy_tree(&src, "p");
+    let loaded = ktwin_config::load(&dir.join("ktwin.yaml")).unwrap();
+    let r = render_env(&loaded, "local", &TestKustomize).unwrap();
+    let dep = r.docs.iter().find(|d| d.is("Deployment")).unwrap();
+    assert_eq!(dep.name(), "dev-app");
+    assert_eq!(dep.source.file, dir.join("k8s/base/app.yaml"));
+    assert_eq!(dep.source.line, 6);
+}
