@@ -157,7 +157,7 @@ impl StubBin {
         let out = self.dir.path().join(format!("{name}.out"));
         std::fs::write(&out, stdout).expect("write stub output");
         let script = format!(
-            "#!/bin/sh\nprintf '%s' '{name}' >> '{log}'\nfor a in \"$@\"; do printf ' %s' \"$a\" >> '{log}'; done\nprintf '\\n' >> '{log}'\ncat '{out}'\nexit {code}\n",
+            "#!/bin/sh\nPATH=\"/usr/bin:/bin:$PATH\"\nprintf '%s' '{name}' >> '{log}'\nfor a in \"$@\"; do printf ' %s' \"$a\" >> '{log}'; done\nprintf '\\n' >> '{log}'\ncat '{out}'\nexit {code}\n",
             log = log.display(),
             out = out.display()
         );

@@ -1,0 +1,485 @@
+//! Tier-1 CLI tests: the real binary, run in temporary projects.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use ktwin_testkit::{assert_expected, normalize_tags, workspace_root, StubBin, TempProject};
+
+fn ktwin(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ktwin"))
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run ktwin")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn expected(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/expected")
+        .join(name)
+}
+
+/// The swarm example, copied out of git with its local secrets file created.
+fn swarm() -> (TempProject, PathBuf) {
+    let tp = TempProject::new();
+    let dir = tp.copy_tree(&workspace_root().join("examples/swarm"), "swarm");
+    let _ = std::fs::remove_file(dir.join("secrets-local.env"));
+    std::fs::copy(
+        dir.join("secrets-local.env.example"),
+        dir.join("secrets-local.env"),
+    )
+    .unwrap();
+    (tp, dir)
+}
+
+const SECRET_VALUES: &[&str] = &[
+    "local-only",
+    "local-token",
+    "bG9jYWwtb25seQ",
+    "bG9jYWwtdG9rZW4",
+];
+
+fn assert_no_secrets(s: &str) {
+    for v in SECRET_VALUES {
+        assert!(!s.contains(v), "secret value {v} leaked:\n{s}");
+    }
+}
+
+#[test]
+fn render_swarm_yaml() {
+    let (_tp, dir) = swarm();
+    let o = ktwin(&dir, &["render"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_no_secrets(&stdout(&o));
+    assert_no_secrets(&stderr(&o));
+    assert_expected(&expected("swarm-render.yaml"), &normalize_tags(&stdout(&o)));
+    // Deterministic byte for byte.
+    assert_eq!(stdout(&ktwin(&dir, &["render"])), stdout(&o));
+}
+
+#[test]
+fn render_swarm_json_with_changes() {
+    let (_tp, dir) = swarm();
+    let o = ktwin(&dir, &["render", "-o", "json", "--explain"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_no_secrets(&stdout(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["kind"], "List");
+    assert_eq!(v["items"].as_array().unwrap().len(), 11);
+    let knobs: Vec<&str> = v["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["knob"].as_str().unwrap())
+        .collect();
+    for k in [
+        "adapt.images",
+        "adapt.pullPolicy",
+        "adapt.pullSecrets",
+        "adapt.storage",
+        "adapt.volumeOwnership",
+        "adapt.resources",
+        "adapt.env",
+        "patches",
+        "secrets",
+    ] {
+        assert!(knobs.contains(&k), "no change from {k}: {knobs:?}");
+    }
+    assert_expected(
+        &expected("swarm-render-explain.json"),
+        &normalize_tags(&stdout(&o)),
+    );
+}
+
+#[test]
+fn explain_table_goes_to_stderr_and_secrets_only_on_request() {
+    let (_tp, dir) = swarm();
+    let plain = ktwin(&dir, &["render"]);
+    let o = ktwin(&dir, &["render", "--explain"]);
+    assert_eq!(stdout(&o), stdout(&plain));
+    let err = stderr(&o);
+    assert!(
+        err.contains("adapt.volumeOwnership") && err.contains("change(s)"),
+        "{err}"
+    );
+    assert_no_secrets(&err);
+    let shown = ktwin(&dir, &["render", "--show-secrets"]);
+    assert!(
+        stdout(&shown).contains("bG9jYWwtb25seQ=="),
+        "--show-secrets prints values"
+    );
+}
+
+#[test]
+fn remote_env_is_not_adapted() {
+    let (_tp, dir) = swarm();
+    let o = ktwin(&dir, &["render", "--env", "dev"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = stdout(&o);
+    assert!(
+        s.contains("image: ghcr.io/acme/lobboss:latest") && s.contains("imagePullPolicy: Always")
+    );
+    assert!(!s.contains("localhost:5001"));
+    let o = ktwin(&dir, &["render", "--env", "staging"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("environment `staging` is not defined"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn diff_against_dev() {
+    let (_tp, dir) = swarm();
+    let md = ktwin(&dir, &["diff", "--against", "dev", "-o", "markdown"]);
+    assert!(md.status.success(), "{}", stderr(&md));
+    assert_no_secrets(&stdout(&md));
+    assert_expected(&expected("swarm-diff.md"), &normalize_tags(&stdout(&md)));
+    let js = ktwin(&dir, &["diff", "--against", "dev", "-o", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&js)).unwrap();
+    let concerns: std::collections::BTreeSet<&str> = v["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["concern"].as_str().unwrap())
+        .collect();
+    for c in [
+        "images",
+        "pull policy",
+        "pull secrets",
+        "storage",
+        "resources",
+        "env/config values",
+        "replicas",
+    ] {
+        assert!(concerns.contains(c), "missing concern {c}");
+    }
+    assert_eq!(v["onlyIn"]["local"][0]["name"], "swarm-secrets");
+    let text = ktwin(&dir, &["diff", "--against", "dev"]);
+    assert!(text.status.success());
+    assert!(stdout(&text).contains("pull secrets\n") && stdout(&text).contains("difference(s)"));
+}
+
+#[test]
+fn init_infers_and_never_overwrites() {
+    let tp = TempProject::new();
+    let dir = tp.copy_tree(&workspace_root().join("examples/swarm"), "shop");
+    std::fs::remove_file(dir.join("ktwin.yaml")).unwrap();
+    let o = ktwin(&dir, &["init"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains("pool `lobboss`"), "{}", stderr(&o));
+    let written = std::fs::read_to_string(dir.join("ktwin.yaml")).unwrap();
+    assert_expected(&expected("init-shop.yaml"), &written);
+    // The written file is a valid project that renders.
+    let r = ktwin(&dir, &["render"]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    // Never overwrite without --force.
+    std::fs::write(dir.join("ktwin.yaml"), "# mine\n").unwrap();
+    let again = ktwin(&dir, &["init"]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(stderr(&again).contains("--force"));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("ktwin.yaml")).unwrap(),
+        "# mine\n"
+    );
+    assert_eq!(ktwin(&dir, &["init", "--force"]).status.code(), Some(0));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("ktwin.yaml")).unwrap(),
+        written
+    );
+}
+
+const HEAD: &str = "apiVersion: ktwin.dev/v1alpha1\nkind: Project\n";
+
+/// Run `render` on a project and snapshot the error text.
+fn config_error(case: &str, yaml: &str, setup: impl FnOnce(&TempProject)) -> String {
+    let tp = TempProject::new();
+    tp.write("ktwin.yaml", yaml);
+    setup(&tp);
+    let o = ktwin(tp.path(), &["render"]);
+    assert_eq!(o.status.code(), Some(2), "{case}: {}", stderr(&o));
+    assert!(o.stdout.is_empty(), "{case}: nothing on stdout");
+    let err = stderr(&o).replace(&tp.path().display().to_string(), "<project>");
+    assert_expected(&expected(&format!("errors/{case}.txt")), &err);
+    err
+}
+
+#[test]
+fn config_errors_name_file_line_and_fix() {
+    let e = config_error(
+        "unknown-field",
+        &format!("{HEAD}name: a\nclustr:\n  servers: 1\n"),
+        |_| {},
+    );
+    assert!(
+        e.contains("ktwin.yaml:4:1") && e.contains("did you mean `cluster`?"),
+        "{e}"
+    );
+
+    let e = config_error("name-not-dns", &format!("{HEAD}name: My_App\n"), |_| {});
+    assert!(
+        e.contains("ktwin.yaml:3:7") && e.contains("not a DNS label"),
+        "{e}"
+    );
+
+    let e = config_error(
+        "ports",
+        &format!("{HEAD}name: a\ncluster:\n  ports:\n    - {{hostPort: 8080, nodePort: 80}}\n    - {{hostPort: 8080, nodePort: 30001}}\n"),
+        |_| {},
+    );
+    assert!(
+        e.contains("nodePort 80 is outside")
+            && e.contains("hostPort 8080 is mapped twice")
+            && e.contains("2 errors"),
+        "{e}"
+    );
+
+    let e = config_error(
+        "node-label-reserved",
+        &format!("{HEAD}name: a\ncluster:\n  agents:\n    - name: w\n      labels: {{node-role.kubernetes.io/worker: \"\"}}\n"),
+        |_| {},
+    );
+    assert!(
+        e.contains("ktwin.yaml:7:16") && e.contains("reserved"),
+        "{e}"
+    );
+
+    let e = config_error(
+        "taint",
+        &format!("{HEAD}name: a\ncluster:\n  agents:\n    - name: w\n      taints: [\"dedicated=w:NoSchedul\"]\n"),
+        |_| {},
+    );
+    assert!(e.contains("did you mean `NoSchedule`"), "{e}");
+
+    let e = config_error(
+        "remote-env-context",
+        &format!("{HEAD}name: a\nenvironments:\n  dev:\n    manifests: []\n"),
+        |_| {},
+    );
+    assert!(e.contains("environment `dev` names no `context`"), "{e}");
+
+    let e = config_error(
+        "image-paths",
+        &format!("{HEAD}name: a\nimages:\n  - {{image: ghcr.io/a/b, context: nope}}\n  - {{image: ghcr.io/a/c, context: app, dockerfile: Dockerfile.prod}}\n"),
+        |tp| {
+            tp.write("app/Dockerfile", "FROM scratch\n");
+        },
+    );
+    assert!(
+        e.contains("build context `nope` does not exist")
+            && e.contains("Dockerfile `Dockerfile.prod` does not exist"),
+        "{e}"
+    );
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let ok = Command::new("git")
+        .args(["-c", "user.email=t@example.invalid", "-c", "user.name=t"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+        .status
+        .success();
+    assert!(ok, "git {args:?}");
+}
+
+#[test]
+fn secrets_env_file_must_be_git_ignored() {
+    let yaml = format!("{HEAD}name: a\nenvironments:\n  local:\n    secrets:\n      - {{name: s, envFile: local.env}}\n");
+    let e = config_error("envfile-not-ignored", &yaml, |tp| {
+        tp.write("local.env", "K=v\n");
+        git(tp.path(), &["init", "-q"]);
+    });
+    assert!(e.contains("add the line `/local.env` to .gitignore"), "{e}");
+
+    let e = config_error("envfile-tracked", &yaml, |tp| {
+        tp.write("local.env", "K=v\n");
+        git(tp.path(), &["init", "-q"]);
+        git(tp.path(), &["add", "local.env"]);
+    });
+    assert!(
+        e.contains("tracked by git") && e.contains("git rm --cached local.env"),
+        "{e}"
+    );
+
+    let e = config_error("envfile-missing", &yaml, |tp| {
+        tp.write("local.env.example", "K=\n");
+    });
+    assert!(e.contains("cp local.env.example local.env"), "{e}");
+
+    let tp = TempProject::new();
+    tp.write("ktwin.yaml", &yaml);
+    tp.write("local.env", "K=very-secret\n");
+    tp.write(".gitignore", "/local.env\n");
+    git(tp.path(), &["init", "-q"]);
+    let o = ktwin(tp.path(), &["render"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stdout(&o).contains("very-secret") && stdout(&o).contains("<redacted>"));
+}
+
+fn manifest_project(files: &[(&str, &str)]) -> TempProject {
+    let tp = TempProject::new();
+    tp.write(
+        "ktwin.yaml",
+        &format!("{HEAD}name: a\nenvironments:\n  local:\n    manifests: [m]\n"),
+    );
+    for (p, c) in files {
+        tp.write(&format!("m/{p}"), c);
+    }
+    tp
+}
+
+#[test]
+fn bad_manifests_are_input_errors_with_positions() {
+    let tp = manifest_project(&[(
+        "a.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: [a\n",
+    )]);
+    let o = ktwin(tp.path(), &["render"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.contains("m/a.yaml:"),
+        "invalid YAML names file:line:col: {err}"
+    );
+
+    let tp = manifest_project(&[
+        (
+            "a.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n",
+        ),
+        (
+            "b.yaml",
+            "# dup\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n",
+        ),
+    ]);
+    let o = ktwin(tp.path(), &["render"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.contains("ConfigMap/x is defined twice: m/a.yaml:1 and m/b.yaml:3"),
+        "{err}"
+    );
+
+    let tp = manifest_project(&[("a.yaml", "metadata: {name: x}\nkind: ConfigMap\n")]);
+    let o = ktwin(tp.path(), &["render"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no `apiVersion`"), "{}", stderr(&o));
+
+    let tp = manifest_project(&[
+        ("empty.yaml", ""),
+        ("comments.yaml", "# nothing here\n---\n"),
+    ]);
+    let o = ktwin(tp.path(), &["render"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).is_empty());
+}
+
+#[test]
+fn yaml_bomb_is_rejected_by_budget() {
+    let mut bomb = String::from("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: b}\nx0: &x0 [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n");
+    for i in 1..12 {
+        let refs = vec![format!("*x{}", i - 1); 10].join(",");
+        bomb.push_str(&format!("x{i}: &x{i} [{refs}]\n"));
+    }
+    let tp = manifest_project(&[("bomb.yaml", &bomb)]);
+    let o = ktwin(tp.path(), &["render"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("m/bomb.yaml"), "{}", stderr(&o));
+}
+
+#[test]
+fn kustomize_missing_says_how_to_install() {
+    let tp = TempProject::new();
+    tp.write(
+        "ktwin.yaml",
+        &format!("{HEAD}name: a\nenvironments:\n  local:\n    manifests: [k]\n"),
+    );
+    tp.write("k/kustomization.yaml", "resources: []\n");
+    let empty = StubBin::new();
+    let o = Command::new(env!("CARGO_BIN_EXE_ktwin"))
+        .arg("render")
+        .current_dir(tp.path())
+        .env("PATH", empty.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("neither `kustomize` nor `kubectl`") && err.contains("install"),
+        "{err}"
+    );
+
+    // With a stub kustomize first on PATH, ktwin runs `kustomize build <dir>`.
+    let stubs = StubBin::new();
+    stubs.add(
+        "kustomize",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: from-stub}\n",
+        0,
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_ktwin"))
+        .arg("render")
+        .current_dir(tp.path())
+        .env("PATH", stubs.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("name: from-stub"));
+    assert_eq!(
+        stubs.calls(),
+        [format!("kustomize build {}", tp.path().join("k").display())]
+    );
+}
+
+#[test]
+fn project_file_discovery() {
+    let (_tp, dir) = swarm();
+    let sub = dir.join("k8s/base");
+    let o = ktwin(&sub, &["render", "-o", "json"]);
+    assert!(o.status.success(), "found in a parent: {}", stderr(&o));
+    let o = ktwin(
+        Path::new("/"),
+        &["-C", dir.to_str().unwrap(), "render", "-o", "json"],
+    );
+    assert!(o.status.success(), "-C: {}", stderr(&o));
+    let f = dir.join("ktwin.yaml");
+    let o = ktwin(Path::new("/"), &["render", "--file", f.to_str().unwrap()]);
+    assert!(o.status.success(), "--file: {}", stderr(&o));
+    let none = TempProject::new();
+    let o = ktwin(none.path(), &["render"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("ktwin init"), "{}", stderr(&o));
+}
+
+#[test]
+fn schema_and_usage() {
+    let o = ktwin(Path::new("/"), &["schema"]);
+    assert!(o.status.success());
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    for f in [
+        "apiVersion",
+        "kind",
+        "name",
+        "cluster",
+        "registry",
+        "images",
+        "environments",
+    ] {
+        assert!(v["properties"].get(f).is_some(), "schema lacks {f}");
+    }
+    assert_eq!(v["additionalProperties"], false);
+    let o = ktwin(Path::new("/"), &["render", "--no-such-flag"]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = ktwin(Path::new("/"), &["--help"]);
+    assert!(o.status.success() && stdout(&o).contains("Examples:"));
+}
