@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The test command README.md gives and .ci/run runs: format check, clippy with -D warnings,
+# and every test of the workspace. Installs what the tests need when it is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+apt_install() {
+  need_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive need_root apt-get install -y -qq "$@"
+}
+
+# git: secrets env files are checked against git's ignore rules.
+command -v git >/dev/null || apt_install git
+# kustomize (or kubectl's built-in kustomize) renders the kustomize sources under test.
+if ! command -v kustomize >/dev/null && ! command -v kubectl >/dev/null; then
+  echo "test.sh: installing kubectl (Debian kubernetes-client) for the kustomize tests" >&2
+  apt_install kubernetes-client
+fi
+# The example and fixtures use kustomize v4+ features (`patches:` with targets, directory
+# resources); kubectl older than 1.21 embeds kustomize v2 and cannot build them.
+if ! { kustomize build examples/swarm/k8s/overlays/dev >/dev/null 2>&1 ||
+       kubectl kustomize examples/swarm/k8s/overlays/dev >/dev/null 2>&1; }; then
+  echo "test.sh: the kustomize on PATH cannot build examples/swarm/k8s/overlays/dev." >&2
+  echo "          Install kustomize v4+ or kubectl >= 1.21 (https://kubernetes.io/docs/tasks/tools/)." >&2
+  exit 1
+fi
+if ! command -v cargo >/dev/null; then
+  # shellcheck disable=SC1091
+  [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
+fi
+
+echo "== cargo fmt --check" >&2
+cargo fmt --all -- --check
+echo "== cargo clippy --all-targets -- -D warnings" >&2
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== cargo test" >&2
+cargo test --workspace --all-targets --locked
