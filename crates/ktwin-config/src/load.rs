@@ -19,11 +19,12 @@ pub fn yaml_options() -> serde_saphyr::Options {
     budget.max_nodes = 5_000_000;
     budget.max_total_scalar_bytes = 512 * 1024 * 1024;
     budget.max_documents = 1_000_000;
+    budget.max_recorded_anchor_events = 100_000;
     let mut opts = serde_saphyr::Options::default();
     opts.budget = Some(budget);
     opts.legacy_octal_numbers = true;
     opts.with_snippet = false;
-    opts.alias_limits.max_total_replayed_events = 1_000_000;
+    opts.alias_limits.max_total_replayed_events = 200_000;
     opts.alias_limits.max_alias_expansions_per_anchor = 10_000;
     opts
 }
@@ -136,7 +137,7 @@ pub fn serde_diag(path: &Path, text: &str, e: &serde_saphyr::Error) -> SourceDia
 /// serde-saphyr appends " at line L, column C"; the diagnostic carries the position itself.
 fn strip_location_suffix(msg: &str) -> String {
     let msg = msg.trim();
-    if let Some(i) = msg.rfind(" at line ") {
+    if let Some(i) = msg.find(" at line ") {
         return msg[..i].trim_end_matches(',').to_string();
     }
     msg.to_string()

@@ -29,7 +29,7 @@ pub fn table(header: &[&str]) -> comfy_table::Table {
     t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
     t.set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
     if !stderr_is_tty() {
-        t.set_width(140);
+        t.set_width(180);
     }
     t.set_header(header.iter().map(comfy_table::Cell::new));
     t

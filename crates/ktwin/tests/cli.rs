@@ -395,7 +395,11 @@ fn yaml_bomb_is_rejected_by_budget() {
     let tp = manifest_project(&[("bomb.yaml", &bomb)]);
     let o = ktwin(tp.path(), &["render"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("m/bomb.yaml"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("m/bomb.yaml") && stderr(&o).contains("budget"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]

@@ -30,7 +30,7 @@ pub fn explain(changes: &[Change], show_secrets: bool) {
         printer::err("no changes: the rendered objects are exactly the sources");
         return;
     }
-    let mut t = printer::table(&["object", "path", "before", "after", "reason"]);
+    let mut t = printer::table(&["object", "field", "change", "why", "knob"]);
     for c in redact_changes(changes, show_secrets) {
         t.add_row(vec![
             c.object.to_string(),
@@ -39,10 +39,23 @@ pub fn explain(changes: &[Change], show_secrets: bool) {
             } else {
                 c.path.clone()
             },
-            brief(&c.before),
-            brief(&c.after),
-            format!("{} [{}]", c.reason, c.knob),
+            format!("{} → {}", brief(&c.before), brief(&c.after)),
+            c.reason.clone(),
+            c.knob.clone(),
         ]);
+    }
+    // Objects and knobs are read whole; paths and prose wrap within sensible bounds.
+    use comfy_table::{ColumnConstraint::*, Width::Fixed};
+    for (i, c) in [
+        (0, ContentWidth),
+        (1, UpperBoundary(Fixed(48))),
+        (2, LowerBoundary(Fixed(28))),
+        (3, LowerBoundary(Fixed(36))),
+        (4, ContentWidth),
+    ] {
+        if let Some(col) = t.column_mut(i) {
+            col.set_constraint(c);
+        }
     }
     printer::err(&format!("{t}\n{} change(s)", changes.len()));
 }
