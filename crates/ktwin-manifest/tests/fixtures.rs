@@ -98,13 +98,28 @@ cases! {
     source_list => "source-list",
 }
 
-#[test]
-fn rendered_tag_is_the_content_tag_build_will_push() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/images");
+/// Copy a fixture out of git and render its local environment.
+fn render_copy(
+    name: &str,
+) -> (
+    TempProject,
+    std::path::PathBuf,
+    ktwin_config::Loaded,
+    ktwin_manifest::Rendered,
+) {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
     let tp = TempProject::new();
     let dir = tp.copy_tree(&src, "p");
     let loaded = ktwin_config::load(&dir.join("ktwin.yaml")).unwrap();
     let r = render_env(&loaded, "local", &TestKustomize).unwrap();
+    (tp, dir, loaded, r)
+}
+
+#[test]
+fn rendered_tag_is_the_content_tag_build_will_push() {
+    let (_tp, dir, loaded, r) = render_copy("images");
     let tag = ktwin_config::contenttag::content_tag(&ktwin_config::contenttag::BuildInputs::new(
         &loaded.dir,
         &loaded.project.images[0],
@@ -122,11 +137,7 @@ fn rendered_tag_is_the_content_tag_build_will_push() {
 
 #[test]
 fn sources_keep_file_and_line() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/source-kustomize");
-    let tp = TempProject::new();
-    let dir = tp.copy_tree(&src, "p");
-    let loaded = ktwin_config::load(&dir.join("ktwin.yaml")).unwrap();
-    let r = render_env(&loaded, "local", &TestKustomize).unwrap();
+    let (_tp, dir, _loaded, r) = render_copy("source-kustomize");
     let dep = r.docs.iter().find(|d| d.is("Deployment")).unwrap();
     assert_eq!(dep.name(), "dev-app");
     assert_eq!(dep.source.file, dir.join("k8s/base/app.yaml"));
