@@ -1,0 +1,63 @@
+use serde_json::Value;
+
+use ktwin_config::Provider;
+
+use crate::{CheckInfo, Ctx, Finding, Severity};
+
+pub const INFO: CheckInfo = CheckInfo {
+    id: "loadbalancer-port-conflict",
+    title: "a LoadBalancer Service on a port k3s's Traefik already takes",
+    explain: "k3d clusters run k3s with its bundled Traefik ingress, exposed by k3s's service load balancer \
+(servicelb/klipper) on ports 80 and 443 of every node. Another LoadBalancer Service on 80 or 443 can never get \
+those host ports: its EXTERNAL-IP stays `<pending>` and its svclb pods stay Pending, while in the cloud it got \
+its own load balancer.\n\nFix: use an Ingress through Traefik, another port, or create the cluster with Traefik \
+disabled (`--k3s-arg --disable=traefik@server:*`).",
+};
+
+pub fn run(cx: &Ctx<'_>) -> Vec<Finding> {
+    if cx.twin.provider != Provider::K3d {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for s in cx.of_kind("Service") {
+        if s.value.pointer("/spec/type").and_then(Value::as_str) != Some("LoadBalancer") {
+            continue;
+        }
+        for p in s
+            .value
+            .pointer("/spec/ports")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let port = p.get("port").and_then(Value::as_u64).unwrap_or(0);
+            if port == 80 || port == 443 {
+                out.push(Finding::on(
+                    s,
+                    INFO.id,
+                    Severity::Warning,
+                    format!("LoadBalancer port {port} is held by k3s's Traefik on every node: the external IP stays <pending>"),
+                    "route through an Ingress, pick another port, or disable Traefik",
+                ));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::*;
+
+    fn lb(port: u16) -> String {
+        format!("apiVersion: v1\nkind: Service\nmetadata: {{name: s}}\nspec: {{type: LoadBalancer, ports: [{{port: {port}}}]}}\n")
+    }
+
+    #[test]
+    fn port_80_on_k3d_only() {
+        assert_eq!(run_check(run, &lb(80), &twin("")).len(), 1);
+        assert!(run_check(run, &lb(8080), &twin("")).is_empty());
+        assert!(run_check(run, &lb(443), &twin("cluster: {provider: kind}\n")).is_empty());
+    }
+}

@@ -1,0 +1,200 @@
+//! The local twin the manifests will run on: its nodes, port mappings, storage classes,
+//! images, secrets and adaptation settings.
+
+use std::collections::{BTreeMap, HashSet};
+
+use ktwin_config::imageref::ImageRef;
+use ktwin_config::names::parse_taint;
+use ktwin_config::{Adapt, Port, Project, Provider};
+use ktwin_manifest::Document;
+
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub name: String,
+    pub pool: String,
+    pub labels: BTreeMap<String, String>,
+    /// (key, value, effect)
+    pub taints: Vec<(String, Option<String>, String)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Twin {
+    pub project: String,
+    pub provider: Provider,
+    pub nodes: Vec<Node>,
+    pub ports: Vec<Port>,
+    pub adapt: Adapt,
+    /// Normalised repositories ktwin builds.
+    pub images: HashSet<String>,
+    /// Storage classes that exist locally.
+    pub storage_classes: HashSet<String>,
+    /// Classes served by local-path-provisioner.
+    pub local_path_classes: HashSet<String>,
+    /// (namespace or "", name) of Secrets the environment declares under `secrets:`.
+    pub declared_secrets: HashSet<(String, String)>,
+    /// Where ktwin.yaml is, for findings about the project itself.
+    pub project_file: Option<std::path::PathBuf>,
+    /// 1-based line of each `cluster.ports` entry in ktwin.yaml.
+    pub port_lines: Vec<Option<usize>>,
+}
+
+fn host_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
+fn base_labels(hostname: &str) -> BTreeMap<String, String> {
+    let mut l = BTreeMap::new();
+    l.insert("kubernetes.io/hostname".into(), hostname.into());
+    l.insert("kubernetes.io/os".into(), "linux".into());
+    l.insert("kubernetes.io/arch".into(), host_arch().into());
+    l.insert("beta.kubernetes.io/os".into(), "linux".into());
+    l.insert("beta.kubernetes.io/arch".into(), host_arch().into());
+    l
+}
+
+impl Twin {
+    /// The twin a project declares.
+    pub fn from_project(
+        p: &Project,
+        env: &str,
+        project_file: Option<std::path::PathBuf>,
+        pos: Option<&ktwin_config::PosIndex>,
+    ) -> Twin {
+        let cluster = p.cluster_name().to_string();
+        let provider = p.cluster.provider;
+        let mut nodes = Vec::new();
+        let agents_total: u32 = p.cluster.agents.iter().map(|a| a.count).sum();
+        for i in 0..p.cluster.servers {
+            let name = match provider {
+                Provider::K3d => format!("k3d-{cluster}-server-{i}"),
+                Provider::Kind if i == 0 => format!("{cluster}-control-plane"),
+                Provider::Kind => format!("{cluster}-control-plane{}", i + 1),
+            };
+            let mut labels = base_labels(&name);
+            labels.insert(
+                "node-role.kubernetes.io/control-plane".into(),
+                "true".into(),
+            );
+            let mut taints = Vec::new();
+            // kind taints its control plane once there are workers; k3s servers stay schedulable.
+            if provider == Provider::Kind && agents_total > 0 {
+                taints.push((
+                    "node-role.kubernetes.io/control-plane".into(),
+                    None,
+                    "NoSchedule".into(),
+                ));
+            }
+            nodes.push(Node {
+                name,
+                pool: "server".into(),
+                labels,
+                taints,
+            });
+        }
+        let mut idx = 0;
+        for a in &p.cluster.agents {
+            for _ in 0..a.count {
+                let name = match provider {
+                    Provider::K3d => format!("k3d-{cluster}-agent-{idx}"),
+                    Provider::Kind if idx == 0 => format!("{cluster}-worker"),
+                    Provider::Kind => format!("{cluster}-worker{}", idx + 1),
+                };
+                let mut labels = base_labels(&name);
+                labels.extend(a.labels.clone());
+                let taints = a
+                    .taints
+                    .iter()
+                    .filter_map(|t| parse_taint(t).ok())
+                    .map(|t| (t.key, t.value, t.effect))
+                    .collect();
+                nodes.push(Node {
+                    name,
+                    pool: a.name.clone(),
+                    labels,
+                    taints,
+                });
+                idx += 1;
+            }
+        }
+        let images = p
+            .images
+            .iter()
+            .filter_map(|i| ImageRef::parse(&i.image).ok())
+            .map(|r| r.repository_key())
+            .collect();
+        let e = p.environment(env);
+        let adapt = e.map(|e| e.adapt.clone()).unwrap_or_default();
+        let declared_secrets = e
+            .map(|e| {
+                e.secrets
+                    .iter()
+                    .map(|s| {
+                        let ns = s
+                            .namespace
+                            .clone()
+                            .or(e.namespace.clone())
+                            .unwrap_or_default();
+                        (ns, s.name.clone())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let port_lines = (0..p.cluster.ports.len())
+            .map(|i| {
+                pos.and_then(|x| x.value(&format!("/cluster/ports/{i}")))
+                    .map(|p| p.line)
+            })
+            .collect();
+        let sc = provider.default_storage_class().to_string();
+        Twin {
+            project: p.name.clone(),
+            provider,
+            nodes,
+            ports: p.cluster.ports.clone(),
+            adapt,
+            images,
+            storage_classes: HashSet::from([sc.clone()]),
+            local_path_classes: HashSet::from([sc]),
+            declared_secrets,
+            project_file,
+            port_lines,
+        }
+    }
+
+    /// With no ktwin.yaml: a single-node k3d twin, nothing built, every adaptation on.
+    pub fn default_k3d() -> Twin {
+        let p: Project = Project {
+            api_version: ktwin_config::API_VERSION.into(),
+            kind: ktwin_config::KIND.into(),
+            name: "twin".into(),
+            cluster: Default::default(),
+            registry: Default::default(),
+            images: vec![],
+            environments: Default::default(),
+            doctor: Default::default(),
+        };
+        Twin::from_project(&p, "local", None, None)
+    }
+
+    /// Learn the storage classes the manifests bring themselves.
+    pub fn add_rendered(&mut self, docs: &[Document]) {
+        for d in docs {
+            if d.is("StorageClass") {
+                self.storage_classes.insert(d.name().to_string());
+                if d.value.pointer("/provisioner").and_then(|v| v.as_str())
+                    == Some(ktwin_manifest::adapt::LOCAL_PATH_PROVISIONER)
+                {
+                    self.local_path_classes.insert(d.name().to_string());
+                }
+            }
+        }
+    }
+
+    pub fn builds(&self, image: &str) -> bool {
+        ImageRef::parse(image).is_ok_and(|r| self.images.contains(&r.repository_key()))
+    }
+}
