@@ -102,6 +102,7 @@ pub struct Ctx<'a> {
     pub docs: &'a [Document],
     pub twin: &'a Twin,
     pub workloads: Vec<k8s::Workload<'a>>,
+    workloads_by_ns: HashMap<&'a str, Vec<usize>>,
     by_kind_name: HashMap<(&'a str, &'a str, &'a str), &'a Document>,
 }
 
@@ -111,12 +112,32 @@ impl<'a> Ctx<'a> {
             .iter()
             .map(|d| ((d.kind(), d.namespace().unwrap_or(""), d.name()), d))
             .collect();
+        let workloads = k8s::workloads(docs);
+        let mut workloads_by_ns: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, w) in workloads.iter().enumerate() {
+            workloads_by_ns.entry(w.ns()).or_default().push(i);
+        }
         Ctx {
             docs,
             twin,
-            workloads: k8s::workloads(docs),
+            workloads,
+            workloads_by_ns,
             by_kind_name,
         }
+    }
+    /// Workloads in `ns` whose pod template labels a Service-style selector selects.
+    pub fn selected(
+        &self,
+        ns: &str,
+        sel: &serde_json::Map<String, serde_json::Value>,
+    ) -> Vec<&k8s::Workload<'a>> {
+        self.workloads_by_ns
+            .get(ns)
+            .into_iter()
+            .flatten()
+            .map(|i| &self.workloads[*i])
+            .filter(|w| k8s::map_selector_matches(sel, w.labels))
+            .collect()
     }
     pub fn get(&self, kind: &str, ns: &str, name: &str) -> Option<&'a Document> {
         self.by_kind_name.get(&(kind, ns, name)).copied()
@@ -149,20 +170,21 @@ pub fn info(id: &str) -> Option<CheckInfo> {
 
 pub const IGNORE_ANNOTATION: &str = "ktwin.dev/ignore";
 
-fn annotation_ignores(f: &Finding, docs: &[Document]) -> bool {
+/// (kind, namespace, name) → the checks its `ktwin.dev/ignore` annotation silences.
+fn annotation_index(docs: &[Document]) -> HashMap<(&str, Option<&str>, &str), Vec<&str>> {
     docs.iter()
-        .find(|d| {
-            d.kind() == f.object.kind
-                && d.name() == f.object.name
-                && d.namespace() == f.object.namespace.as_deref()
+        .filter_map(|d| {
+            let v = d
+                .value
+                .pointer("/metadata/annotations")?
+                .get(IGNORE_ANNOTATION)?
+                .as_str()?;
+            Some((
+                (d.kind(), d.namespace(), d.name()),
+                v.split(',').map(str::trim).collect(),
+            ))
         })
-        .and_then(|d| {
-            d.value
-                .pointer("/metadata/annotations")
-                .and_then(|a| a.get(IGNORE_ANNOTATION))
-        })
-        .and_then(|v| v.as_str())
-        .is_some_and(|s| s.split(',').any(|c| c.trim() == f.check))
+        .collect()
 }
 
 fn config_ignores(f: &Finding, ignore: &[DoctorIgnore]) -> bool {
@@ -176,10 +198,20 @@ fn config_ignores(f: &Finding, ignore: &[DoctorIgnore]) -> bool {
 /// Run every check; drop what annotations or `doctor.ignore` silence; sort by file and line.
 pub fn run(docs: &[Document], twin: &Twin, ignore: &[DoctorIgnore]) -> Vec<Finding> {
     let cx = Ctx::new(docs, twin);
+    let silenced = annotation_index(docs);
+    let annotated = |f: &Finding| {
+        silenced
+            .get(&(
+                f.object.kind.as_str(),
+                f.object.namespace.as_deref(),
+                f.object.name.as_str(),
+            ))
+            .is_some_and(|ids| ids.contains(&f.check))
+    };
     let mut out: Vec<Finding> = checks::ALL
         .iter()
         .flat_map(|(_, f)| f(&cx))
-        .filter(|f| !annotation_ignores(f, docs) && !config_ignores(f, ignore))
+        .filter(|f| !annotated(f) && !config_ignores(f, ignore))
         .collect();
     out.sort_by(|a, b| {
         (&a.file, a.line, a.check, &a.container, &a.message).cmp(&(

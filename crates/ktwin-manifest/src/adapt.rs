@@ -111,7 +111,7 @@ pub fn adapt(
             }
         }
     }
-    if a.storage {
+    if a.storage || !a.storage_classes.is_empty() {
         for d in docs.iter_mut() {
             adapt_storage(d, a, &classes, twin.provider, rec);
         }
@@ -309,7 +309,7 @@ fn map_class(
             )
         });
     }
-    if sc.is_empty() || classes.contains(sc) {
+    if !a.storage || sc.is_empty() || classes.contains(sc) {
         return None;
     }
     let to = provider.default_storage_class();

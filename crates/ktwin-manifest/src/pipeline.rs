@@ -74,6 +74,29 @@ pub fn image_tags(loaded: &Loaded) -> Result<HashMap<String, String>, RenderErro
     Ok(out)
 }
 
+/// Render an environment as its manifests are written: sources, namespace, declared secrets,
+/// env overrides and patches, but none of the local adaptations. The doctor reads this, so it
+/// can say which findings the adaptation resolves.
+pub fn render_unadapted(
+    loaded: &Loaded,
+    env_name: &str,
+    kustomizer: &dyn Kustomizer,
+) -> Result<Rendered, RenderError> {
+    environment(loaded, env_name)?;
+    let mut l = loaded.clone();
+    if let Some(env) = l.project.environments.get_mut(env_name) {
+        let a = &mut env.adapt;
+        a.images = false;
+        a.pull_policy = false;
+        a.pull_secrets = false;
+        a.storage = false;
+        a.storage_classes.clear();
+        a.volume_ownership = false;
+        a.resources = ktwin_config::ResourcesMode::Keep;
+    }
+    render_env(&l, env_name, kustomizer)
+}
+
 pub fn render_env(
     loaded: &Loaded,
     env_name: &str,

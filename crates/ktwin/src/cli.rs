@@ -16,6 +16,7 @@ a parent (or given with -C / --file).",
     after_help = "Examples:\n  ktwin init                      write ktwin.yaml from what the repo holds\n  \
 ktwin render --explain          show the local manifests and every change ktwin made\n  \
 ktwin diff --against dev        what the local twin changes relative to dev\n  \
+ktwin doctor                    parity findings before they cost a day\n  \
 ktwin schema > ktwin.schema.json  JSON Schema for editor completion"
 )]
 pub struct Cli {
@@ -45,6 +46,17 @@ Secret values print as <redacted> unless --show-secrets is given."
 Objects match by kind and name; namespaces are normalised. Always exits 0."
     )]
     Diff(DiffArgs),
+    /// Find local-vs-prod differences that will bite, before anything is applied.
+    #[command(
+        after_help = "Examples:\n  ktwin doctor                         the local environment against the twin\n  \
+ktwin doctor --fail-on warning       also fail on warnings (CI)\n  \
+ktwin doctor -f k8s/ -o sarif        any manifests, SARIF for code scanning\n  \
+ktwin doctor --explain fsgroup-local-path\n\n\
+A finding that ktwin's local adaptation already resolves is shown as info with the knob that does it.\n\
+Silence a check on an object with the annotation ktwin.dev/ignore: \"check-a,check-b\", or in\n\
+ktwin.yaml under doctor.ignore: [{check, kind?, name?}]. Exit 1 when a finding reaches --fail-on."
+    )]
+    Doctor(DoctorArgs),
     /// Write a commented ktwin.yaml inferred from the repository.
     #[command(
         after_help = "ktwin init scans for kustomize roots, plain manifest directories and Dockerfiles, and \
@@ -104,4 +116,40 @@ pub struct InitArgs {
     /// Overwrite an existing ktwin.yaml.
     #[arg(long)]
     pub force: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum DoctorFormat {
+    Text,
+    Json,
+    Sarif,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum FailOn {
+    Error,
+    Warning,
+    Info,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Environment whose manifests to check against the local twin.
+    #[arg(long, default_value = "local")]
+    pub env: String,
+    /// Check these manifest files or directories instead of the environment's (without a
+    /// ktwin.yaml, against a default single-node k3d twin). Repeatable.
+    #[arg(short = 'f', long = "filename", value_name = "PATH")]
+    pub files: Vec<PathBuf>,
+    #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
+    pub output: DoctorFormat,
+    /// Exit 1 when a finding reaches this severity.
+    #[arg(long, value_enum, default_value = "error")]
+    pub fail_on: FailOn,
+    /// Print the catalogue of checks.
+    #[arg(long)]
+    pub list_checks: bool,
+    /// Print why a check exists, the incident it prevents, and the fix.
+    #[arg(long, value_name = "CHECK")]
+    pub explain: Option<String>,
 }

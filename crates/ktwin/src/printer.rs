@@ -34,3 +34,7 @@ pub fn table(header: &[&str]) -> comfy_table::Table {
     t.set_header(header.iter().map(comfy_table::Cell::new));
     t
 }
+
+pub fn stdout_is_tty() -> bool {
+    std::io::stdout().is_terminal()
+}

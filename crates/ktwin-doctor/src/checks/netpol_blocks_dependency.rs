@@ -4,7 +4,7 @@ use base64::Engine;
 use ktwin_manifest::Document;
 use serde_json::{Map, Value};
 
-use crate::k8s::{cname, label_selector_matches, map_selector_matches, Workload};
+use crate::k8s::{cname, label_selector_matches, Workload};
 use crate::{CheckInfo, Ctx, Finding, Severity};
 
 pub const INFO: CheckInfo = CheckInfo {
@@ -261,12 +261,8 @@ pub fn run(cx: &Ctx<'_>) -> Vec<Finding> {
                     {
                         Some(sel) => {
                             let l: Vec<_> = cx
-                                .workloads
-                                .iter()
-                                .filter(|t| {
-                                    t.ns() == svc.namespace().unwrap_or("")
-                                        && map_selector_matches(sel, t.labels)
-                                })
+                                .selected(svc.namespace().unwrap_or(""), sel)
+                                .into_iter()
                                 .filter_map(|t| t.labels)
                                 .collect();
                             if l.is_empty() {

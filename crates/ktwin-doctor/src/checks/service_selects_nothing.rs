@@ -1,6 +1,5 @@
 use serde_json::Value;
 
-use crate::k8s::map_selector_matches;
 use crate::{CheckInfo, Ctx, Finding, Severity};
 
 pub const INFO: CheckInfo = CheckInfo {
@@ -25,11 +24,7 @@ pub fn run(cx: &Ctx<'_>) -> Vec<Finding> {
             continue;
         }
         let ns = s.namespace().unwrap_or("");
-        if cx
-            .workloads
-            .iter()
-            .any(|w| w.ns() == ns && map_selector_matches(sel, w.labels))
-        {
+        if !cx.selected(ns, sel).is_empty() {
             continue;
         }
         let want = sel

@@ -1,6 +1,6 @@
 use serde_json::Value;
 
-use crate::k8s::{declared_ports, map_selector_matches};
+use crate::k8s::declared_ports;
 use crate::{CheckInfo, Ctx, Finding, Severity};
 
 pub const INFO: CheckInfo = CheckInfo {
@@ -19,11 +19,7 @@ pub fn run(cx: &Ctx<'_>) -> Vec<Finding> {
             continue;
         };
         let ns = s.namespace().unwrap_or("");
-        let selected: Vec<_> = cx
-            .workloads
-            .iter()
-            .filter(|w| w.ns() == ns && map_selector_matches(sel, w.labels))
-            .collect();
+        let selected = cx.selected(ns, sel);
         if selected.is_empty() {
             continue;
         }

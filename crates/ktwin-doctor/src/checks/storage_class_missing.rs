@@ -47,7 +47,12 @@ pub fn run(cx: &Ctx<'_>) -> Vec<Finding> {
             if sc.is_empty() || cx.twin.storage_classes.contains(sc) {
                 continue;
             }
-            let mapped = a.storage_classes.contains_key(sc) || a.storage;
+            let explicit = a.storage_classes.contains_key(sc);
+            let knob = if explicit {
+                "adapt.storageClasses"
+            } else {
+                "adapt.storage"
+            };
             out.push(
                 Finding::on(
                     d,
@@ -62,7 +67,7 @@ pub fn run(cx: &Ctx<'_>) -> Vec<Finding> {
                         cx.twin.provider.default_storage_class()
                     ),
                 )
-                .fixed_by("adapt.storage", mapped),
+                .fixed_by(knob, explicit || a.storage),
             );
         }
     }

@@ -1,6 +1,7 @@
 //! One thin module per verb: load, call the libraries, print.
 
 mod diff;
+mod doctor;
 mod init;
 mod render;
 mod schema;
@@ -24,6 +25,7 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
     match &cli.command {
         Command::Render(a) => render::run(&cli, a),
         Command::Diff(a) => diff::run(&cli, a),
+        Command::Doctor(a) => doctor::run(&cli, a),
         Command::Init(a) => init::run(a),
         Command::Schema => schema::run(),
     }
@@ -37,4 +39,15 @@ pub fn load_project(cli: &Cli) -> Result<Loaded, Failure> {
             .map_err(config_failure)?,
     };
     ktwin_config::load(&path).map_err(config_failure)
+}
+
+/// Like [`load_project`], but no project at all is not an error.
+pub fn load_project_if_any(cli: &Cli) -> Result<Option<Loaded>, Failure> {
+    match (
+        &cli.file,
+        ktwin_config::find(&std::env::current_dir().unwrap_or_default()),
+    ) {
+        (None, Err(ktwin_config::ConfigError::NotFound { .. })) => Ok(None),
+        _ => load_project(cli).map(Some),
+    }
 }

@@ -1,0 +1,99 @@
+use std::path::PathBuf;
+
+use ktwin_doctor::output::{to_json, to_sarif, to_text};
+use ktwin_doctor::{catalogue, Finding, Severity, Twin};
+use ktwin_manifest::pipeline::render_unadapted;
+use ktwin_manifest::render::load_source;
+
+use crate::cli::{Cli, DoctorArgs, DoctorFormat, FailOn};
+use crate::kustomize::ExternalKustomize;
+use crate::printer;
+use crate::report::{render_failure, Failure};
+
+pub fn run(cli: &Cli, a: &DoctorArgs) -> Result<u8, Failure> {
+    if a.list_checks {
+        let mut t = printer::table(&["check", "finds"]);
+        for (i, _) in catalogue() {
+            t.add_row(vec![i.id, i.title]);
+        }
+        printer::out(&format!("{t}\n"));
+        return Ok(0);
+    }
+    if let Some(id) = &a.explain {
+        let Some(info) = ktwin_doctor::info(id) else {
+            let ids: Vec<&str> = catalogue().iter().map(|(i, _)| i.id).collect();
+            let hint = ktwin_config::load::closest(id, &ids)
+                .map(|c| format!("did you mean `{c}`? "))
+                .unwrap_or_default();
+            return Err(Failure::input(
+                format!("no check `{id}`"),
+                Some(format!(
+                    "{hint}`ktwin doctor --list-checks` prints them all"
+                )),
+            ));
+        };
+        printer::out(&format!(
+            "{} — {}\n\n{}\n",
+            info.id, info.title, info.explain
+        ));
+        return Ok(0);
+    }
+
+    let loaded = super::load_project_if_any(cli)?;
+    let (docs, mut twin, base, ignore) = match (&loaded, a.files.is_empty()) {
+        (Some(l), true) => {
+            let r = render_unadapted(l, &a.env, &ExternalKustomize).map_err(render_failure)?;
+            let twin = Twin::from_project(&l.project, &a.env, Some(l.path.clone()), Some(&l.pos));
+            (r.docs, twin, l.dir.clone(), l.project.doctor.ignore.clone())
+        }
+        (None, true) => {
+            return Err(Failure::input(
+                "no ktwin.yaml here or in a parent directory, and no manifests given",
+                Some("check manifests against a default single-node k3d twin with `ktwin doctor -f PATH`, or run `ktwin init`".into()),
+            ))
+        }
+        (_, false) => {
+            let mut docs = Vec::new();
+            for f in &a.files {
+                docs.extend(load_source(f, &ExternalKustomize).map_err(render_failure)?);
+            }
+            let (twin, ignore) = match &loaded {
+                Some(l) => (
+                    Twin::from_project(&l.project, &a.env, Some(l.path.clone()), Some(&l.pos)),
+                    l.project.doctor.ignore.clone(),
+                ),
+                None => (Twin::default_k3d(), Vec::new()),
+            };
+            (docs, twin, std::env::current_dir().unwrap_or_default(), ignore)
+        }
+    };
+    twin.add_rendered(&docs);
+    let mut findings = ktwin_doctor::run(&docs, &twin, &ignore);
+    relativize(&mut findings, &base);
+    let text = match a.output {
+        DoctorFormat::Json => to_json(&findings),
+        DoctorFormat::Sarif => {
+            let rules: Vec<_> = catalogue().into_iter().map(|(i, _)| i).collect();
+            to_sarif(&findings, &rules, None, env!("CARGO_PKG_VERSION"))
+        }
+        DoctorFormat::Text => to_text(&findings, None, printer::stdout_is_tty()),
+    };
+    printer::out(&text);
+    let threshold = match a.fail_on {
+        FailOn::Error => Severity::Error,
+        FailOn::Warning => Severity::Warning,
+        FailOn::Info => Severity::Info,
+    };
+    Ok(u8::from(findings.iter().any(|f| f.severity >= threshold)))
+}
+
+/// Paths relative to the project (or working) directory, as a reviewer reads them.
+fn relativize(findings: &mut [Finding], base: &std::path::Path) {
+    for f in findings {
+        if let Some(p) = &f.file {
+            if let Ok(r) = p.strip_prefix(base) {
+                f.file = Some(PathBuf::from(r));
+            }
+        }
+    }
+}
