@@ -45,22 +45,26 @@ impl std::fmt::Display for ObjRef {
     }
 }
 
-fn str_at<'a>(v: &'a Value, ptr: &str) -> Option<&'a str> {
-    v.pointer(ptr).and_then(Value::as_str)
+fn meta<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get("metadata")?.get(key)?.as_str()
 }
 
 impl Document {
+    // Direct lookups rather than JSON pointers: these run for every object in every check.
     pub fn kind(&self) -> &str {
-        str_at(&self.value, "/kind").unwrap_or("")
+        self.value.get("kind").and_then(Value::as_str).unwrap_or("")
     }
     pub fn api_version(&self) -> &str {
-        str_at(&self.value, "/apiVersion").unwrap_or("")
+        self.value
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("")
     }
     pub fn name(&self) -> &str {
-        str_at(&self.value, "/metadata/name").unwrap_or("")
+        meta(&self.value, "name").unwrap_or("")
     }
     pub fn namespace(&self) -> Option<&str> {
-        str_at(&self.value, "/metadata/namespace")
+        meta(&self.value, "namespace")
     }
     pub fn obj_ref(&self) -> ObjRef {
         ObjRef {

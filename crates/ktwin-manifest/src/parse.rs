@@ -10,16 +10,94 @@ use crate::doc::{Document, Source};
 use crate::error::RenderError;
 
 /// Parse a multi-document stream. Empty documents are skipped; `kind: List` is flattened.
+/// Large streams are split at document markers and parsed on all cores (documents are
+/// independent in YAML: anchors do not cross them); any error re-parses serially so its
+/// position is exact.
 pub fn parse_stream(file: &Path, text: &str) -> Result<Vec<Document>, RenderError> {
-    let docs: Vec<Spanned<Value>> =
-        serde_saphyr::from_multiple_with_options(text, ktwin_config::load::yaml_options())
-            .map_err(|e| RenderError::Yaml(ktwin_config::load::serde_diag(file, text, &e)))?;
+    let parts = split_parts(text, parallelism());
+    let parsed: Option<Vec<Vec<(usize, Value)>>> = if parts.len() > 1 {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = parts
+                .iter()
+                .map(|(start_line, part)| s.spawn(move || parse_part(part, *start_line).ok()))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().ok().flatten())
+                .collect()
+        })
+    } else {
+        None
+    };
+    let docs = match parsed {
+        Some(p) => p.into_iter().flatten().collect(),
+        None => parse_part(text, 1)
+            .map_err(|e| RenderError::Yaml(ktwin_config::load::serde_diag(file, text, &e)))?,
+    };
     let mut out = Vec::with_capacity(docs.len());
-    for d in docs {
-        let line = d.referenced.line() as usize;
-        push_doc(file, line, d.value, &mut out)?;
+    for (line, value) in docs {
+        push_doc(file, line, value, &mut out)?;
     }
     Ok(out)
+}
+
+/// Below this size one thread is faster than starting more.
+const PARALLEL_MIN_BYTES: usize = 256 * 1024;
+
+fn parallelism() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8)
+}
+
+fn parse_part(text: &str, start_line: usize) -> Result<Vec<(usize, Value)>, serde_saphyr::Error> {
+    let docs: Vec<Spanned<Value>> =
+        serde_saphyr::from_multiple_with_options(text, ktwin_config::load::yaml_options())?;
+    Ok(docs
+        .into_iter()
+        .map(|d| (d.referenced.line() as usize + start_line - 1, d.value))
+        .collect())
+}
+
+/// Split at lines that start a document (`---` at column 0) into about `n` parts of similar
+/// size, each with the 1-based line it starts on.
+fn split_parts(text: &str, n: usize) -> Vec<(usize, &str)> {
+    if n < 2 || text.len() < PARALLEL_MIN_BYTES {
+        return vec![(1, text)];
+    }
+    let mut cuts = vec![0usize];
+    let target = text.len() / n;
+    let mut next = target;
+    let mut line_start = 0;
+    for (i, b) in text.bytes().enumerate() {
+        if b != b'\n' {
+            continue;
+        }
+        line_start = i + 1;
+        if line_start >= next {
+            let rest = &text.as_bytes()[line_start..];
+            let is_marker = rest.starts_with(b"---")
+                && matches!(rest.get(3), None | Some(b'\n' | b'\r' | b' ' | b'\t'));
+            if is_marker {
+                cuts.push(line_start);
+                next = line_start + target;
+                if cuts.len() == n {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = line_start;
+    cuts.push(text.len());
+    let mut line = 1;
+    let mut prev = 0;
+    let mut parts = Vec::new();
+    for w in cuts.windows(2) {
+        line += text[prev..w[0]].bytes().filter(|b| *b == b'\n').count();
+        prev = w[0];
+        parts.push((line, &text[w[0]..w[1]]));
+    }
+    parts
 }
 
 fn push_doc(
@@ -110,6 +188,28 @@ mod tests {
         assert_eq!(docs[0].source.line, 4);
         assert_eq!(docs[1].source.line, 10);
         assert!(p("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn parallel_split_keeps_lines_and_order() {
+        let mut text = String::new();
+        for i in 0..4000 {
+            text.push_str(&format!("---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c{i}\ndata:\n  k: |\n    ---\n    not a marker\n"));
+        }
+        assert!(text.len() > PARALLEL_MIN_BYTES);
+        assert!(split_parts(&text, 2).len() == 2);
+        let docs = p(&text).unwrap();
+        assert_eq!(docs.len(), 4000);
+        for (i, d) in docs.iter().enumerate() {
+            assert_eq!(d.name(), format!("c{i}"));
+            assert_eq!(d.source.line, i * 9 + 2);
+        }
+        // An error in any part is reported at its exact position in the whole stream.
+        let bad = format!("{text}---\napiVersion: v1\nkind: [\n");
+        let RenderError::Yaml(d) = p(&bad).unwrap_err() else {
+            panic!()
+        };
+        assert!(d.pos.unwrap().line > 36000, "{:?}", d.pos);
     }
 
     #[test]

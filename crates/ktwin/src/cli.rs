@@ -26,6 +26,9 @@ pub struct Cli {
     /// Use this project file instead of searching for ktwin.yaml.
     #[arg(long, global = true, value_name = "PATH")]
     pub file: Option<PathBuf>,
+    /// Say more on stderr (phase timings).
+    #[arg(short = 'v', long, global = true)]
+    pub verbose: bool,
     #[command(subcommand)]
     pub command: Command,
 }

@@ -39,6 +39,7 @@ pub fn run(cli: &Cli, a: &DoctorArgs) -> Result<u8, Failure> {
         return Ok(0);
     }
 
+    let started = std::time::Instant::now();
     let loaded = super::load_project_if_any(cli)?;
     let (docs, mut twin, base, ignore) = match (&loaded, a.files.is_empty()) {
         (Some(l), true) => {
@@ -68,7 +69,20 @@ pub fn run(cli: &Cli, a: &DoctorArgs) -> Result<u8, Failure> {
         }
     };
     twin.add_rendered(&docs);
+    let read = started.elapsed();
+    let checks_started = std::time::Instant::now();
     let mut findings = ktwin_doctor::run(&docs, &twin, &ignore);
+    let checked = checks_started.elapsed();
+    if cli.verbose {
+        printer::err(&format!(
+            "read {} objects in {:.1} ms; {} checks in {:.1} ms ({:.0} objects/s)",
+            docs.len(),
+            read.as_secs_f64() * 1e3,
+            catalogue().len(),
+            checked.as_secs_f64() * 1e3,
+            docs.len() as f64 / checked.as_secs_f64().max(1e-9)
+        ));
+    }
     relativize(&mut findings, &base);
     let text = match a.output {
         DoctorFormat::Json => to_json(&findings),
