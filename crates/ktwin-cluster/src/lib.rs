@@ -1,4 +1,11 @@
-//! Cluster providers (k3d, kind), registry mirrors, KEP-1755 and the context guard.
-//!
-//! The providers land with the cluster issue; this crate exists now so its dependency
-//! direction (cluster → engine → config) holds from the start.
+//! Cluster providers (k3d, kind): the exact config each receives, version gates, the
+//! registry mirror wiring, and the context guard every cluster-writing path goes through.
+
+pub mod guard;
+pub mod k3d;
+pub mod kind;
+pub mod provider;
+pub mod registry_wiring;
+
+pub use guard::{guard, GuardError};
+pub use provider::{provider_for, ClusterProvider, Version, VersionError};

@@ -67,6 +67,9 @@ proposes node pools from the nodeSelectors and required node affinities the mani
 overwrites an existing ktwin.yaml unless --force is given."
     )]
     Init(InitArgs),
+    /// Cluster commands (`ktwin cluster config`).
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
     /// Print the JSON Schema of ktwin.yaml.
     Schema,
 }
@@ -155,4 +158,27 @@ pub struct DoctorArgs {
     /// Print why a check exists, the incident it prevents, and the fix.
     #[arg(long, value_name = "CHECK")]
     pub explain: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Print the exact config the provider (k3d or kind) will receive.
+    #[command(
+        after_help = "Examples:\n  ktwin cluster config                    the provider ktwin.yaml names\n  \
+ktwin cluster config --provider kind    what kind would receive instead"
+    )]
+    Config(ClusterConfigArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ProviderArg {
+    K3d,
+    Kind,
+}
+
+#[derive(Debug, Args)]
+pub struct ClusterConfigArgs {
+    /// Render for this provider instead of `cluster.provider`.
+    #[arg(long, value_enum)]
+    pub provider: Option<ProviderArg>,
 }

@@ -487,3 +487,15 @@ fn schema_and_usage() {
     let o = ktwin(Path::new("/"), &["--help"]);
     assert!(o.status.success() && stdout(&o).contains("Examples:"));
 }
+
+#[test]
+fn cluster_config_prints_what_the_provider_receives() {
+    let (_tp, dir) = swarm();
+    let k3d = ktwin(&dir, &["cluster", "config"]);
+    assert!(k3d.status.success(), "{}", stderr(&k3d));
+    assert!(stdout(&k3d).starts_with("apiVersion: k3d.io/v1alpha5\n"));
+    assert!(stderr(&k3d).contains("context k3d-swarm"));
+    let kind = ktwin(&dir, &["cluster", "config", "--provider", "kind"]);
+    assert!(stdout(&kind).contains("apiVersion: kind.x-k8s.io/v1alpha4"));
+    assert!(stderr(&kind).contains("context kind-swarm"));
+}

@@ -1,5 +1,6 @@
 //! One thin module per verb: load, call the libraries, print.
 
+mod cluster;
 mod diff;
 mod doctor;
 mod init;
@@ -27,6 +28,7 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Diff(a) => diff::run(&cli, a),
         Command::Doctor(a) => doctor::run(&cli, a),
         Command::Init(a) => init::run(a),
+        Command::Cluster(c) => cluster::run(&cli, c),
         Command::Schema => schema::run(),
     }
 }

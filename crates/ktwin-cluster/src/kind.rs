@@ -1,0 +1,112 @@
+//! kind: `kind.x-k8s.io/v1alpha4`. One worker per pool member with the pool's labels; taints
+//! through kubeadm JoinConfiguration patches (kind has no taints field); port mappings on the
+//! first control-plane node; containerd reads per-host mirror config from certs.d.
+
+use ktwin_config::names::parse_taint;
+use ktwin_config::{Project, Protocol};
+use serde_json::{json, Value};
+
+use crate::provider::{ClusterProvider, Version};
+
+#[derive(Debug, Clone, Copy)]
+pub struct Kind;
+
+pub const CONTAINERD_PATCH: &str = "[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"/etc/containerd/certs.d\"\n";
+
+fn taint_patch(taints: &[String]) -> String {
+    let mut s = String::from("kind: JoinConfiguration\nnodeRegistration:\n  taints:\n");
+    for t in taints.iter().filter_map(|t| parse_taint(t).ok()) {
+        s.push_str(&format!("  - key: \"{}\"\n", t.key));
+        if let Some(v) = &t.value {
+            s.push_str(&format!("    value: \"{v}\"\n"));
+        }
+        s.push_str(&format!("    effect: \"{}\"\n", t.effect));
+    }
+    s
+}
+
+impl ClusterProvider for Kind {
+    fn tool(&self) -> &'static str {
+        "kind"
+    }
+    fn context(&self, cluster: &str) -> String {
+        format!("kind-{cluster}")
+    }
+    fn min_version(&self) -> (Version, &'static str) {
+        (
+            Version(0, 20, 0),
+            "node images whose containerd reads registry mirrors from /etc/containerd/certs.d",
+        )
+    }
+    fn install_help(&self) -> &'static str {
+        "Install kind: https://kind.sigs.k8s.io/docs/user/quick-start/#installation (e.g. `go install sigs.k8s.io/kind@latest`)."
+    }
+    fn parse_version(&self, output: &str) -> Option<Version> {
+        Version::find(output, "kind")
+    }
+
+    fn render_config(&self, p: &Project) -> Value {
+        let mut nodes = Vec::new();
+        for i in 0..p.cluster.servers.max(1) {
+            let mut n = json!({"role": "control-plane"});
+            if i == 0 && !p.cluster.ports.is_empty() {
+                n["extraPortMappings"] = Value::Array(
+                    p.cluster
+                        .ports
+                        .iter()
+                        .map(|m| {
+                            json!({
+                                "containerPort": m.node_port,
+                                "hostPort": m.host_port,
+                                "listenAddress": "127.0.0.1",
+                                "protocol": if m.protocol == Protocol::Udp { "UDP" } else { "TCP" },
+                            })
+                        })
+                        .collect(),
+                );
+            }
+            nodes.push(n);
+        }
+        for a in &p.cluster.agents {
+            for _ in 0..a.count {
+                let mut n = json!({"role": "worker"});
+                if !a.labels.is_empty() {
+                    n["labels"] = json!(a.labels);
+                }
+                if !a.taints.is_empty() {
+                    n["kubeadmConfigPatches"] = json!([taint_patch(&a.taints)]);
+                }
+                nodes.push(n);
+            }
+        }
+        json!({
+            "kind": "Cluster",
+            "apiVersion": "kind.x-k8s.io/v1alpha4",
+            "name": p.cluster_name(),
+            "containerdConfigPatches": [CONTAINERD_PATCH],
+            "nodes": nodes,
+        })
+    }
+
+    fn create_args(&self, p: &Project, config_path: &str) -> Vec<String> {
+        vec![
+            "create".into(),
+            "cluster".into(),
+            "--name".into(),
+            p.cluster_name().into(),
+            "--config".into(),
+            config_path.into(),
+        ]
+    }
+    fn delete_args(&self, cluster: &str) -> Vec<String> {
+        vec![
+            "delete".into(),
+            "cluster".into(),
+            "--name".into(),
+            cluster.into(),
+        ]
+    }
+    fn list_args(&self) -> Vec<String> {
+        vec!["get".into(), "clusters".into()]
+    }
+}

@@ -1,0 +1,90 @@
+//! How nodes reach the one registry: both `localhost:<hostPort>` (the name in rendered image
+//! refs, valid on the host) and `<registry-name>:5000` (valid on the cluster network) mirror to
+//! `http://<registry-name>:5000`, and the KEP-1755 ConfigMap tells Tilt/Skaffold where it is.
+
+use ktwin_config::Registry;
+use serde_json::{json, Value};
+
+/// The registry as seen from inside the cluster network.
+pub fn in_network(r: &Registry) -> String {
+    format!("{}:5000", r.name)
+}
+
+pub fn on_host(r: &Registry) -> String {
+    format!("localhost:{}", r.host_port)
+}
+
+/// The two registry host names nodes must resolve, with the endpoint they mirror to.
+pub fn mirrors(r: &Registry) -> Vec<(String, String)> {
+    let endpoint = format!("http://{}", in_network(r));
+    vec![(on_host(r), endpoint.clone()), (in_network(r), endpoint)]
+}
+
+/// containerd `hosts.toml` for one mirrored host (kind nodes, and the tier-2 stand-in node).
+pub fn hosts_toml(host: &str, endpoint: &str) -> String {
+    format!("server = \"http://{host}\"\n\n[host.\"{endpoint}\"]\n  capabilities = [\"pull\", \"resolve\"]\n")
+}
+
+/// k3s `registries.yaml` with both mirrors.
+pub fn k3s_registries_yaml(r: &Registry) -> String {
+    let mut s = String::from("mirrors:\n");
+    for (host, endpoint) in mirrors(r) {
+        s.push_str(&format!(
+            "  \"{host}\":\n    endpoint:\n      - \"{endpoint}\"\n"
+        ));
+    }
+    s
+}
+
+/// `kube-public/local-registry-hosting` (KEP-1755) with all four fields.
+pub fn kep1755_configmap(r: &Registry) -> Value {
+    let doc = format!(
+        "host: \"{}\"\nhostFromContainerRuntime: \"{}\"\nhostFromClusterNetwork: \"{}\"\nhelp: \"https://ktwin.dev/registry\"\n",
+        on_host(r),
+        in_network(r),
+        in_network(r)
+    );
+    json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "local-registry-hosting", "namespace": "kube-public"},
+        "data": {"localRegistryHosting.v1": doc}
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_names_mirror_to_the_network_endpoint() {
+        let r = Registry::default();
+        assert_eq!(
+            mirrors(&r),
+            [
+                (
+                    "localhost:5001".to_string(),
+                    "http://ktwin-registry:5000".to_string()
+                ),
+                (
+                    "ktwin-registry:5000".to_string(),
+                    "http://ktwin-registry:5000".to_string()
+                )
+            ]
+        );
+        let cm = kep1755_configmap(&r);
+        let doc = cm["data"]["localRegistryHosting.v1"].as_str().unwrap();
+        for f in [
+            "host:",
+            "hostFromContainerRuntime:",
+            "hostFromClusterNetwork:",
+            "help:",
+        ] {
+            assert!(doc.contains(f), "{f}");
+        }
+        let parsed: Value = serde_saphyr::from_str(doc).unwrap();
+        assert_eq!(parsed["host"], "localhost:5001");
+        assert!(hosts_toml("localhost:5001", "http://ktwin-registry:5000")
+            .contains("[host.\"http://ktwin-registry:5000\"]"));
+    }
+}
