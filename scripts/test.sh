@@ -34,5 +34,13 @@ echo "== cargo fmt --check" >&2
 cargo fmt --all -- --check
 echo "== cargo clippy --all-targets -- -D warnings" >&2
 cargo clippy --workspace --all-targets --locked -- -D warnings
-echo "== cargo test" >&2
+echo "== cargo test (tiers 0 and 1)" >&2
 cargo test --workspace --all-targets --locked
+
+# Tier 2: a real Docker engine and registry (scripts/test-env.sh installs and starts them, and
+# cleans up only what it started).
+echo "== tier 2: real engine and registry" >&2
+# shellcheck source=scripts/test-env.sh
+source scripts/test-env.sh
+trap ktwin_test_env_cleanup EXIT
+cargo test -p ktwin --locked --test tier2_registry -- --ignored

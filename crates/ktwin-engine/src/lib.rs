@@ -1,7 +1,11 @@
 //! Effects on the host: the one process runner every external command goes through (argv
-//! vectors, never a shell), and, as they land, the container engine, the registry container,
-//! builds and pushes.
+//! vectors, never a shell), container engine detection, the registry container and its API.
 
+pub mod engine;
+pub mod ports;
+pub mod registry;
+pub mod registry_api;
 pub mod runner;
 
+pub use engine::{detect_here, Engine, EngineKind, NoEngine};
 pub use runner::{which, Cmd, RunError, RunOutput};

@@ -26,6 +26,10 @@ pub struct Cli {
     /// Use this project file instead of searching for ktwin.yaml.
     #[arg(long, global = true, value_name = "PATH")]
     pub file: Option<PathBuf>,
+    /// Container engine to use (default: detected — DOCKER_HOST, the Docker socket, Podman's
+    /// sockets). Also KTWIN_ENGINE.
+    #[arg(long, global = true, value_enum)]
+    pub engine: Option<EngineArg>,
     /// Say more on stderr (phase timings).
     #[arg(short = 'v', long, global = true)]
     pub verbose: bool,
@@ -67,6 +71,9 @@ proposes node pools from the nodeSelectors and required node affinities the mani
 overwrites an existing ktwin.yaml unless --force is given."
     )]
     Init(InitArgs),
+    /// The persistent local registry: up, down, status.
+    #[command(subcommand)]
+    Registry(RegistryCommand),
     /// Cluster commands (`ktwin cluster config`).
     #[command(subcommand)]
     Cluster(ClusterCommand),
@@ -181,4 +188,42 @@ pub struct ClusterConfigArgs {
     /// Render for this provider instead of `cluster.provider`.
     #[arg(long, value_enum)]
     pub provider: Option<ProviderArg>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum EngineArg {
+    Docker,
+    Podman,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RegistryCommand {
+    /// Create or start the registry container; a no-op when it already matches ktwin.yaml.
+    #[command(
+        after_help = "The registry is one container (registry.name) published on 127.0.0.1:<registry.hostPort>,\n\
+its data in the volume <name>-data. It outlives every cluster. A registry that differs from\n\
+ktwin.yaml (image, port) is reported, and recreated only with --recreate; its images are kept."
+    )]
+    Up {
+        /// Recreate a registry that differs from ktwin.yaml (its data volume is kept).
+        #[arg(long)]
+        recreate: bool,
+    },
+    /// Remove the registry container; its images stay in the data volume unless --purge.
+    Down {
+        /// Also delete the data volume and every image in it.
+        #[arg(long)]
+        purge: bool,
+    },
+    /// Is it there, running, matching ktwin.yaml, answering?
+    Status {
+        #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
+        output: StatusFormat,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum StatusFormat {
+    Text,
+    Json,
 }

@@ -4,6 +4,7 @@ mod cluster;
 mod diff;
 mod doctor;
 mod init;
+mod registry;
 mod render;
 mod schema;
 
@@ -29,6 +30,7 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Doctor(a) => doctor::run(&cli, a),
         Command::Init(a) => init::run(a),
         Command::Cluster(c) => cluster::run(&cli, c),
+        Command::Registry(c) => registry::run(&cli, c),
         Command::Schema => schema::run(),
     }
 }

@@ -1,0 +1,79 @@
+//! Is a port on 127.0.0.1 free, and if not, who holds it (where the OS tells).
+
+use std::net::TcpListener;
+
+/// `None` when free; otherwise a description of the holder, e.g. "`python3` (pid 123)".
+pub fn taken_by(port: u16) -> Option<String> {
+    if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        return None;
+    }
+    Some(holder(port).unwrap_or_else(|| "another process".to_string()))
+}
+
+/// Find the listening socket's owner through /proc (Linux); None elsewhere or without access.
+fn holder(port: u16) -> Option<String> {
+    let mut inodes = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() < 10 || f[3] != "0A" {
+                continue; // not LISTEN
+            }
+            let local_port = f[1]
+                .rsplit(':')
+                .next()
+                .and_then(|h| u16::from_str_radix(h, 16).ok());
+            if local_port == Some(port) {
+                inodes.push(format!("socket:[{}]", f[9]));
+            }
+        }
+    }
+    if inodes.is_empty() {
+        return None;
+    }
+    for proc_dir in std::fs::read_dir("/proc").ok()?.flatten() {
+        let pid = proc_dir.file_name().to_string_lossy().into_owned();
+        if !pid.chars().all(|c| c.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(fds) = std::fs::read_dir(proc_dir.path().join("fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            if let Ok(target) = std::fs::read_link(fd.path()) {
+                if inodes.iter().any(|i| target.to_string_lossy() == *i) {
+                    let comm =
+                        std::fs::read_to_string(proc_dir.path().join("comm")).unwrap_or_default();
+                    return Some(format!("`{}` (pid {pid})", comm.trim()));
+                }
+            }
+        }
+    }
+    None
+}
+
+/// A port that is free right now (for tests and defaults).
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_the_holder() {
+        let l = TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        let port = l.local_addr().unwrap().port();
+        let who = taken_by(port).expect("taken");
+        assert!(
+            who.contains(&format!("pid {}", std::process::id())),
+            "{who}"
+        );
+        drop(l);
+        assert_eq!(taken_by(port), None);
+    }
+}

@@ -1,0 +1,101 @@
+use ktwin_engine::registry::{
+    plan, Observed, Plan, Registry, RegistryError, RegistrySpec, UpAction,
+};
+use ktwin_engine::{detect_here, Engine, EngineKind};
+use serde_json::json;
+
+use crate::cli::{Cli, EngineArg, RegistryCommand, StatusFormat};
+use crate::printer;
+use crate::report::{plain, Failure};
+
+pub fn engine(cli: &Cli) -> Result<Engine, Failure> {
+    let req = cli.engine.map(|e| match e {
+        EngineArg::Docker => EngineKind::Docker,
+        EngineArg::Podman => EngineKind::Podman,
+    });
+    detect_here(req)
+        .map_err(|e| Failure::Operation(vec![plain(e.to_string(), Some(e.help().to_string()))]))
+}
+
+fn failure(e: RegistryError) -> Failure {
+    Failure::Operation(vec![plain(e.to_string(), e.help())])
+}
+
+pub fn run(cli: &Cli, c: &RegistryCommand) -> Result<u8, Failure> {
+    let loaded = super::load_project(cli)?;
+    let eng = engine(cli)?;
+    let reg = Registry {
+        engine: &eng,
+        spec: RegistrySpec::from_config(&loaded.project.registry),
+    };
+    let name = reg.spec.name.clone();
+    let port = reg.spec.host_port;
+    match c {
+        RegistryCommand::Up { recreate } => {
+            printer::err(&format!(
+                "registry {name}: reconciling (engine: {})",
+                eng.reason
+            ));
+            let msg = match reg.up(*recreate).map_err(failure)? {
+                UpAction::UpToDate => format!("registry {name}: up to date on 127.0.0.1:{port}"),
+                UpAction::Created => format!(
+                    "registry {name}: created on 127.0.0.1:{port} (data in volume {})",
+                    reg.spec.volume()
+                ),
+                UpAction::Started => format!("registry {name}: started (it was stopped)"),
+                UpAction::Recreated(d) => {
+                    format!("registry {name}: recreated ({}); images kept", d.join("; "))
+                }
+            };
+            printer::out(&format!("{msg}\n"));
+            Ok(0)
+        }
+        RegistryCommand::Down { purge } => {
+            let existed = reg.down(*purge).map_err(failure)?;
+            let what = match (existed, purge) {
+                (true, true) => format!("registry {name}: removed with its data volume"),
+                (true, false) => format!(
+                    "registry {name}: removed; images kept in volume {} (--purge deletes them)",
+                    reg.spec.volume()
+                ),
+                (false, true) => format!("registry {name}: not running; data volume removed"),
+                (false, false) => format!("registry {name}: not present, nothing to do"),
+            };
+            printer::out(&format!("{what}\n"));
+            Ok(0)
+        }
+        RegistryCommand::Status { output } => {
+            let observed = reg.observe().map_err(failure)?;
+            let healthy = reg.api().healthy();
+            let (exists, running, image) = match &observed {
+                Observed::Absent => (false, false, None),
+                Observed::Present { running, image, .. } => (true, *running, Some(image.clone())),
+            };
+            let drift = match plan(&reg.spec, &observed, false) {
+                Plan::Drift(d) => d,
+                Plan::Foreign => vec!["not created by ktwin".into()],
+                _ => vec![],
+            };
+            let ok = exists && running && healthy && drift.is_empty();
+            match output {
+                StatusFormat::Json => printer::out(&format!(
+                    "{}\n",
+                    serde_json::to_string_pretty(&json!({
+                        "name": name, "hostPort": port, "exists": exists, "running": running,
+                        "image": image, "healthy": healthy, "drift": drift, "volume": reg.spec.volume(),
+                    }))
+                    .unwrap_or_default()
+                )),
+                StatusFormat::Text => {
+                    let state = if !exists { "absent" } else if !running { "stopped" } else if !healthy { "running, not answering /v2/" } else { "running, healthy" };
+                    let mut s = format!("registry {name} on 127.0.0.1:{port}: {state}\n");
+                    for d in &drift {
+                        s.push_str(&format!("  drift: {d}\n"));
+                    }
+                    printer::out(&s);
+                }
+            }
+            Ok(u8::from(!ok))
+        }
+    }
+}

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Tier-2 test environment, sourced by scripts/test.sh: a real Docker engine, Debian's
+# Distribution registry packaged as an image built FROM scratch, containerd and a static
+# busybox. Installs what is missing; starts dockerd only if no engine answers, and
+# ktwin_test_env_cleanup stops only what this script started.
+# Exports: DOCKER_HOST (when it started dockerd), KTWIN_REGISTRY_IMAGE, KTWIN_TIER2=1.
+
+_ktwin_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+_ktwin_missing=()
+command -v dockerd >/dev/null || _ktwin_missing+=(docker.io)
+command -v docker-registry >/dev/null || _ktwin_missing+=(docker-registry)
+command -v containerd >/dev/null || _ktwin_missing+=(containerd)
+[ -x /bin/busybox ] && file -L /bin/busybox 2>/dev/null | grep -q "statically linked" || _ktwin_missing+=(busybox-static)
+command -v file >/dev/null || _ktwin_missing+=(file)
+if [ ${#_ktwin_missing[@]} -gt 0 ]; then
+  echo "test-env: installing ${_ktwin_missing[*]}" >&2
+  _ktwin_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive _ktwin_root apt-get install -y -qq "${_ktwin_missing[@]}" >/dev/null
+fi
+
+KTWIN_STARTED_DOCKERD_PID=""
+if ! docker info >/dev/null 2>&1; then
+  KTWIN_DOCKERD_DIR=$(mktemp -d -t ktwin-dockerd-XXXXXX)
+  echo "test-env: no engine answers; starting dockerd (state in $KTWIN_DOCKERD_DIR)" >&2
+  _sudo=""; [ "$(id -u)" -eq 0 ] || _sudo=sudo
+  $_sudo dockerd --host "unix://$KTWIN_DOCKERD_DIR/docker.sock" \
+    --data-root /var/lib/ktwin-test-docker --exec-root "$KTWIN_DOCKERD_DIR/exec" \
+    --pidfile "$KTWIN_DOCKERD_DIR/dockerd.pid" > "$KTWIN_DOCKERD_DIR/dockerd.log" 2>&1 &
+  export DOCKER_HOST="unix://$KTWIN_DOCKERD_DIR/docker.sock"
+  for _ in $(seq 1 120); do
+    docker info >/dev/null 2>&1 && break
+    sleep 0.5
+  done
+  # The daemon's own PID (not a sudo wrapper's), so cleanup ends exactly what was started.
+  KTWIN_STARTED_DOCKERD_PID=$(cat "$KTWIN_DOCKERD_DIR/dockerd.pid" 2>/dev/null)
+  if ! docker info >/dev/null 2>&1; then
+    echo "test-env: dockerd did not come up; its log:" >&2
+    tail -30 "$KTWIN_DOCKERD_DIR/dockerd.log" >&2
+    return 1 2>/dev/null || exit 1
+  fi
+fi
+
+ktwin_test_env_cleanup() {
+  if [ -n "$KTWIN_STARTED_DOCKERD_PID" ]; then
+    _ktwin_root kill "$KTWIN_STARTED_DOCKERD_PID" 2>/dev/null || true
+    for _ in $(seq 1 40); do kill -0 "$KTWIN_STARTED_DOCKERD_PID" 2>/dev/null || break; sleep 0.25; done
+    rm -rf "$KTWIN_DOCKERD_DIR"
+  fi
+}
+
+# The registry image: Debian's registry binary and the libraries ldd lists, FROM scratch.
+export KTWIN_REGISTRY_IMAGE="ktwin-test/registry:debian"
+if ! docker image inspect "$KTWIN_REGISTRY_IMAGE" >/dev/null 2>&1; then
+  _ctx=$(mktemp -d -t ktwin-registry-image-XXXXXX)
+  mkdir -p "$_ctx/rootfs/bin" "$_ctx/rootfs/etc/docker/registry" "$_ctx/rootfs/var/lib/registry"
+  cp /usr/bin/docker-registry "$_ctx/rootfs/bin/registry"
+  for _lib in $(ldd /usr/bin/docker-registry 2>/dev/null | grep -o '/[^ ]*'); do
+    cp --parents -L "$_lib" "$_ctx/rootfs/"
+  done
+  cat > "$_ctx/rootfs/etc/docker/registry/config.yml" <<'YAML'
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: /var/lib/registry
+  delete:
+    enabled: true
+http:
+  addr: :5000
+YAML
+  cat > "$_ctx/Dockerfile" <<'DOCKERFILE'
+FROM scratch
+COPY rootfs/ /
+EXPOSE 5000
+VOLUME ["/var/lib/registry"]
+ENTRYPOINT ["/bin/registry"]
+CMD ["serve", "/etc/docker/registry/config.yml"]
+DOCKERFILE
+  docker build -q -t "$KTWIN_REGISTRY_IMAGE" "$_ctx" >/dev/null
+  rm -rf "$_ctx"
+  echo "test-env: built $KTWIN_REGISTRY_IMAGE from Debian's docker-registry" >&2
+fi
+export KTWIN_TIER2=1
