@@ -1,6 +1,7 @@
 //! Effects on the host: the one process runner every external command goes through (argv
 //! vectors, never a shell), container engine detection, the registry container and its API.
 
+pub mod build;
 pub mod engine;
 pub mod ports;
 pub mod registry;

@@ -2,6 +2,8 @@
 
 use std::time::{Duration, Instant};
 
+const MANIFEST_TYPES: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json";
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("registry at {url} did not answer: {message}")]
@@ -65,9 +67,33 @@ impl RegistryApi {
         false
     }
 
+    /// The manifest of `repo:tag` as JSON (Docker schema 2 or OCI).
+    pub fn manifest(&self, repo: &str, tag: &str) -> Result<serde_json::Value, ApiError> {
+        let url = format!("{}/v2/{repo}/manifests/{tag}", self.base);
+        let mut resp = self
+            .agent
+            .get(&url)
+            .header("Accept", MANIFEST_TYPES)
+            .call()
+            .map_err(|e| ApiError::Unreachable {
+                url: url.clone(),
+                message: e.to_string(),
+            })?;
+        let status = resp.status().as_u16();
+        if status != 200 {
+            return Err(ApiError::Status { url, status });
+        }
+        resp.body_mut()
+            .read_json()
+            .map_err(|e| ApiError::Unreachable {
+                url,
+                message: e.to_string(),
+            })
+    }
+
     /// Does `repo:tag` exist?
     pub fn has_manifest(&self, repo: &str, tag: &str) -> Result<bool, ApiError> {
-        let accept = "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json";
+        let accept = MANIFEST_TYPES;
         let path = format!("/v2/{repo}/manifests/{tag}");
         match self.status("HEAD", &path, Some(accept))? {
             200 => Ok(true),

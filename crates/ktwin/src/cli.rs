@@ -71,6 +71,15 @@ proposes node pools from the nodeSelectors and required node affinities the mani
 overwrites an existing ktwin.yaml unless --force is given."
     )]
     Init(InitArgs),
+    /// Build images at their content tag and push them to the local registry; skip what it has.
+    #[command(
+        after_help = "Examples:\n  ktwin build                      every image in ktwin.yaml\n  \
+ktwin build ghcr.io/acme/api     one image (its repository, or the last path part: api)\n  \
+ktwin build -o json              per image: tag, skipped/pushed, layers and bytes pushed, seconds\n\n\
+The tag is ktwin-<hash of the build inputs>, exactly what `ktwin render` puts in the manifests.\n\
+When the registry already has it, nothing is built or pushed."
+    )]
+    Build(BuildArgs),
     /// The persistent local registry: up, down, status.
     #[command(subcommand)]
     Registry(RegistryCommand),
@@ -226,4 +235,12 @@ ktwin.yaml (image, port) is reported, and recreated only with --recreate; its im
 pub enum StatusFormat {
     Text,
     Json,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Images to build (default: all).
+    pub images: Vec<String>,
+    #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
+    pub output: StatusFormat,
 }

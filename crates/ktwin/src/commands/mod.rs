@@ -1,5 +1,6 @@
 //! One thin module per verb: load, call the libraries, print.
 
+mod build;
 mod cluster;
 mod diff;
 mod doctor;
@@ -29,6 +30,7 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Diff(a) => diff::run(&cli, a),
         Command::Doctor(a) => doctor::run(&cli, a),
         Command::Init(a) => init::run(a),
+        Command::Build(a) => build::run(&cli, a),
         Command::Cluster(c) => cluster::run(&cli, c),
         Command::Registry(c) => registry::run(&cli, c),
         Command::Schema => schema::run(),

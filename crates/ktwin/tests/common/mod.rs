@@ -1,0 +1,130 @@
+//! Shared by the tier-2 tests: a project with a uniquely named registry on a free port,
+//! cleaned up (container, volume, images) on drop.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use ktwin_testkit::TempProject;
+
+static N: AtomicUsize = AtomicUsize::new(0);
+
+pub fn docker(args: &[&str]) -> Output {
+    Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker CLI")
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind(("127.0.0.1", 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A project whose registry has a unique name and a free port; cleans up on drop.
+pub struct Reg {
+    pub tp: TempProject,
+    pub name: String,
+    pub port: u16,
+    pub images: Vec<String>,
+}
+
+impl Reg {
+    pub fn new() -> Reg {
+        assert!(
+            std::env::var_os("KTWIN_REGISTRY_IMAGE").is_some(),
+            "source scripts/test-env.sh first (KTWIN_REGISTRY_IMAGE)"
+        );
+        let name = format!(
+            "ktwin-t2-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        );
+        let r = Reg {
+            tp: TempProject::new(),
+            name,
+            port: free_port(),
+            images: vec![],
+        };
+        r.write_config(r.port);
+        r
+    }
+    pub fn write_config(&self, port: u16) {
+        self.write_config_with(port, "");
+    }
+    /// ktwin.yaml with this registry and `extra` appended (images, environments).
+    pub fn write_config_with(&self, port: u16, extra: &str) {
+        self.tp.write(
+            "ktwin.yaml",
+            &format!("apiVersion: ktwin.dev/v1alpha1\nkind: Project\nname: t2\nregistry:\n  name: {}\n  hostPort: {port}\n{extra}", self.name),
+        );
+    }
+    /// A unique repository path for this test's images.
+    pub fn repo(&self, what: &str) -> String {
+        format!("t2/{what}-{}", self.name.trim_start_matches("ktwin-t2-"))
+    }
+    pub fn ktwin(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_ktwin"))
+            .args(args)
+            .current_dir(self.tp.path())
+            .output()
+            .unwrap()
+    }
+    pub fn container_id(&self) -> String {
+        String::from_utf8_lossy(
+            &docker(&["container", "inspect", "-f", "{{.Id}}", &self.name]).stdout,
+        )
+        .trim()
+        .to_string()
+    }
+    /// Build a tiny FROM-scratch image and push it with the engine, so data exists.
+    pub fn push_sample(&mut self, port: u16) -> String {
+        let ctx = self.tp.path().join("img");
+        std::fs::create_dir_all(&ctx).unwrap();
+        std::fs::write(ctx.join("hello.txt"), format!("hello {}", self.name)).unwrap();
+        std::fs::write(
+            ctx.join("Dockerfile"),
+            "FROM scratch\nCOPY hello.txt /hello.txt\n",
+        )
+        .unwrap();
+        let tag = format!("localhost:{port}/t2/hello:1");
+        assert!(docker(&["build", "-q", "-t", &tag, ctx.to_str().unwrap()])
+            .status
+            .success());
+        self.images.push(tag.clone());
+        let push = docker(&["push", &tag]);
+        assert!(
+            push.status.success(),
+            "{}",
+            String::from_utf8_lossy(&push.stderr)
+        );
+        tag
+    }
+    pub fn has_manifest(&self, port: u16) -> bool {
+        ktwin_engine::registry_api::RegistryApi::new(port)
+            .has_manifest("t2/hello", "1")
+            .unwrap_or(false)
+    }
+}
+
+impl Drop for Reg {
+    fn drop(&mut self) {
+        let _ = docker(&["rm", "-f", &self.name]);
+        let _ = docker(&["volume", "rm", "-f", &format!("{}-data", self.name)]);
+        for i in &self.images {
+            let _ = docker(&["rmi", "-f", i]);
+        }
+    }
+}
+
+pub fn out(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
