@@ -143,7 +143,8 @@ fn strip_location_suffix(msg: &str) -> String {
     msg.to_string()
 }
 
-fn offset_of(text: &str, line: usize, col: usize) -> usize {
+/// Byte offset of 1-based `line` and `col` in `text`.
+pub fn offset_of(text: &str, line: usize, col: usize) -> usize {
     let mut offset = 0;
     for (i, l) in text.split_inclusive('\n').enumerate() {
         if i + 1 == line {

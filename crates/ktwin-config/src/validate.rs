@@ -212,8 +212,9 @@ fn check_ports(cx: &mut Ctx<'_>) {
 }
 
 fn check_images(cx: &mut Ctx<'_>) {
-    let dir = cx.loaded.dir.clone();
-    let images = cx.loaded.project.images.clone();
+    let loaded = cx.loaded;
+    let dir = &loaded.dir;
+    let images = &loaded.project.images;
     let mut seen: HashMap<String, usize> = HashMap::new();
     for (i, img) in images.iter().enumerate() {
         let base = format!("/images/{i}");

@@ -8,6 +8,40 @@ use serde_json::Value;
 
 use crate::twin::Node;
 
+/// The elements of the array at `key` (none when absent or not an array).
+pub fn items<'a>(v: &'a Value, key: &str) -> impl Iterator<Item = &'a Value> + 'a {
+    v.get(key).and_then(Value::as_array).into_iter().flatten()
+}
+
+/// The elements of the array at JSON pointer `ptr`.
+pub fn items_at<'a>(v: &'a Value, ptr: &str) -> impl Iterator<Item = &'a Value> + 'a {
+    v.pointer(ptr)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+}
+
+/// A `{key, operator, values}` requirement against the value its key has (`None`: absent).
+/// `unknown` answers an operator this version does not know.
+fn requirement_holds(e: &Value, val: Option<&str>, unknown: bool) -> bool {
+    let vals: Vec<&str> = items(e, "values").filter_map(Value::as_str).collect();
+    let num = |s: &str| s.parse::<i64>().ok();
+    let cmp = |f: fn(i64, i64) -> bool| match (val.and_then(num), vals.first().and_then(|s| num(s)))
+    {
+        (Some(a), Some(b)) => f(a, b),
+        _ => false,
+    };
+    match e.get("operator").and_then(Value::as_str).unwrap_or("") {
+        "In" => val.is_some_and(|v| vals.contains(&v)),
+        "NotIn" => val.is_none_or(|v| !vals.contains(&v)),
+        "Exists" => val.is_some(),
+        "DoesNotExist" => val.is_none(),
+        "Gt" => cmp(|a, b| a > b),
+        "Lt" => cmp(|a, b| a < b),
+        _ => unknown,
+    }
+}
+
 /// A pod template inside a workload.
 #[derive(Debug, Clone, Copy)]
 pub struct Workload<'a> {
@@ -102,32 +136,10 @@ pub fn label_selector_matches(
             }
         }
     }
-    for e in sel
-        .get("matchExpressions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    items(sel, "matchExpressions").all(|e| {
         let key = e.get("key").and_then(Value::as_str).unwrap_or("");
-        let vals: Vec<&str> = e
-            .get("values")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
-        let ok = match e.get("operator").and_then(Value::as_str).unwrap_or("") {
-            "In" => get(key).is_some_and(|v| vals.contains(&v)),
-            "NotIn" => get(key).is_none_or(|v| !vals.contains(&v)),
-            "Exists" => get(key).is_some(),
-            "DoesNotExist" => get(key).is_none(),
-            _ => true,
-        };
-        if !ok {
-            return false;
-        }
-    }
-    true
+        requirement_holds(e, get(key), true)
+    })
 }
 
 /// Does a Service-style selector (plain map) select these labels?
@@ -148,27 +160,7 @@ fn node_expr_matches(e: &Value, node: &Node, fields: bool) -> bool {
     } else {
         node.labels.get(key).map(String::as_str)
     };
-    let vals: Vec<&str> = e
-        .get("values")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
-    let num = |s: &str| s.parse::<i64>().ok();
-    match e.get("operator").and_then(Value::as_str).unwrap_or("") {
-        "In" => val.is_some_and(|v| vals.contains(&v)),
-        "NotIn" => val.is_none_or(|v| !vals.contains(&v)),
-        "Exists" => val.is_some(),
-        "DoesNotExist" => val.is_none(),
-        "Gt" => {
-            matches!((val.and_then(num), vals.first().and_then(|s| num(s))), (Some(a), Some(b)) if a > b)
-        }
-        "Lt" => {
-            matches!((val.and_then(num), vals.first().and_then(|s| num(s))), (Some(a), Some(b)) if a < b)
-        }
-        _ => false,
-    }
+    requirement_holds(e, val, false)
 }
 
 /// nodeSelector and required node affinity (terms are ORed, expressions ANDed).
@@ -207,12 +199,7 @@ pub fn node_selected(spec: &Value, node: &Node) -> bool {
 
 /// Taints of the node the pod does not tolerate (NoSchedule / NoExecute only).
 pub fn untolerated<'n>(spec: &Value, node: &'n Node) -> Vec<&'n (String, Option<String>, String)> {
-    let tols: Vec<&Value> = spec
-        .get("tolerations")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .collect();
+    let tols: Vec<&Value> = items(spec, "tolerations").collect();
     node.taints
         .iter()
         .filter(|(_, _, effect)| effect != "PreferNoSchedule")
@@ -258,12 +245,7 @@ pub fn eligible_nodes<'n>(spec: &Value, nodes: &'n [Node]) -> Vec<&'n Node> {
 pub fn declared_ports(c: &Value) -> (Vec<String>, Vec<u64>) {
     let mut names = Vec::new();
     let mut nums = Vec::new();
-    for p in c
-        .get("ports")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for p in items(c, "ports") {
         if let Some(n) = p.get("name").and_then(Value::as_str) {
             names.push(n.to_string());
         }
@@ -276,10 +258,7 @@ pub fn declared_ports(c: &Value) -> (Vec<String>, Vec<u64>) {
 
 /// The claims a pod mounts: (volume name, claim name).
 pub fn claims(spec: &Value) -> Vec<(String, String)> {
-    spec.get("volumes")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
+    items(spec, "volumes")
         .filter_map(|v| {
             let claim = v.pointer("/persistentVolumeClaim/claimName")?.as_str()?;
             Some((v.get("name")?.as_str()?.to_string(), claim.to_string()))
@@ -287,23 +266,4 @@ pub fn claims(spec: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
-pub fn sets_ownership(spec: &Value) -> Option<String> {
-    if let Some(sc) = spec.get("securityContext") {
-        if let Some(g) = sc.get("fsGroup") {
-            return Some(format!("fsGroup {g}"));
-        }
-        if let Some(u) = sc.get("runAsUser") {
-            return Some(format!("runAsUser {u}"));
-        }
-    }
-    CONTAINER_LISTS.iter().find_map(|l| {
-        spec.get(*l)
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .find_map(|c| {
-                c.pointer("/securityContext/runAsUser")
-                    .map(|u| format!("runAsUser {u} (container {})", cname(c)))
-            })
-    })
-}
+pub use ktwin_manifest::adapt::sets_ownership;

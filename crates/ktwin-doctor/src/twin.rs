@@ -182,16 +182,9 @@ impl Twin {
 
     /// Learn the storage classes the manifests bring themselves.
     pub fn add_rendered(&mut self, docs: &[Document]) {
-        for d in docs {
-            if d.is("StorageClass") {
-                self.storage_classes.insert(d.name().to_string());
-                if d.value.pointer("/provisioner").and_then(|v| v.as_str())
-                    == Some(ktwin_manifest::adapt::LOCAL_PATH_PROVISIONER)
-                {
-                    self.local_path_classes.insert(d.name().to_string());
-                }
-            }
-        }
+        let c = ktwin_manifest::adapt::local_classes(self.provider, docs);
+        self.storage_classes.extend(c.all);
+        self.local_path_classes.extend(c.local_path);
     }
 
     pub fn builds(&self, image: &str) -> bool {

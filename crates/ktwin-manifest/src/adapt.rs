@@ -45,23 +45,13 @@ pub fn adapt(
 ) -> Result<(), RenderError> {
     let a = twin.adapt;
     let mut secrets: HashSet<(String, String)> = twin.declared_secrets.clone();
-    let mut local_path_classes: HashSet<String> = HashSet::new();
-    let mut classes: HashSet<String> = HashSet::new();
-    classes.insert(twin.provider.default_storage_class().to_string());
-    local_path_classes.insert(twin.provider.default_storage_class().to_string());
-    for d in docs.iter() {
-        if d.is("Secret") {
-            secrets.insert((ns_key(d), d.name().to_string()));
-        }
-        if d.is("StorageClass") {
-            classes.insert(d.name().to_string());
-            if d.value.pointer("/provisioner").and_then(Value::as_str)
-                == Some(LOCAL_PATH_PROVISIONER)
-            {
-                local_path_classes.insert(d.name().to_string());
-            }
-        }
+    for d in docs.iter().filter(|d| d.is("Secret")) {
+        secrets.insert((ns_key(d), d.name().to_string()));
     }
+    let LocalClasses {
+        all: classes,
+        local_path: local_path_classes,
+    } = local_classes(twin.provider, docs);
     for d in docs.iter_mut() {
         let Some(ptr) = pod_spec_pointer(d.kind()) else {
             continue;
@@ -385,7 +375,7 @@ fn adapt_volume_ownership(
         let Some(spec) = d.value.pointer(ptr) else {
             continue;
         };
-        if !sets_ownership(spec) {
+        if sets_ownership(spec).is_none() {
             continue;
         }
         let workload = format!("{}/{}", d.kind(), d.name());
@@ -434,17 +424,51 @@ fn adapt_volume_ownership(
     }
 }
 
-fn sets_ownership(spec: &Value) -> bool {
-    let pod = spec.get("securityContext");
-    let pod_sets = pod.is_some_and(|s| s.get("fsGroup").is_some() || s.get("runAsUser").is_some());
-    pod_sets
-        || CONTAINER_LISTS.iter().any(|l| {
-            spec.get(*l)
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .any(|c| c.pointer("/securityContext/runAsUser").is_some())
-        })
+/// Storage classes the twin has, and which of them local-path-provisioner serves.
+#[derive(Debug, Clone, Default)]
+pub struct LocalClasses {
+    pub all: HashSet<String>,
+    pub local_path: HashSet<String>,
+}
+
+/// The provider's local-path class plus the StorageClasses the manifests bring.
+pub fn local_classes(provider: Provider, docs: &[Document]) -> LocalClasses {
+    let default = provider.default_storage_class().to_string();
+    let mut c = LocalClasses {
+        all: HashSet::from([default.clone()]),
+        local_path: HashSet::from([default]),
+    };
+    for d in docs.iter().filter(|d| d.is("StorageClass")) {
+        c.all.insert(d.name().to_string());
+        if d.value.pointer("/provisioner").and_then(Value::as_str) == Some(LOCAL_PATH_PROVISIONER) {
+            c.local_path.insert(d.name().to_string());
+        }
+    }
+    c
+}
+
+/// Whether a pod spec asks the kubelet for volume ownership (pod fsGroup/runAsUser, or a
+/// container's runAsUser), and which setting does.
+pub fn sets_ownership(spec: &Value) -> Option<String> {
+    if let Some(sc) = spec.get("securityContext") {
+        if let Some(g) = sc.get("fsGroup") {
+            return Some(format!("fsGroup {g}"));
+        }
+        if let Some(u) = sc.get("runAsUser") {
+            return Some(format!("runAsUser {u}"));
+        }
+    }
+    CONTAINER_LISTS.iter().find_map(|l| {
+        spec.get(*l)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .find_map(|c| {
+                let name = c.get("name").and_then(Value::as_str).unwrap_or("");
+                c.pointer("/securityContext/runAsUser")
+                    .map(|u| format!("runAsUser {u} (container {name})"))
+            })
+    })
 }
 
 fn annotate_claim(

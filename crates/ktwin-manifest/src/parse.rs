@@ -68,12 +68,11 @@ fn split_parts(text: &str, n: usize) -> Vec<(usize, &str)> {
     let mut cuts = vec![0usize];
     let target = text.len() / n;
     let mut next = target;
-    let mut line_start = 0;
     for (i, b) in text.bytes().enumerate() {
         if b != b'\n' {
             continue;
         }
-        line_start = i + 1;
+        let line_start = i + 1;
         if line_start >= next {
             let rest = &text.as_bytes()[line_start..];
             let is_marker = rest.starts_with(b"---")
@@ -87,7 +86,6 @@ fn split_parts(text: &str, n: usize) -> Vec<(usize, &str)> {
             }
         }
     }
-    let _ = line_start;
     cuts.push(text.len());
     let mut line = 1;
     let mut prev = 0;

@@ -153,7 +153,12 @@ pub fn render_env(
             adapt: &env.adapt,
             provider: loaded.project.cluster.provider,
             registry_port: loaded.project.registry.host_port,
-            images: image_tags(loaded)?,
+            // Hashing build contexts is the slow part of a render; only do it when used.
+            images: if env.adapt.images {
+                image_tags(loaded)?
+            } else {
+                HashMap::new()
+            },
             declared_secrets: declared,
         };
         adapt(&mut docs, &twin, &mut rec)?;

@@ -105,13 +105,7 @@ pub fn located(d: &SourceDiag) -> miette::Report {
 /// Point at the first line of a document.
 fn at_line(file: &Path, line: usize, message: String, help: Option<String>) -> miette::Report {
     let text = std::fs::read_to_string(file).unwrap_or_default();
-    let mut offset = 0;
-    for (i, l) in text.split_inclusive('\n').enumerate() {
-        if i + 1 == line {
-            break;
-        }
-        offset += l.len();
-    }
+    let offset = ktwin_config::load::offset_of(&text, line, 1);
     let pos = ktwin_config::Pos {
         line,
         col: 1,

@@ -2,6 +2,7 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
+use crate::k8s::items;
 use crate::k8s::{eligible_nodes, label_selector_matches};
 use crate::{CheckInfo, Ctx, Finding, Severity};
 
@@ -60,13 +61,7 @@ pub fn run(cx: &Ctx<'_>) -> Vec<Finding> {
                 ));
             }
         }
-        for c in w
-            .spec
-            .get("topologySpreadConstraints")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
+        for c in items(w.spec, "topologySpreadConstraints") {
             if c.get("whenUnsatisfiable").and_then(Value::as_str) != Some("DoNotSchedule") {
                 continue;
             }

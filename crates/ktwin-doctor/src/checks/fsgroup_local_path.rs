@@ -1,5 +1,6 @@
 use serde_json::Value;
 
+use crate::k8s::items_at;
 use crate::k8s::{claims, sets_ownership};
 use crate::{CheckInfo, Ctx, Finding, Severity};
 
@@ -65,14 +66,7 @@ pub fn run(cx: &Ctx<'_>) -> Vec<Finding> {
             }
         }
         if w.doc.is("StatefulSet") {
-            for vct in w
-                .doc
-                .value
-                .pointer("/spec/volumeClaimTemplates")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
+            for vct in items_at(&w.doc.value, "/spec/volumeClaimTemplates") {
                 if served_by_local_path(cx, vct) {
                     let n = vct
                         .pointer("/metadata/name")

@@ -2,6 +2,7 @@ use serde_json::Value;
 
 use ktwin_config::Provider;
 
+use crate::k8s::items_at;
 use crate::{CheckInfo, Ctx, Finding, Severity};
 
 pub const INFO: CheckInfo = CheckInfo {
@@ -23,13 +24,7 @@ pub fn run(cx: &Ctx<'_>) -> Vec<Finding> {
         if s.value.pointer("/spec/type").and_then(Value::as_str) != Some("LoadBalancer") {
             continue;
         }
-        for p in s
-            .value
-            .pointer("/spec/ports")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
+        for p in items_at(&s.value, "/spec/ports") {
             let port = p.get("port").and_then(Value::as_u64).unwrap_or(0);
             if port == 80 || port == 443 {
                 out.push(Finding::on(

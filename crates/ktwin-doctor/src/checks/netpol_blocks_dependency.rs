@@ -5,6 +5,7 @@ use ktwin_manifest::Document;
 use serde_json::{Map, Value};
 
 use crate::k8s::{cname, label_selector_matches, Workload};
+use crate::k8s::{items, items_at};
 use crate::{CheckInfo, Ctx, Finding, Severity};
 
 pub const INFO: CheckInfo = CheckInfo {
@@ -104,7 +105,7 @@ fn env_values(cx: &Ctx<'_>, w: &Workload<'_>, c: &Value) -> Vec<(String, String)
         v
     };
     let mut out = Vec::new();
-    for e in c.get("env").and_then(Value::as_array).into_iter().flatten() {
+    for e in items(c, "env") {
         let var = e.get("name").and_then(Value::as_str).unwrap_or("?");
         if let Some(v) = e.get("value").and_then(Value::as_str) {
             out.push((format!("env `{var}`"), v.to_string()));
@@ -124,12 +125,7 @@ fn env_values(cx: &Ctx<'_>, w: &Workload<'_>, c: &Value) -> Vec<(String, String)
             }
         }
     }
-    for ef in c
-        .get("envFrom")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for ef in items(c, "envFrom") {
         for (kind, key) in [("Secret", "secretRef"), ("ConfigMap", "configMapRef")] {
             if let Some(n) = ef.pointer(&format!("/{key}/name")).and_then(Value::as_str) {
                 out.extend(obj_values(kind, n));
@@ -170,11 +166,7 @@ fn rule_allows(
         Some(ps) if ps.is_empty() => true,
         Some(ps) => ps.iter().any(|p| {
             let want = p.get("port");
-            svc.value
-                .pointer("/spec/ports")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
+            items_at(&svc.value, "/spec/ports")
                 .any(|sp| want.is_none() || want == sp.get("targetPort") || want == sp.get("port"))
         }),
     };
@@ -274,14 +266,9 @@ pub fn run(cx: &Ctx<'_>) -> Vec<Finding> {
                         None => Vec::new(),
                     };
                     let allowed = egress.iter().any(|p| {
-                        p.value
-                            .pointer("/spec/egress")
-                            .and_then(Value::as_array)
-                            .into_iter()
-                            .flatten()
-                            .any(|r| {
-                                rule_allows(cx, r, p.namespace().unwrap_or(""), svc, &target_labels)
-                            })
+                        items_at(&p.value, "/spec/egress").any(|r| {
+                            rule_allows(cx, r, p.namespace().unwrap_or(""), svc, &target_labels)
+                        })
                     });
                     if allowed || !seen.insert((svc.name().to_string(), source.clone())) {
                         continue;

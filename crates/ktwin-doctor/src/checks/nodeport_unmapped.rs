@@ -1,5 +1,6 @@
 use serde_json::Value;
 
+use crate::k8s::items_at;
 use crate::{CheckInfo, Ctx, Finding, Severity};
 
 pub const INFO: CheckInfo = CheckInfo {
@@ -18,13 +19,7 @@ pub fn run(cx: &Ctx<'_>) -> Vec<Finding> {
         if s.value.pointer("/spec/type").and_then(Value::as_str) != Some("NodePort") {
             continue;
         }
-        for p in s
-            .value
-            .pointer("/spec/ports")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
+        for p in items_at(&s.value, "/spec/ports") {
             let port = p.get("port").and_then(Value::as_u64).unwrap_or(0);
             let (msg, fix) = match p.get("nodePort").and_then(Value::as_u64) {
                 None => (

@@ -2,6 +2,7 @@ use serde_json::Value;
 
 use ktwin_manifest::ObjRef;
 
+use crate::k8s::items_at;
 use crate::{CheckInfo, Ctx, Finding, Severity};
 
 pub const INFO: CheckInfo = CheckInfo {
@@ -16,13 +17,7 @@ one, or change/remove the mapping (a port change needs `ktwin up --recreate`).",
 pub fn run(cx: &Ctx<'_>) -> Vec<Finding> {
     let used: Vec<u64> = cx
         .of_kind("Service")
-        .flat_map(|s| {
-            s.value
-                .pointer("/spec/ports")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-        })
+        .flat_map(|s| items_at(&s.value, "/spec/ports"))
         .filter_map(|p| p.get("nodePort").and_then(Value::as_u64))
         .collect();
     let mut out = Vec::new();

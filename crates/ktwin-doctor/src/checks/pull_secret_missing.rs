@@ -1,5 +1,6 @@
 use serde_json::Value;
 
+use crate::k8s::items;
 use crate::{CheckInfo, Ctx, Finding, Severity};
 
 pub const INFO: CheckInfo = CheckInfo {
@@ -15,13 +16,7 @@ under `secrets:` or render it.",
 pub fn run(cx: &Ctx<'_>) -> Vec<Finding> {
     let mut out = Vec::new();
     for w in &cx.workloads {
-        for s in w
-            .spec
-            .get("imagePullSecrets")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
+        for s in items(w.spec, "imagePullSecrets") {
             let Some(name) = s.get("name").and_then(Value::as_str) else {
                 continue;
             };

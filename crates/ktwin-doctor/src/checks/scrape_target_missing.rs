@@ -3,6 +3,7 @@ use std::collections::HashSet;
 use serde_json::Value;
 
 use crate::k8s::label_selector_matches;
+use crate::k8s::{items, items_at};
 use crate::{CheckInfo, Ctx, Finding, Severity};
 
 pub const INFO: CheckInfo = CheckInfo {
@@ -55,26 +56,10 @@ pub fn run(cx: &Ctx<'_>) -> Vec<Finding> {
             let Ok(cfg) = serde_saphyr::from_str::<Value>(text) else {
                 continue;
             };
-            for job in cfg
-                .get("scrape_configs")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
+            for job in items(&cfg, "scrape_configs") {
                 let job_name = job.get("job_name").and_then(Value::as_str).unwrap_or("?");
-                for sc in job
-                    .get("static_configs")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
-                    for t in sc
-                        .get("targets")
-                        .and_then(Value::as_array)
-                        .into_iter()
-                        .flatten()
-                        .filter_map(Value::as_str)
-                    {
+                for sc in items(job, "static_configs") {
+                    for t in items(sc, "targets").filter_map(Value::as_str) {
                         let host = t.rsplit_once(':').map_or(t, |(h, _)| h);
                         let Some((svc, ns)) = service_of(host, own, &namespaces) else {
                             continue;
@@ -103,12 +88,7 @@ pub fn run(cx: &Ctx<'_>) -> Vec<Finding> {
             .pointer("/spec/namespaceSelector/any")
             .and_then(Value::as_bool)
             == Some(true);
-        let names: Vec<&str> = sm
-            .value
-            .pointer("/spec/namespaceSelector/matchNames")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
+        let names: Vec<&str> = items_at(&sm.value, "/spec/namespaceSelector/matchNames")
             .filter_map(Value::as_str)
             .collect();
         let found = cx.of_kind("Service").any(|s| {

@@ -1,6 +1,7 @@
 use serde_json::Value;
 
 use crate::k8s::cname;
+use crate::k8s::items;
 use crate::{CheckInfo, Ctx, Finding, Severity};
 
 pub const INFO: CheckInfo = CheckInfo {
@@ -32,7 +33,7 @@ pub fn run(cx: &Ctx<'_>) -> Vec<Finding> {
     for w in &cx.workloads {
         for (_, c) in w.containers() {
             let mut refs: Vec<(&str, &str, Option<&str>, String)> = Vec::new();
-            for e in c.get("env").and_then(Value::as_array).into_iter().flatten() {
+            for e in items(c, "env") {
                 let var = e.get("name").and_then(Value::as_str).unwrap_or("?");
                 for (kind, key) in [("Secret", "secretKeyRef"), ("ConfigMap", "configMapKeyRef")] {
                     let Some(r) = e.pointer(&format!("/valueFrom/{key}")) else {
@@ -50,12 +51,7 @@ pub fn run(cx: &Ctx<'_>) -> Vec<Finding> {
                     refs.push((kind, n, Some(k), format!("env `{var}`")));
                 }
             }
-            for ef in c
-                .get("envFrom")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
+            for ef in items(c, "envFrom") {
                 for (kind, key) in [("Secret", "secretRef"), ("ConfigMap", "configMapRef")] {
                     let Some(r) = ef.get(key) else { continue };
                     if r.get("optional").and_then(Value::as_bool) == Some(true) {

@@ -3,6 +3,7 @@ use std::collections::{BTreeSet, HashMap};
 use serde_json::Value;
 
 use crate::k8s::cname;
+use crate::k8s::items;
 use crate::{CheckInfo, Ctx, Finding, Severity};
 
 pub const INFO: CheckInfo = CheckInfo {
@@ -38,19 +39,10 @@ pub fn run(cx: &Ctx<'_>) -> Vec<Finding> {
             continue;
         };
         for (_, c) in w.containers() {
-            let mut vars: BTreeSet<String> = c
-                .get("env")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
+            let mut vars: BTreeSet<String> = items(c, "env")
                 .filter_map(|e| e.get("name").and_then(Value::as_str).map(str::to_string))
                 .collect();
-            for ef in c
-                .get("envFrom")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
+            for ef in items(c, "envFrom") {
                 let pre = ef.get("prefix").and_then(Value::as_str).unwrap_or("");
                 for (kind, key) in [("ConfigMap", "configMapRef"), ("Secret", "secretRef")] {
                     let Some(n) = ef.pointer(&format!("/{key}/name")).and_then(Value::as_str)

@@ -1,6 +1,7 @@
 use serde_json::Value;
 
 use crate::k8s::declared_ports;
+use crate::k8s::items_at;
 use crate::{CheckInfo, Ctx, Finding, Severity};
 
 pub const INFO: CheckInfo = CheckInfo {
@@ -38,13 +39,7 @@ pub fn run(cx: &Ctx<'_>) -> Vec<Finding> {
             .map(|w| w.id())
             .collect::<Vec<_>>()
             .join(", ");
-        for p in s
-            .value
-            .pointer("/spec/ports")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
+        for p in items_at(&s.value, "/spec/ports") {
             let target = p.get("targetPort").or_else(|| p.get("port"));
             let f = match target {
                 Some(Value::String(n)) if n.parse::<u64>().is_err() && !names.contains(n) => Some((

@@ -1,5 +1,6 @@
 use serde_json::Value;
 
+use crate::k8s::items_at;
 use crate::{CheckInfo, Ctx, Finding, Severity};
 
 pub const INFO: CheckInfo = CheckInfo {
@@ -27,13 +28,7 @@ pub fn run(cx: &Ctx<'_>) -> Vec<Finding> {
             }
         }
         if d.is("StatefulSet") {
-            for v in d
-                .value
-                .pointer("/spec/volumeClaimTemplates")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
+            for v in items_at(&d.value, "/spec/volumeClaimTemplates") {
                 if let Some(sc) = v.pointer("/spec/storageClassName").and_then(Value::as_str) {
                     let n = v
                         .pointer("/metadata/name")
