@@ -64,6 +64,31 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// Copy a project out of git into a temp dir and create its git-ignored env file from the
+/// committed example, as a user's checkout has it.
+pub fn copy_project_with_env(
+    src: &Path,
+    rel: &str,
+    example: &str,
+    env_file: &str,
+) -> (TempProject, PathBuf) {
+    let tp = TempProject::new();
+    let dir = tp.copy_tree(src, rel);
+    let _ = std::fs::remove_file(dir.join(env_file));
+    std::fs::copy(dir.join(example), dir.join(env_file)).expect("create env file from its example");
+    (tp, dir)
+}
+
+/// The swarm example, with `secrets-local.env` created from its example.
+pub fn swarm_example() -> (TempProject, PathBuf) {
+    copy_project_with_env(
+        &workspace_root().join("examples/swarm"),
+        "swarm",
+        "secrets-local.env.example",
+        "secrets-local.env",
+    )
+}
+
 /// The workspace root (for examples and fixtures).
 pub fn workspace_root() -> PathBuf {
     let here = Path::new(env!("CARGO_MANIFEST_DIR"));

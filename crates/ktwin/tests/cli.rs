@@ -27,17 +27,8 @@ fn expected(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// The swarm example, copied out of git with its local secrets file created.
 fn swarm() -> (TempProject, PathBuf) {
-    let tp = TempProject::new();
-    let dir = tp.copy_tree(&workspace_root().join("examples/swarm"), "swarm");
-    let _ = std::fs::remove_file(dir.join("secrets-local.env"));
-    std::fs::copy(
-        dir.join("secrets-local.env.example"),
-        dir.join("secrets-local.env"),
-    )
-    .unwrap();
-    (tp, dir)
+    ktwin_testkit::swarm_example()
 }
 
 const SECRET_VALUES: &[&str] = &[

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use ktwin_testkit::{assert_expected, workspace_root, TempProject};
+use ktwin_testkit::{assert_expected, copy_project_with_env, TempProject};
 
 fn ktwin(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ktwin"))
@@ -19,11 +19,8 @@ fn out(o: &Output) -> String {
 
 /// The every-check fixture, copied out of git with its env file in place.
 fn every_check() -> (TempProject, PathBuf) {
-    let tp = TempProject::new();
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/doctor-every-check");
-    let dir = tp.copy_tree(&src, "p");
-    std::fs::copy(dir.join("local.env.example"), dir.join("local.env")).unwrap();
-    (tp, dir)
+    copy_project_with_env(&src, "p", "local.env.example", "local.env")
 }
 
 const ALL_IDS: &[&str] = &[
@@ -122,14 +119,7 @@ fn sarif_carries_rules_help_and_locations() {
 
 #[test]
 fn swarm_example_passes_fail_on_warning() {
-    let tp = TempProject::new();
-    let dir = tp.copy_tree(&workspace_root().join("examples/swarm"), "swarm");
-    let _ = std::fs::remove_file(dir.join("secrets-local.env"));
-    std::fs::copy(
-        dir.join("secrets-local.env.example"),
-        dir.join("secrets-local.env"),
-    )
-    .unwrap();
+    let (_tp, dir) = ktwin_testkit::swarm_example();
     let o = ktwin(&dir, &["doctor", "--fail-on", "warning"]);
     assert_eq!(o.status.code(), Some(0), "{}", out(&o));
     let text = out(&o);

@@ -2,7 +2,6 @@
 //! cleaned up (container, volume, images) on drop.
 #![allow(dead_code)]
 
-use std::net::TcpListener;
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -18,11 +17,7 @@ pub fn docker(args: &[&str]) -> Output {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind(("127.0.0.1", 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    ktwin_engine::ports::free_port().expect("a free port on 127.0.0.1")
 }
 
 /// A project whose registry has a unique name and a free port; cleans up on drop.
