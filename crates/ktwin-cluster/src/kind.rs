@@ -6,7 +6,7 @@ use ktwin_config::names::parse_taint;
 use ktwin_config::{Project, Protocol};
 use serde_json::{json, Value};
 
-use crate::provider::{ClusterProvider, Version};
+use crate::provider::{ClusterProvider, NodeName, Version};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Kind;
@@ -108,5 +108,52 @@ impl ClusterProvider for Kind {
     }
     fn list_args(&self) -> Vec<String> {
         vec!["get".into(), "clusters".into()]
+    }
+    fn node_label(&self, cluster: &str) -> String {
+        format!("io.x-k8s.kind.cluster={cluster}")
+    }
+    fn network(&self, _cluster: &str) -> String {
+        "kind".into()
+    }
+    fn nodes(&self, p: &Project) -> Vec<NodeName> {
+        // kind names the first node of a role `<cluster>-<role>`, then `<role>2`, `<role>3`…
+        let c = p.cluster_name();
+        let nth = |role: &str, i: u32| {
+            if i == 0 {
+                format!("{c}-{role}")
+            } else {
+                format!("{c}-{role}{}", i + 1)
+            }
+        };
+        let mut v = Vec::new();
+        let servers = p.cluster.servers.max(1);
+        if servers > 1 {
+            v.push(NodeName {
+                container: format!("{c}-external-load-balancer"),
+                node: None,
+                pool: None,
+            });
+        }
+        for i in 0..servers {
+            let n = nth("control-plane", i);
+            v.push(NodeName {
+                container: n.clone(),
+                node: Some(n),
+                pool: None,
+            });
+        }
+        let mut i = 0;
+        for a in &p.cluster.agents {
+            for _ in 0..a.count {
+                let n = nth("worker", i);
+                i += 1;
+                v.push(NodeName {
+                    container: n.clone(),
+                    node: Some(n),
+                    pool: Some(a.name.clone()),
+                });
+            }
+        }
+        v
     }
 }

@@ -47,6 +47,16 @@ pub enum VersionError {
     },
 }
 
+/// A node container and the Kubernetes node it becomes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeName {
+    /// Container name.
+    pub container: String,
+    /// Kubernetes node name (None: not a Kubernetes node, e.g. k3d's load balancer).
+    pub node: Option<String>,
+    pub pool: Option<String>,
+}
+
 /// One adapter per provider (k3d.rs, kind.rs).
 pub trait ClusterProvider {
     fn tool(&self) -> &'static str;
@@ -63,6 +73,14 @@ pub trait ClusterProvider {
     fn create_args(&self, project: &Project, config_path: &str) -> Vec<String>;
     fn delete_args(&self, cluster: &str) -> Vec<String>;
     fn list_args(&self) -> Vec<String>;
+    /// The engine label every node container of the cluster carries (for `docker ps --filter`).
+    fn node_label(&self, cluster: &str) -> String;
+    /// The engine network the nodes share; the registry is connected to it.
+    fn network(&self, cluster: &str) -> String;
+    /// The node containers the provider creates, in the order they must start after a
+    /// reboot (load balancer, servers, agents), each with the pool it belongs to
+    /// (`None` for servers and the load balancer).
+    fn nodes(&self, p: &Project) -> Vec<NodeName>;
 
     /// Check `<tool> version` output against the minimum.
     fn check_version(&self, output: Option<&str>) -> Result<Version, VersionError> {

@@ -1,9 +1,9 @@
 //! `ktwin build`: content-tagged builds that skip everything when the registry already has the
 //! tag (this survives cluster recreation, because the registry does), and otherwise build with
-//! the engine and push only the layers the registry lacks.
+//! the engine and give the registry only the layers it lacks, uncompressed (see `oci.rs`).
 
-use std::path::Path;
-use std::time::Instant;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use ktwin_config::contenttag::{content_tag, BuildInputs};
 use ktwin_config::imageref::{local_ref, ImageRef};
@@ -11,7 +11,8 @@ use ktwin_config::Image;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::engine::Engine;
+use crate::engine::{Engine, EngineKind};
+use crate::oci::{self, Moved, Progress, PushError, Target, ENGINE_TAG};
 use crate::registry_api::RegistryApi;
 use crate::runner::RunError;
 
@@ -24,6 +25,29 @@ pub enum Outcome {
     Pushed,
 }
 
+/// How the layers reached the registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Via {
+    /// Nothing to move.
+    None,
+    /// Every layer was already there; only the manifest was written.
+    Manifest,
+    /// Read from the engine's image export, uploaded uncompressed.
+    Export,
+    /// The engine pushed its changed layers; ktwin stored them uncompressed.
+    EnginePush,
+}
+
+/// The engine's one-time push that teaches it which layers the registry has, left running
+/// in the background after an export push.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Background {
+    pub pid: u32,
+    pub log: PathBuf,
+}
+
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BuildReport {
@@ -31,10 +55,17 @@ pub struct BuildReport {
     pub reference: String,
     pub tag: String,
     pub outcome: Outcome,
+    pub via: Via,
     pub layers: usize,
     pub layers_pushed: usize,
     pub bytes_pushed: u64,
+    /// Time spent in the engine's build.
+    pub build_seconds: f64,
+    /// From the end of the build until the registry serves the tag.
+    pub push_seconds: f64,
     pub seconds: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub background: Option<Background>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +78,12 @@ pub enum BuildError {
     BuildFailed { image: String, stderr: String },
     #[error("pushing {reference} failed:\n```\n{stderr}\n```")]
     PushFailed { reference: String, stderr: String },
+    #[error("pushing {reference} failed: {source}")]
+    Push {
+        reference: String,
+        #[source]
+        source: PushError,
+    },
     #[error(transparent)]
     Engine(#[from] RunError),
     #[error(transparent)]
@@ -57,7 +94,7 @@ impl BuildError {
     pub fn help(&self) -> Option<String> {
         match self {
             BuildError::RegistryDown { .. } => Some("start it with `ktwin registry up`".into()),
-            BuildError::PushFailed { .. } => Some("check `ktwin registry status`; rerunning `ktwin build` resumes, pushing only what is missing".into()),
+            BuildError::PushFailed { .. } | BuildError::Push { .. } => Some("check `ktwin registry status` (start it with `ktwin registry up`); rerunning `ktwin build` resumes, moving only what the registry still lacks".into()),
             _ => None,
         }
     }
@@ -70,12 +107,68 @@ fn failed_stderr(e: RunError) -> Result<String, BuildError> {
     }
 }
 
-/// Build and push one image (or skip it).
+/// Where build state that outlives one ktwin process lives (background push PIDs and logs).
+pub fn state_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d).join("ktwin");
+    }
+    match std::env::var_os("HOME") {
+        Some(h) => PathBuf::from(h).join(".local/state/ktwin"),
+        None => std::env::temp_dir().join("ktwin-state"),
+    }
+}
+
+fn background_files(port: u16, repo: &str) -> (PathBuf, PathBuf) {
+    let stem = format!("engine-push-{port}-{}", repo.replace('/', "_"));
+    let d = state_dir();
+    (d.join(format!("{stem}.pid")), d.join(format!("{stem}.log")))
+}
+
+fn alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+        && std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| !s.contains(") Z "))
+            .unwrap_or(false)
+}
+
+/// Wait for a background engine push of `repo` still running from an earlier build.
+fn wait_for_background(port: u16, repo: &str, progress: Progress) {
+    let (pid_file, _) = background_files(port, repo);
+    let Some(pid) = std::fs::read_to_string(&pid_file)
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+    else {
+        return;
+    };
+    while alive(pid) {
+        progress("waiting for the engine's background push", 0);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = std::fs::remove_file(pid_file);
+}
+
+/// `docker image inspect`: the config digest (image ID) and the layer diffIDs, base first.
+fn inspect(engine: &Engine, reference: &str) -> Result<(String, Vec<String>), BuildError> {
+    let out = engine.cmd(["image", "inspect", reference]).run()?;
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let id = v[0]["Id"].as_str().unwrap_or_default().to_string();
+    let layers = v[0]["RootFS"]["Layers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l.as_str().map(str::to_string))
+        .collect();
+    Ok((id, layers))
+}
+
+/// Build and push one image (or skip it). `siblings` are the project's other repositories.
 pub fn build_one(
     engine: &Engine,
     project_dir: &Path,
     img: &Image,
     port: u16,
+    siblings: &[String],
+    progress: Progress,
 ) -> Result<BuildReport, BuildError> {
     let started = Instant::now();
     let inputs = BuildInputs::new(project_dir, img);
@@ -92,19 +185,26 @@ pub fn build_one(
     if !api.healthy() {
         return Err(BuildError::RegistryDown { port });
     }
-    let report = |outcome, layers, layers_pushed, bytes_pushed| BuildReport {
+    let mut report = BuildReport {
         image: img.image.clone(),
         reference: reference.clone(),
         tag: tag.clone(),
-        outcome,
-        layers,
-        layers_pushed,
-        bytes_pushed,
-        seconds: started.elapsed().as_secs_f64(),
+        outcome: Outcome::Skipped,
+        via: Via::None,
+        layers: 0,
+        layers_pushed: 0,
+        bytes_pushed: 0,
+        build_seconds: 0.0,
+        push_seconds: 0.0,
+        seconds: 0.0,
+        background: None,
     };
+    progress("checking the registry", 0);
     if api.has_manifest(&r.path, &tag)? {
-        return Ok(report(Outcome::Skipped, 0, 0, 0));
+        report.seconds = started.elapsed().as_secs_f64();
+        return Ok(report);
     }
+    progress("building", 0);
     let mut args: Vec<String> = vec![
         "build".into(),
         "-q".into(),
@@ -128,72 +228,92 @@ pub fn build_one(
             stderr: failed_stderr(e)?,
         });
     }
-    let diff_ids = layer_ids(engine, &reference)?;
-    let pushed = match engine.cmd(["push", reference.as_str()]).run() {
-        Ok(out) => String::from_utf8_lossy(&out.stdout).into_owned(),
-        Err(e) => {
+    report.build_seconds = started.elapsed().as_secs_f64();
+    let push_start = Instant::now();
+    let push_err = |source| BuildError::Push {
+        reference: reference.clone(),
+        source,
+    };
+    wait_for_background(port, &r.path, progress);
+    let (config, diff_ids) = inspect(engine, &reference)?;
+    let target = Target {
+        api: &api,
+        repo: &r.path,
+        tag: &tag,
+        siblings,
+    };
+    progress("checking layers", 0);
+    let mut present = Vec::new();
+    for d in &diff_ids {
+        match target.present(d)? {
+            Some(size) => present.push((d.clone(), size)),
+            None => break,
+        }
+    }
+    let config_size = target.present(&config)?;
+    let moved: Moved;
+    if let (true, Some(cs)) = (present.len() == diff_ids.len(), config_size) {
+        moved = oci::manifest_only(&target, (&config, cs), &present).map_err(push_err)?;
+        report.via = Via::Manifest;
+    } else if api.has_manifest(&r.path, ENGINE_TAG)? {
+        let engine_ref = local_ref(port, &r, ENGINE_TAG);
+        progress("engine push of changed layers", 0);
+        engine
+            .cmd(["tag", reference.as_str(), engine_ref.as_str()])
+            .run()?;
+        if let Err(e) = engine.cmd(push_args(engine, &engine_ref)).run() {
             return Err(BuildError::PushFailed {
                 reference: reference.clone(),
                 stderr: failed_stderr(e)?,
-            })
+            });
         }
-    };
-    let manifest = api.manifest(&r.path, &tag)?;
-    let sizes: Vec<u64> = manifest
-        .get("layers")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .map(|l| l.get("size").and_then(Value::as_u64).unwrap_or(0))
-        .collect();
-    let (n, bytes) = pushed_layers(&pushed, &diff_ids, &sizes);
-    Ok(report(Outcome::Pushed, diff_ids.len(), n, bytes))
-}
-
-/// The image's layer diffIDs, base first.
-fn layer_ids(engine: &Engine, reference: &str) -> Result<Vec<String>, BuildError> {
-    let out = engine
-        .cmd([
-            "image",
-            "inspect",
-            "--format",
-            "{{json .RootFS.Layers}}",
-            reference,
-        ])
-        .run()?;
-    Ok(serde_json::from_slice::<Vec<String>>(&out.stdout).unwrap_or_default())
-}
-
-/// From `docker push` progress ("<12 hex of diffID>: Pushed" / "Layer already exists"), the
-/// layers that moved and their size in the registry.
-pub fn pushed_layers(push_output: &str, diff_ids: &[String], sizes: &[u64]) -> (usize, u64) {
-    let mut n = 0;
-    let mut bytes = 0;
-    for (i, id) in diff_ids.iter().enumerate() {
-        let short = id.trim_start_matches("sha256:").get(..12).unwrap_or("");
-        if push_output
-            .lines()
-            .any(|l| l.trim_start().starts_with(short) && l.contains("Pushed"))
-        {
-            n += 1;
-            bytes += sizes.get(i).copied().unwrap_or(0);
-        }
+        moved = oci::convert_engine_push(&target, progress).map_err(push_err)?;
+        report.via = Via::EnginePush;
+    } else {
+        moved = oci::push_from_export(engine, &reference, &target, progress).map_err(push_err)?;
+        report.via = Via::Export;
+        report.background = start_engine_push(engine, port, &r, &reference);
     }
-    (n, bytes)
+    report.outcome = Outcome::Pushed;
+    report.layers = moved.layers;
+    report.layers_pushed = moved.layers_pushed;
+    report.bytes_pushed = moved.bytes_pushed;
+    report.push_seconds = push_start.elapsed().as_secs_f64();
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn counts_only_pushed_layers() {
-        let out = "046ae4a021da: Layer already exists\na35cdecff46d: Pushed\n3f48db78113f: Layer already exists\n";
-        let ids = vec![
-            "sha256:046ae4a021da00".to_string(),
-            "sha256:a35cdecff46d00".to_string(),
-            "sha256:3f48db78113f00".to_string(),
-        ];
-        assert_eq!(pushed_layers(out, &ids, &[100, 5_000, 7]), (1, 5_000));
+fn push_args(engine: &Engine, reference: &str) -> Vec<String> {
+    let mut a = vec!["push".to_string()];
+    if engine.kind == EngineKind::Podman {
+        // Podman does not treat localhost as plain-HTTP by itself.
+        a.push("--tls-verify=false".into());
     }
+    a.push(reference.to_string());
+    a
+}
+
+/// After an export push, let the engine push the image once to `<repo>:ktwin-engine` in the
+/// background, so that from the next change on it compresses only new layers. Best effort:
+/// when it cannot start, the next build simply takes the export path again.
+fn start_engine_push(
+    engine: &Engine,
+    port: u16,
+    r: &ImageRef,
+    reference: &str,
+) -> Option<Background> {
+    let engine_ref = local_ref(port, r, ENGINE_TAG);
+    engine
+        .cmd(["tag", reference, engine_ref.as_str()])
+        .run()
+        .ok()?;
+    let (pid_file, log) = background_files(port, &r.path);
+    std::fs::create_dir_all(state_dir()).ok()?;
+    let _ = std::fs::write(&log, b"");
+    let pid = engine
+        .cmd(push_args(engine, &engine_ref))
+        .spawn_detached(&log)
+        .ok()?;
+    std::fs::write(&pid_file, pid.to_string()).ok()?;
+    Some(Background { pid, log })
 }

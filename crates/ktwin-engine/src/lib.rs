@@ -3,6 +3,8 @@
 
 pub mod build;
 pub mod engine;
+pub mod gc;
+pub mod oci;
 pub mod ports;
 pub mod registry;
 pub mod registry_api;

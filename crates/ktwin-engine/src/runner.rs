@@ -86,27 +86,79 @@ impl Cmd {
             .join(" ")
     }
 
-    /// Run to completion; a non-zero exit is an error carrying stderr.
-    pub fn run(&self) -> Result<RunOutput, RunError> {
+    /// The std `Command` this describes (program resolved on PATH), for callers that stream.
+    pub fn command(&self) -> Result<Command, RunError> {
         let program = self.program.to_string_lossy().into_owned();
-        let resolved = which(&self.program).ok_or(RunError::NotFound {
-            program: program.clone(),
-        })?;
+        let resolved = which(&self.program).ok_or(RunError::NotFound { program })?;
         let mut c = Command::new(resolved);
-        c.args(&self.args)
-            .stdin(if self.stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        c.args(&self.args).stdin(Stdio::null());
         if let Some(d) = &self.cwd {
             c.current_dir(d);
         }
         for (k, v) in &self.env {
             c.env(k, v);
         }
+        Ok(c)
+    }
+
+    /// Start with stdout piped to the caller and stderr captured; see [`Streaming`].
+    pub fn spawn_stdout(&self) -> Result<Streaming, RunError> {
+        let mut c = self.command()?;
+        c.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = c.spawn().map_err(|source| RunError::Spawn {
+            argv: self.display(),
+            source,
+        })?;
+        let stdout = child.stdout.take();
+        let mut err_pipe = child.stderr.take();
+        let stderr = std::thread::spawn(move || {
+            let mut s = Vec::new();
+            if let Some(p) = err_pipe.as_mut() {
+                let _ = std::io::Read::read_to_end(p, &mut s);
+            }
+            s
+        });
+        Ok(Streaming {
+            argv: self.display(),
+            child,
+            stdout,
+            stderr: Some(stderr),
+        })
+    }
+
+    /// Start in its own process group, output appended to `log`, and do not wait: the process
+    /// outlives ktwin (a Ctrl-C in the terminal does not reach it). Returns its PID.
+    pub fn spawn_detached(&self, log: &Path) -> Result<u32, RunError> {
+        let spawn_err = |source| RunError::Spawn {
+            argv: self.display(),
+            source,
+        };
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .map_err(spawn_err)?;
+        let mut c = self.command()?;
+        c.stdout(file.try_clone().map_err(spawn_err)?).stderr(file);
+        #[cfg(unix)]
+        {
+            use std::os::unix::process::CommandExt;
+            c.process_group(0);
+        }
+        let child = c.spawn().map_err(spawn_err)?;
+        Ok(child.id())
+    }
+
+    /// Run to completion; a non-zero exit is an error carrying stderr.
+    pub fn run(&self) -> Result<RunOutput, RunError> {
+        let mut c = self.command()?;
+        c.stdin(if self.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
         let spawn_err = |source| RunError::Spawn {
             argv: self.display(),
             source,
@@ -137,6 +189,49 @@ impl Cmd {
             stdout: out.stdout,
             stderr: out.stderr,
         })
+    }
+}
+
+/// A running command whose stdout the caller reads; [`Streaming::finish`] waits and reports
+/// a non-zero exit with its stderr.
+pub struct Streaming {
+    argv: String,
+    child: std::process::Child,
+    pub stdout: Option<std::process::ChildStdout>,
+    stderr: Option<std::thread::JoinHandle<Vec<u8>>>,
+}
+
+impl Streaming {
+    pub fn finish(mut self) -> Result<(), RunError> {
+        drop(self.stdout.take());
+        let status = self.child.wait().map_err(|source| RunError::Spawn {
+            argv: self.argv.clone(),
+            source,
+        })?;
+        let stderr = self
+            .stderr
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default();
+        if status.success() {
+            Ok(())
+        } else {
+            Err(RunError::Failed {
+                argv: self.argv.clone(),
+                status: status.to_string(),
+                stderr: String::from_utf8_lossy(&stderr).trim_end().to_string(),
+            })
+        }
+    }
+}
+
+impl Drop for Streaming {
+    fn drop(&mut self) {
+        // Abandoned early (an upload failed): end the child we started, then reap it.
+        if self.stderr.is_some() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 

@@ -205,6 +205,84 @@ impl StubBin {
     }
 }
 
+/// A standalone containerd (Debian's `containerd` binary) standing in for a cluster node in
+/// tier-2 tests and the image benchmark: its own root, state and socket in a temp dir,
+/// reachable only through that socket. Stopped (by its PID) and removed on drop.
+pub struct Containerd {
+    pub dir: tempfile::TempDir,
+    pub address: PathBuf,
+    child: std::process::Child,
+}
+
+impl Containerd {
+    pub fn start() -> Containerd {
+        let dir = tempfile::Builder::new()
+            .prefix("ktwin-containerd-")
+            .tempdir()
+            .expect("temp dir");
+        let d = dir.path();
+        let address = d.join("containerd.sock");
+        let config = format!(
+            "version = 2\nroot = \"{}\"\nstate = \"{}\"\n[grpc]\n  address = \"{}\"\n[ttrpc]\n  address = \"{}\"\n[debug]\n  level = \"warn\"\n[metrics]\n  address = \"\"\n",
+            d.join("root").display(),
+            d.join("state").display(),
+            address.display(),
+            d.join("ttrpc.sock").display()
+        );
+        std::fs::write(d.join("config.toml"), config).expect("write containerd config");
+        let log = std::fs::File::create(d.join("containerd.log")).expect("log file");
+        let child = std::process::Command::new("containerd")
+            .arg("--config")
+            .arg(d.join("config.toml"))
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start containerd (Debian package `containerd`)");
+        let c = Containerd {
+            dir,
+            address,
+            child,
+        };
+        for _ in 0..100 {
+            if c.ctr(&["version"]).status.success() {
+                return c;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!(
+            "containerd did not come up: {}",
+            std::fs::read_to_string(c.dir.path().join("containerd.log")).unwrap_or_default()
+        );
+    }
+
+    /// Run `ctr --address <socket> ARGS`.
+    pub fn ctr(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new("ctr")
+            .arg("--address")
+            .arg(&self.address)
+            .args(args)
+            .output()
+            .expect("ctr")
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        // SIGTERM first so it unmounts its snapshots, then make sure.
+        let _ = std::process::Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        for _ in 0..50 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -80,9 +80,12 @@ The tag is ktwin-<hash of the build inputs>, exactly what `ktwin render` puts in
 When the registry already has it, nothing is built or pushed."
     )]
     Build(BuildArgs),
-    /// The persistent local registry: up, down, status.
+    /// The persistent local registry: up, down, status, gc.
     #[command(subcommand)]
     Registry(RegistryCommand),
+    /// Built images: `ktwin images verify` proves nodes can pull them.
+    #[command(subcommand)]
+    Images(ImagesCommand),
     /// Cluster commands (`ktwin cluster config`).
     #[command(subcommand)]
     Cluster(ClusterCommand),
@@ -229,6 +232,49 @@ ktwin.yaml (image, port) is reported, and recreated only with --recreate; its im
         #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
         output: StatusFormat,
     },
+    /// Delete old ktwin content tags (keeping the newest N per repository) and reclaim blobs.
+    #[command(
+        after_help = "Only tags ktwin wrote (ktwin-<16 hex>) are candidates, newest first by the image's\n\
+creation time; other tags, and any manifest a kept tag shares, are never deleted. The registry's\n\
+own garbage collector then removes blobs nothing references. Run it when no build is pushing.\n\n\
+Examples:\n  ktwin registry gc                 keep the 3 newest per repository\n  \
+ktwin registry gc --keep 1 --dry-run"
+    )]
+    Gc {
+        /// Content tags to keep per repository.
+        #[arg(long, default_value_t = 3)]
+        keep: usize,
+        /// Print what would be deleted; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
+        output: StatusFormat,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImagesCommand {
+    /// Pull every built image through the mirror config the nodes use, on every node.
+    #[command(
+        after_help = "Each image is pulled at its current content tag under both names the nodes mirror:\n\
+localhost:<hostPort>/... (what rendered manifests use) and <registry.name>:5000/... (the name on the\n\
+cluster network). By default on every node of the cluster (`crictl pull` inside the node).\n\
+With --containerd SOCKET, a containerd on this host stands in for a node: ktwin writes the same\n\
+hosts.toml files it gives kind nodes, pointing at 127.0.0.1:<hostPort>, and pulls with ctr.\n\n\
+Examples:\n  ktwin images verify\n  ktwin images verify --containerd /run/containerd/containerd.sock"
+    )]
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Images to verify (default: all).
+    pub images: Vec<String>,
+    /// Pull through this containerd socket on the host instead of the cluster's nodes.
+    #[arg(long, value_name = "SOCKET")]
+    pub containerd: Option<PathBuf>,
+    #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
+    pub output: StatusFormat,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]

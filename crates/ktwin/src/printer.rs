@@ -38,3 +38,69 @@ pub fn table(header: &[&str]) -> comfy_table::Table {
 pub fn stdout_is_tty() -> bool {
     std::io::stdout().is_terminal()
 }
+
+/// Progress bars on stderr, one per item; drawn only on a terminal. Without one, `-v` prints
+/// each phase change as a line instead.
+pub struct Bars {
+    multi: Option<indicatif::MultiProgress>,
+    verbose: bool,
+}
+
+pub struct Bar {
+    pb: Option<indicatif::ProgressBar>,
+    name: String,
+    verbose: bool,
+    phase: std::sync::Mutex<String>,
+}
+
+impl Bars {
+    pub fn new(verbose: bool) -> Bars {
+        Bars {
+            multi: stderr_is_tty().then(indicatif::MultiProgress::new),
+            verbose,
+        }
+    }
+    pub fn bar(&self, name: &str) -> Bar {
+        let pb = self.multi.as_ref().map(|m| {
+            let pb = m.add(indicatif::ProgressBar::new_spinner());
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{spinner} {prefix}: {msg} {bytes} ({binary_bytes_per_sec}) {elapsed}",
+            ) {
+                pb.set_style(style);
+            }
+            pb.set_prefix(name.to_string());
+            pb.enable_steady_tick(std::time::Duration::from_millis(120));
+            pb
+        });
+        Bar {
+            pb,
+            name: name.to_string(),
+            verbose: self.verbose,
+            phase: std::sync::Mutex::new(String::new()),
+        }
+    }
+}
+
+impl Bar {
+    pub fn update(&self, phase: &str, bytes: u64) {
+        if let Some(pb) = &self.pb {
+            pb.set_message(phase.to_string());
+            pb.set_position(bytes);
+            return;
+        }
+        if let Ok(mut p) = self.phase.lock() {
+            if *p != phase {
+                *p = phase.to_string();
+                if self.verbose {
+                    err(&format!("{}: {phase}…", self.name));
+                }
+            }
+        }
+    }
+    /// Remove the bar; the caller prints the outcome line.
+    pub fn finish(&self) {
+        if let Some(pb) = &self.pb {
+            pb.finish_and_clear();
+        }
+    }
+}

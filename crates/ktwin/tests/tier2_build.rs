@@ -16,6 +16,8 @@ fn project(r: &mut Reg, dockerfile: &str) -> String {
     r.write_config_with(r.port, &format!("images:\n  - {{image: {image}, context: app}}\nenvironments:\n  local:\n    manifests: [k8s]\n"));
     let up = r.ktwin(&["registry", "up"]);
     assert!(up.status.success(), "{}", out(&up));
+    r.images
+        .push(format!("localhost:{}/{repo}:ktwin-engine", r.port));
     image
 }
 
@@ -36,7 +38,10 @@ fn unchanged_is_skipped_and_one_changed_file_pushes_one_layer() {
     let first = build_json(&r);
     r.images
         .push(first["reference"].as_str().unwrap().to_string());
-    assert_eq!(first["outcome"], "pushed");
+    assert_eq!(
+        (first["outcome"].as_str(), first["via"].as_str()),
+        (Some("pushed"), Some("export"))
+    );
     assert_eq!(
         (first["layers"].as_u64(), first["layersPushed"].as_u64()),
         (Some(2), Some(2))
@@ -78,6 +83,7 @@ fn unchanged_is_skipped_and_one_changed_file_pushes_one_layer() {
         ),
         (Some("pushed"), Some(1))
     );
+    assert_eq!(changed["via"], "engine-push");
     assert!(changed["bytesPushed"].as_u64().unwrap() > 0);
 }
 

@@ -1,6 +1,6 @@
 use ktwin_config::imageref::ImageRef;
 use ktwin_config::Image;
-use ktwin_engine::build::{build_one, BuildError, BuildReport, Outcome};
+use ktwin_engine::build::{build_one, BuildError, BuildReport, Outcome, Via};
 
 use crate::cli::{BuildArgs, Cli, StatusFormat};
 use crate::printer;
@@ -9,7 +9,7 @@ use crate::report::{plain, Failure};
 /// Independent images build in parallel, at most this many at once.
 const PARALLEL: usize = 2;
 
-fn selected<'a>(all: &'a [Image], wanted: &[String]) -> Result<Vec<&'a Image>, Failure> {
+pub(super) fn selected<'a>(all: &'a [Image], wanted: &[String]) -> Result<Vec<&'a Image>, Failure> {
     if wanted.is_empty() {
         return Ok(all.iter().collect());
     }
@@ -48,21 +48,30 @@ pub fn run(cli: &Cli, a: &BuildArgs) -> Result<u8, Failure> {
         return Ok(0);
     }
     let port = loaded.project.registry.host_port;
+    let siblings: Vec<String> = loaded
+        .project
+        .images
+        .iter()
+        .filter_map(|i| ImageRef::parse(&i.image).ok().map(|r| r.path))
+        .collect();
+    let bars = printer::Bars::new(cli.verbose);
     let mut results: Vec<(String, Result<BuildReport, BuildError>)> = Vec::new();
     for chunk in images.chunks(PARALLEL) {
-        for i in chunk {
-            printer::err(&format!(
-                "{}: checking the registry for its content tag…",
-                i.image
-            ));
-        }
         let done: Vec<_> = std::thread::scope(|s| {
             let handles: Vec<_> = chunk
                 .iter()
                 .map(|i| {
                     let eng = &eng;
                     let dir = &loaded.dir;
-                    s.spawn(move || (i.image.clone(), build_one(eng, dir, i, port)))
+                    let siblings = &siblings;
+                    let bar = bars.bar(&i.image);
+                    s.spawn(move || {
+                        let r = build_one(eng, dir, i, port, siblings, &|phase, n| {
+                            bar.update(phase, n)
+                        });
+                        bar.finish();
+                        (i.image.clone(), r)
+                    })
                 })
                 .collect();
             handles.into_iter().filter_map(|h| h.join().ok()).collect()
@@ -73,14 +82,29 @@ pub fn run(cli: &Cli, a: &BuildArgs) -> Result<u8, Failure> {
                     "{image}: up to date ({}), nothing built or pushed",
                     rep.tag
                 )),
-                Ok(rep) => printer::err(&format!(
-                    "{image}: pushed {} of {} layers ({:.1} MB) as {} in {:.1} s",
-                    rep.layers_pushed,
-                    rep.layers,
-                    rep.bytes_pushed as f64 / 1e6,
-                    rep.reference,
-                    rep.seconds
-                )),
+                Ok(rep) => {
+                    printer::err(&format!(
+                        "{image}: {} {} of {} layers ({:.1} MB) as {} — build {:.1} s, push {:.1} s",
+                        match rep.via {
+                            Via::EnginePush => "engine pushed; stored",
+                            Via::Export => "uploaded",
+                            _ => "uploaded",
+                        },
+                        rep.layers_pushed,
+                        rep.layers,
+                        rep.bytes_pushed as f64 / 1e6,
+                        rep.reference,
+                        rep.build_seconds,
+                        rep.push_seconds
+                    ));
+                    if let Some(b) = &rep.background {
+                        printer::err(&format!(
+                            "{image}: the engine is pushing it once more in the background (pid {}, log {}) so that later changes move only new layers",
+                            b.pid,
+                            b.log.display()
+                        ));
+                    }
+                }
                 Err(_) => {}
             }
         }

@@ -4,6 +4,7 @@ mod build;
 mod cluster;
 mod diff;
 mod doctor;
+mod images;
 mod init;
 mod registry;
 mod render;
@@ -32,6 +33,7 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Init(a) => init::run(a),
         Command::Build(a) => build::run(&cli, a),
         Command::Cluster(c) => cluster::run(&cli, c),
+        Command::Images(c) => images::run(&cli, c),
         Command::Registry(c) => registry::run(&cli, c),
         Command::Schema => schema::run(),
     }

@@ -97,5 +97,42 @@ pub fn run(cli: &Cli, c: &RegistryCommand) -> Result<u8, Failure> {
             }
             Ok(u8::from(!ok))
         }
+        RegistryCommand::Gc {
+            keep,
+            dry_run,
+            output,
+        } => {
+            if !reg.api().healthy() {
+                return Err(Failure::Operation(vec![plain(
+                    format!("registry {name} does not answer on 127.0.0.1:{port}"),
+                    Some("start it with `ktwin registry up`".into()),
+                )]));
+            }
+            let r = ktwin_engine::gc::collect(&eng, &reg.spec, *keep, *dry_run)
+                .map_err(|e| Failure::Operation(vec![plain(e.to_string(), None)]))?;
+            match output {
+                StatusFormat::Json => printer::out(&format!(
+                    "{}\n",
+                    serde_json::to_string_pretty(&r).unwrap_or_default()
+                )),
+                StatusFormat::Text => {
+                    let mut s = String::new();
+                    let verb = if *dry_run { "would delete" } else { "deleted" };
+                    for (repo, tags) in &r.deleted {
+                        for t in tags {
+                            s.push_str(&format!("{verb} {repo}:{t}\n"));
+                        }
+                    }
+                    s.push_str(&format!(
+                        "registry {name}: {} content tags kept, {} deleted, {} blobs reclaimed\n",
+                        r.kept,
+                        r.deleted.values().map(Vec::len).sum::<usize>(),
+                        r.blobs_reclaimed
+                    ));
+                    printer::out(&s);
+                }
+            }
+            Ok(0)
+        }
     }
 }
