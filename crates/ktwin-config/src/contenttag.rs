@@ -8,7 +8,7 @@ use crate::dockerignore::DockerIgnore;
 use crate::model::Image;
 
 /// Bump when the hashed inputs change meaning, so old tags are never reused by mistake.
-const SCHEME: &[u8] = b"ktwin-content-tag-v1\n";
+const SCHEME: &[u8] = b"ktwin-content-tag-v2\n";
 
 #[derive(Debug, thiserror::Error)]
 pub enum TagError {
@@ -54,13 +54,15 @@ pub fn content_tag(inputs: &BuildInputs<'_>) -> Result<String, TagError> {
     let mut files = Vec::new();
     walk(&inputs.context, "", &ignore, &mut files)?;
     files.sort();
+    let mut cache = HashCache::load(&inputs.context);
     let mut h = blake3::Hasher::new();
     h.update(SCHEME);
     for rel in &files {
-        hash_entry(&mut h, &inputs.context, rel)?;
+        hash_entry(&mut h, &inputs.context, rel, &mut cache)?;
     }
     h.update(b"\0dockerfile\0");
-    hash_file(&mut h, &inputs.dockerfile)?;
+    field(&mut h, "content", &cache.file_hash(&inputs.dockerfile)?);
+    cache.save();
     for (k, v) in &inputs.image.build_args {
         field(&mut h, "arg", &format!("{k}={v}"));
     }
@@ -126,7 +128,12 @@ fn walk(
     Ok(())
 }
 
-fn hash_entry(h: &mut blake3::Hasher, root: &Path, rel: &str) -> Result<(), TagError> {
+fn hash_entry(
+    h: &mut blake3::Hasher,
+    root: &Path,
+    rel: &str,
+    cache: &mut HashCache,
+) -> Result<(), TagError> {
     let path = root.join(rel);
     let meta = std::fs::symlink_metadata(&path).map_err(io_err(&path))?;
     field(h, "path", rel);
@@ -135,7 +142,7 @@ fn hash_entry(h: &mut blake3::Hasher, root: &Path, rel: &str) -> Result<(), TagE
         let target = std::fs::read_link(&path).map_err(io_err(&path))?;
         field(h, "link", &target.to_string_lossy());
     } else if meta.is_file() {
-        hash_file(h, &path)?;
+        field(h, "content", &cache.file_hash(&path)?);
     }
     Ok(())
 }
@@ -166,11 +173,13 @@ fn mode_string(meta: &std::fs::Metadata) -> String {
     )
 }
 
-fn hash_file(h: &mut blake3::Hasher, path: &Path) -> Result<(), TagError> {
+/// blake3 of a file's length and contents, as hex.
+fn hash_file(path: &Path) -> Result<String, TagError> {
     let mut f = std::fs::File::open(path).map_err(io_err(path))?;
     let len = f.metadata().map_err(io_err(path))?.len();
+    let mut h = blake3::Hasher::new();
     h.update(&len.to_le_bytes());
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut buf = vec![0u8; 256 * 1024];
     loop {
         let n = f.read(&mut buf).map_err(io_err(path))?;
         if n == 0 {
@@ -178,7 +187,118 @@ fn hash_file(h: &mut blake3::Hasher, path: &Path) -> Result<(), TagError> {
         }
         h.update(&buf[..n]);
     }
-    Ok(())
+    Ok(h.finalize().to_hex().to_string())
+}
+
+/// Where state that outlives one ktwin process lives: `$XDG_STATE_HOME/ktwin`, else
+/// `~/.local/state/ktwin`.
+pub fn state_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d).join("ktwin");
+    }
+    match std::env::var_os("HOME") {
+        Some(h) => PathBuf::from(h).join(".local/state/ktwin"),
+        None => std::env::temp_dir().join("ktwin-state"),
+    }
+}
+
+/// Per-file hashes of one build context, keyed by path and trusted only while the file's
+/// length, mtime, ctime and inode are unchanged — so an unchanged 800 MB context is a few
+/// `stat` calls, not a read. Like git's index, a file modified less than two seconds before
+/// it was hashed is never trusted (timestamps are coarse), and any doubt means re-hashing.
+struct HashCache {
+    path: Option<PathBuf>,
+    old: std::collections::BTreeMap<String, CacheEntry>,
+    new: std::collections::BTreeMap<String, CacheEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct CacheEntry {
+    stat: [i64; 6],
+    hashed_at: i64,
+    hash: String,
+}
+
+#[cfg(unix)]
+fn stat_key(meta: &std::fs::Metadata) -> Option<([i64; 6], i64)> {
+    use std::os::unix::fs::MetadataExt;
+    Some((
+        [
+            meta.len() as i64,
+            meta.mtime(),
+            meta.mtime_nsec(),
+            meta.ctime(),
+            meta.ctime_nsec(),
+            meta.ino() as i64,
+        ],
+        meta.mtime(),
+    ))
+}
+
+#[cfg(not(unix))]
+fn stat_key(_meta: &std::fs::Metadata) -> Option<([i64; 6], i64)> {
+    None
+}
+
+impl HashCache {
+    fn load(context: &Path) -> HashCache {
+        let abs = std::fs::canonicalize(context).unwrap_or_else(|_| context.to_path_buf());
+        let key = blake3::hash(abs.to_string_lossy().as_bytes()).to_hex();
+        let path = state_dir()
+            .join("hashes")
+            .join(format!("{}.json", &key[..16]));
+        let old = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        HashCache {
+            path: Some(path),
+            old,
+            new: Default::default(),
+        }
+    }
+
+    fn file_hash(&mut self, path: &Path) -> Result<String, TagError> {
+        let meta = std::fs::metadata(path).map_err(io_err(path))?;
+        let name = path.to_string_lossy().into_owned();
+        let Some((stat, mtime)) = stat_key(&meta) else {
+            return hash_file(path);
+        };
+        if let Some(e) = self.old.get(&name) {
+            if e.stat == stat && mtime + 2 <= e.hashed_at {
+                self.new.insert(name, e.clone());
+                return Ok(e.hash.clone());
+            }
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let hash = hash_file(path)?;
+        self.new.insert(
+            name,
+            CacheEntry {
+                stat,
+                hashed_at: now,
+                hash: hash.clone(),
+            },
+        );
+        Ok(hash)
+    }
+
+    /// Best effort: a cache that cannot be written only costs time next run.
+    fn save(self) {
+        let Some(path) = self.path else { return };
+        if self.new == self.old {
+            return;
+        }
+        if let (Some(dir), Ok(bytes)) = (path.parent(), serde_json::to_vec(&self.new)) {
+            let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+            if std::fs::create_dir_all(dir).is_ok() && std::fs::write(&tmp, bytes).is_ok() {
+                let _ = std::fs::rename(&tmp, &path);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -198,6 +318,32 @@ mod tests {
 
     fn tag(dir: &Path, img: &Image) -> String {
         content_tag(&BuildInputs::new(dir, img)).unwrap()
+    }
+
+    #[test]
+    fn cached_hashes_are_dropped_when_a_file_changes_behind_an_old_mtime() {
+        let d = tempfile::tempdir().unwrap();
+        let ctx = d.path().join("ctx");
+        std::fs::create_dir_all(&ctx).unwrap();
+        std::fs::write(ctx.join("Dockerfile"), "FROM scratch\n").unwrap();
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        let set_old = |p: &Path| {
+            std::fs::File::options()
+                .write(true)
+                .open(p)
+                .unwrap()
+                .set_modified(old)
+                .unwrap()
+        };
+        std::fs::write(ctx.join("big"), "aaaa").unwrap();
+        set_old(&ctx.join("big"));
+        let img = image();
+        let t1 = tag(d.path(), &img);
+        assert_eq!(t1, tag(d.path(), &img), "second run answers from the cache");
+        // Same length, same (old) mtime: only ctime tells, and it must.
+        std::fs::write(ctx.join("big"), "bbbb").unwrap();
+        set_old(&ctx.join("big"));
+        assert_ne!(t1, tag(d.path(), &img));
     }
 
     #[test]

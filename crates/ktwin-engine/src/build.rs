@@ -5,13 +5,14 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use ktwin_config::contenttag::{content_tag, BuildInputs};
+use ktwin_config::contenttag::{content_tag, state_dir, BuildInputs};
 use ktwin_config::imageref::{local_ref, ImageRef};
 use ktwin_config::Image;
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::engine::{Engine, EngineKind};
+use crate::layerstore::LayerStore;
 use crate::oci::{self, Moved, Progress, PushError, Target, ENGINE_TAG};
 use crate::registry_api::RegistryApi;
 use crate::runner::RunError;
@@ -33,6 +34,8 @@ pub enum Via {
     None,
     /// Every layer was already there; only the manifest was written.
     Manifest,
+    /// Only the missing layers, read from the engine's layer store, uploaded uncompressed.
+    Store,
     /// Read from the engine's image export, uploaded uncompressed.
     Export,
     /// The engine pushed its changed layers; ktwin stored them uncompressed.
@@ -104,17 +107,6 @@ fn failed_stderr(e: RunError) -> Result<String, BuildError> {
     match e {
         RunError::Failed { stderr, .. } => Ok(stderr),
         other => Err(other.into()),
-    }
-}
-
-/// Where build state that outlives one ktwin process lives (background push PIDs and logs).
-pub fn state_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
-        return PathBuf::from(d).join("ktwin");
-    }
-    match std::env::var_os("HOME") {
-        Some(h) => PathBuf::from(h).join(".local/state/ktwin"),
-        None => std::env::temp_dir().join("ktwin-state"),
     }
 }
 
@@ -255,6 +247,11 @@ pub fn build_one(
     if let (true, Some(cs)) = (present.len() == diff_ids.len(), config_size) {
         moved = oci::manifest_only(&target, (&config, cs), &present).map_err(push_err)?;
         report.via = Via::Manifest;
+    } else if let Some(done) =
+        store_push(engine, &reference, &config, &diff_ids, &target, progress)?
+    {
+        moved = done;
+        report.via = Via::Store;
     } else if api.has_manifest(&r.path, ENGINE_TAG)? {
         let engine_ref = local_ref(port, &r, ENGINE_TAG);
         progress("engine push of changed layers", 0);
@@ -281,6 +278,31 @@ pub fn build_one(
     report.push_seconds = push_start.elapsed().as_secs_f64();
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// The layer-store path when the engine's store is readable. `None` means "use another
+/// path": no readable store, or the store could not serve these layers exactly (a layer
+/// whose bytes do not hash to its diffID is refused before it is committed).
+fn store_push(
+    engine: &Engine,
+    reference: &str,
+    config: &str,
+    diff_ids: &[String],
+    target: &Target,
+    progress: Progress,
+) -> Result<Option<Moved>, BuildError> {
+    let Some(store) = LayerStore::detect(engine) else {
+        return Ok(None);
+    };
+    match oci::push_from_store(&store, config, diff_ids, target, progress) {
+        Ok(m) => Ok(Some(m)),
+        Err(PushError::Archive { .. })
+        | Err(PushError::Api(crate::registry_api::ApiError::DigestMismatch { .. })) => Ok(None),
+        Err(e) => Err(BuildError::Push {
+            reference: reference.to_string(),
+            source: e,
+        }),
+    }
 }
 
 fn push_args(engine: &Engine, reference: &str) -> Vec<String> {

@@ -4,6 +4,7 @@
 pub mod build;
 pub mod engine;
 pub mod gc;
+pub mod layerstore;
 pub mod oci;
 pub mod ports;
 pub mod registry;

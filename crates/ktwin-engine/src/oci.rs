@@ -338,6 +338,123 @@ pub fn convert_engine_push(t: &Target, progress: Progress) -> Result<Moved, Push
     Ok(moved)
 }
 
+/// Uploads running at once: the registry ingests about twice as fast with two streams.
+const UPLOADS: usize = 2;
+
+/// The layer-store path: only the layers the registry lacks are read (from the engine's
+/// store, see `layerstore.rs`) and uploaded, two at a time, each checked against its diffID.
+pub fn push_from_store(
+    store: &crate::layerstore::LayerStore,
+    image_id: &str,
+    diff_ids: &[String],
+    t: &Target,
+    progress: Progress,
+) -> Result<Moved, PushError> {
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+    let bad = |message: String| PushError::Archive {
+        reference: format!("{}:{}", t.repo, t.tag),
+        message,
+    };
+    let config = store
+        .config(image_id)
+        .ok_or_else(|| bad(format!("config {image_id} not in the engine's store")))?;
+    if sha256_digest(&config) != image_id {
+        return Err(bad("the stored config does not match the image ID".into()));
+    }
+    let chains = crate::layerstore::chain_ids(diff_ids);
+    let mut sizes: Vec<Option<u64>> = Vec::with_capacity(diff_ids.len());
+    for d in diff_ids {
+        sizes.push(t.present(d)?);
+    }
+    let missing: Vec<usize> = (0..diff_ids.len())
+        .filter(|i| sizes[*i].is_none())
+        .collect();
+    // Open every missing layer before uploading anything: a store that cannot serve one
+    // means the caller falls back before a byte moved.
+    let mut readers = Vec::new();
+    for &i in &missing {
+        let r = store
+            .layer(&chains[i])
+            .ok_or_else(|| bad(format!("layer {} not in the engine's store", diff_ids[i])))?;
+        readers.push(std::sync::Mutex::new(Some((i, r))));
+    }
+    let next = AtomicUsize::new(0);
+    let sent = AtomicU64::new(0);
+    let results: Vec<Result<(usize, crate::registry_api::Blob), ApiError>> =
+        std::thread::scope(|s| {
+            let workers: Vec<_> = (0..UPLOADS.min(readers.len()))
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut done = Vec::new();
+                        loop {
+                            let k = next.fetch_add(1, Ordering::SeqCst);
+                            let Some(slot) = readers.get(k) else { break };
+                            let Some((i, mut r)) = slot.lock().ok().and_then(|mut g| g.take())
+                            else {
+                                continue;
+                            };
+                            let last = AtomicU64::new(0);
+                            let res = t.api.upload(t.repo, &mut r, Some(&diff_ids[i]), &|n| {
+                                let d = n - last.swap(n, Ordering::SeqCst);
+                                let total = sent.fetch_add(d, Ordering::SeqCst) + d;
+                                progress("uploading layers", total);
+                            });
+                            let failed = res.is_err();
+                            done.push(res.map(|b| (i, b)));
+                            if failed {
+                                break;
+                            }
+                        }
+                        done
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().unwrap_or_default())
+                .collect()
+        });
+    let mut moved = Moved {
+        layers: diff_ids.len(),
+        ..Moved::default()
+    };
+    for r in results {
+        let (i, b) = r?;
+        sizes[i] = Some(b.size);
+        moved.layers_pushed += 1;
+        moved.bytes_pushed += b.size;
+    }
+    let config_digest = sha256_digest(&config);
+    if t.present(&config_digest)?.is_none() {
+        t.api.upload(
+            t.repo,
+            &mut config.as_slice(),
+            Some(&config_digest),
+            &|_| {},
+        )?;
+    }
+    let mut descs = Vec::new();
+    for (d, size) in diff_ids.iter().zip(&sizes) {
+        descs.push(Descriptor {
+            media_type: LAYER_TAR.into(),
+            digest: d.clone(),
+            size: size.ok_or_else(|| bad(format!("layer {d} was not uploaded")))?,
+        });
+    }
+    let config_desc = Descriptor {
+        media_type: OCI_CONFIG.into(),
+        digest: config_digest,
+        size: config.len() as u64,
+    };
+    t.api.put_manifest(
+        t.repo,
+        t.tag,
+        OCI_MANIFEST,
+        &oci_manifest(&config_desc, &descs),
+    )?;
+    Ok(moved)
+}
+
 /// When the registry already has every layer and the config: only the manifest is written.
 pub fn manifest_only(
     t: &Target,

@@ -51,6 +51,7 @@ pub struct Bar {
     name: String,
     verbose: bool,
     phase: std::sync::Mutex<String>,
+    started: std::time::Instant,
 }
 
 impl Bars {
@@ -77,6 +78,7 @@ impl Bars {
             name: name.to_string(),
             verbose: self.verbose,
             phase: std::sync::Mutex::new(String::new()),
+            started: std::time::Instant::now(),
         }
     }
 }
@@ -92,7 +94,11 @@ impl Bar {
             if *p != phase {
                 *p = phase.to_string();
                 if self.verbose {
-                    err(&format!("{}: {phase}…", self.name));
+                    err(&format!(
+                        "{}: {phase}… (+{:.2} s)",
+                        self.name,
+                        self.started.elapsed().as_secs_f64()
+                    ));
                 }
             }
         }

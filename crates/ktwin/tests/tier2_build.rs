@@ -40,7 +40,7 @@ fn unchanged_is_skipped_and_one_changed_file_pushes_one_layer() {
         .push(first["reference"].as_str().unwrap().to_string());
     assert_eq!(
         (first["outcome"].as_str(), first["via"].as_str()),
-        (Some("pushed"), Some("export"))
+        (Some("pushed"), Some("store"))
     );
     assert_eq!(
         (first["layers"].as_u64(), first["layersPushed"].as_u64()),
@@ -83,7 +83,7 @@ fn unchanged_is_skipped_and_one_changed_file_pushes_one_layer() {
         ),
         (Some("pushed"), Some(1))
     );
-    assert_eq!(changed["via"], "engine-push");
+    assert_eq!(changed["via"], "store");
     assert!(changed["bytesPushed"].as_u64().unwrap() > 0);
 }
 

@@ -46,7 +46,11 @@ fn project(r: &mut Reg, big: usize) -> String {
 }
 
 fn build(r: &mut Reg) -> serde_json::Value {
-    let o = r.ktwin(&["build", "-o", "json"]);
+    build_env(r, &[])
+}
+
+fn build_env(r: &mut Reg, env: &[(&str, &str)]) -> serde_json::Value {
+    let o = r.ktwin_env(&["build", "-o", "json"], env);
     assert!(o.status.success(), "{}", out(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     r.images
@@ -60,7 +64,10 @@ fn built_images_are_uncompressed_oci_and_pull_through_the_node_mirror_config() {
     let _ = IGNORE;
     let mut r = Reg::new();
     let repo = project(&mut r, 1 << 20);
-    let first = build(&mut r);
+    // Without the layer store (an engine ktwin cannot read): the export path first, then the
+    // engine's incremental push plus conversion.
+    let no_store = [("KTWIN_LAYER_STORE", "off")];
+    let first = build_env(&mut r, &no_store);
     assert_eq!(first["via"], "export", "{first}");
     let api = RegistryApi::new(r.port);
     let m = api.manifest(&repo, first["tag"].as_str().unwrap()).unwrap();
@@ -96,13 +103,24 @@ fn built_images_are_uncompressed_oci_and_pull_through_the_node_mirror_config() {
     // A changed file: the engine pushes only the changed layer, ktwin stores it
     // uncompressed, and the stand-in node pulls the new tag.
     r.tp.write("app/b.txt", "v2\n");
-    let changed = build(&mut r);
+    let changed = build_env(&mut r, &no_store);
     assert_eq!(
         (changed["via"].as_str(), changed["layersPushed"].as_u64()),
         (Some("engine-push"), Some(1)),
         "{changed}"
     );
     assert!(changed["bytesPushed"].as_u64().unwrap() < 10_000);
+    let v = r.ktwin(&["images", "verify", "--containerd", &sock]);
+    assert!(v.status.success(), "{}", out(&v));
+
+    // With the layer store: only the changed layer is read and uploaded, and it pulls.
+    r.tp.write("app/b.txt", "v3\n");
+    let store = build(&mut r);
+    assert_eq!(
+        (store["via"].as_str(), store["layersPushed"].as_u64()),
+        (Some("store"), Some(1)),
+        "{store}"
+    );
     let v = r.ktwin(&["images", "verify", "--containerd", &sock]);
     assert!(v.status.success(), "{}", out(&v));
 }
@@ -175,7 +193,9 @@ fn gc_keeps_the_newest_content_tags_and_reclaims_blobs() {
     let mut tags = Vec::new();
     for v in ["v1", "v2", "v3"] {
         r.tp.write("app/b.txt", &format!("{v}\n"));
-        tags.push(build(&mut r)["tag"].as_str().unwrap().to_string());
+        // Without the layer store, so the engine's `ktwin-engine` tag exists and must survive.
+        let built = build_env(&mut r, &[("KTWIN_LAYER_STORE", "off")]);
+        tags.push(built["tag"].as_str().unwrap().to_string());
         // Image creation times are compared at second resolution.
         std::thread::sleep(std::time::Duration::from_millis(1100));
     }

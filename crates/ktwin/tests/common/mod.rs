@@ -63,8 +63,12 @@ impl Reg {
         format!("t2/{what}-{}", self.name.trim_start_matches("ktwin-t2-"))
     }
     pub fn ktwin(&self, args: &[&str]) -> Output {
+        self.ktwin_env(args, &[])
+    }
+    pub fn ktwin_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_ktwin"))
             .args(args)
+            .envs(env.iter().copied())
             .current_dir(self.tp.path())
             .output()
             .unwrap()
