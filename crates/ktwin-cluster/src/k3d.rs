@@ -107,6 +107,15 @@ impl ClusterProvider for K3d {
     fn list_args(&self) -> Vec<String> {
         vec!["cluster".into(), "list".into(), "-o".into(), "json".into()]
     }
+    fn parse_list(&self, output: &str) -> Vec<String> {
+        serde_json::from_str::<Value>(output)
+            .ok()
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|c| c["name"].as_str().map(str::to_string))
+            .collect()
+    }
     fn node_label(&self, cluster: &str) -> String {
         format!("k3d.cluster={cluster}")
     }

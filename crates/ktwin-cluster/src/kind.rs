@@ -109,6 +109,15 @@ impl ClusterProvider for Kind {
     fn list_args(&self) -> Vec<String> {
         vec!["get".into(), "clusters".into()]
     }
+    fn parse_list(&self, output: &str) -> Vec<String> {
+        // `kind get clusters` prints one name per line, or "No kind clusters found." on stderr.
+        output
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.contains(' '))
+            .map(str::to_string)
+            .collect()
+    }
     fn node_label(&self, cluster: &str) -> String {
         format!("io.x-k8s.kind.cluster={cluster}")
     }

@@ -6,6 +6,7 @@ pub mod k3d;
 pub mod kind;
 pub mod provider;
 pub mod registry_wiring;
+pub mod up;
 
 pub use guard::{guard, GuardError};
 pub use provider::{provider_for, ClusterProvider, Version, VersionError};

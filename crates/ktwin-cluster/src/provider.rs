@@ -73,6 +73,8 @@ pub trait ClusterProvider {
     fn create_args(&self, project: &Project, config_path: &str) -> Vec<String>;
     fn delete_args(&self, cluster: &str) -> Vec<String>;
     fn list_args(&self) -> Vec<String>;
+    /// Cluster names in the output of `list_args`.
+    fn parse_list(&self, output: &str) -> Vec<String>;
     /// The engine label every node container of the cluster carries (for `docker ps --filter`).
     fn node_label(&self, cluster: &str) -> String;
     /// The engine network the nodes share; the registry is connected to it.

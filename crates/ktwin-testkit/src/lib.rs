@@ -195,6 +195,41 @@ impl StubBin {
                 .expect("chmod stub");
         }
     }
+    /// Add a stub that records its call (argv, then any stdin as `  | ` lines) and answers by
+    /// the first rule whose shell pattern matches its arguments (`"cluster list*"`), else
+    /// prints nothing and exits 0. Calling it again replaces the rules.
+    pub fn add_rules(&self, name: &str, rules: &[(&str, &str, i32)]) {
+        let d = self.dir.path();
+        let log = d.join("calls.log");
+        let mut cases = String::new();
+        for (i, (pattern, stdout, code)) in rules.iter().enumerate() {
+            let out = d.join(format!("{name}.{i}.out"));
+            std::fs::write(&out, stdout).expect("write stub output");
+            // Literal parts quoted, `*` left as the wildcard.
+            let pat: Vec<String> = pattern.split('*').map(|p| format!("\"{p}\"")).collect();
+            cases.push_str(&format!(
+                "  {}) cat '{}'; exit {code};;\n",
+                pat.join("*"),
+                out.display()
+            ));
+        }
+        let script = format!(
+            "#!/bin/sh\nPATH=\"/usr/bin:/bin:$PATH\"\nprintf '%s' '{name}' >> '{log}'\nfor a in \"$@\"; do printf ' %s' \"$a\" >> '{log}'; done\nprintf '\\n' >> '{log}'\nin=$(cat)\n[ -z \"$in\" ] || printf '%s\\n' \"$in\" | sed 's/^/  | /' >> '{log}'\ncase \"$*\" in\n{cases}esac\nexit 0\n",
+            log = log.display(),
+        );
+        let p = d.join(name);
+        std::fs::write(&p, script).expect("write stub");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))
+                .expect("chmod stub");
+        }
+    }
+    /// Forget the calls recorded so far.
+    pub fn clear_calls(&self) {
+        let _ = std::fs::remove_file(self.dir.path().join("calls.log"));
+    }
     /// Every recorded call, in order.
     pub fn calls(&self) -> Vec<String> {
         std::fs::read_to_string(self.dir.path().join("calls.log"))

@@ -83,6 +83,20 @@ When the registry already has it, nothing is built or pushed."
     /// The persistent local registry: up, down, status, gc.
     #[command(subcommand)]
     Registry(RegistryCommand),
+    /// Bring the twin up: registry, cluster, registry wiring, node pools, images.
+    #[command(
+        after_help = "Steps: registry up → cluster create if absent → connect the registry to the cluster network,\n\
+write the nodes' mirror config (kind) and the kube-public/local-registry-hosting ConfigMap →\n\
+check every node carries its pool's labels and taints (fixing them) → build and push images.\n\n\
+Idempotent: when the cluster exists, the spec stored at creation is compared with ktwin.yaml.\n\
+Labels, taints and registry wiring are fixed in place; node counts, ports, provider or registry\n\
+changes are reported and applied only with --recreate. Nothing is deleted silently.\n\n\
+Examples:\n  ktwin up --dry-run     print every command and file; change nothing\n  \
+ktwin up\n  ktwin up --recreate    replace a cluster whose shape changed (images are kept)"
+    )]
+    Up(UpArgs),
+    /// Delete the cluster; the registry and its images stay unless --purge-registry.
+    Down(DownArgs),
     /// Built images: `ktwin images verify` proves nodes can pull them.
     #[command(subcommand)]
     Images(ImagesCommand),
@@ -281,6 +295,29 @@ pub struct VerifyArgs {
 pub enum StatusFormat {
     Text,
     Json,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Print the plan (every command and file) and change nothing; read-only probes still run.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Delete and recreate a cluster (or registry) that differs in ways only recreating fixes.
+    #[arg(long)]
+    pub recreate: bool,
+    /// The kube context to use; must be the managed cluster's (checked before any connection).
+    #[arg(long, value_name = "CTX")]
+    pub context: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    /// Also remove the registry container and every image in its data volume.
+    #[arg(long)]
+    pub purge_registry: bool,
+    /// Print what would be deleted; delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

@@ -9,6 +9,7 @@ mod init;
 mod registry;
 mod render;
 mod schema;
+mod up;
 
 use std::path::PathBuf;
 
@@ -34,6 +35,8 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Build(a) => build::run(&cli, a),
         Command::Cluster(c) => cluster::run(&cli, c),
         Command::Images(c) => images::run(&cli, c),
+        Command::Up(a) => up::up(&cli, a),
+        Command::Down(a) => up::down(&cli, a),
         Command::Registry(c) => registry::run(&cli, c),
         Command::Schema => schema::run(),
     }

@@ -1,0 +1,597 @@
+//! `ktwin up` / `ktwin down` for the cluster: create it if absent, compare the spec stored at
+//! creation with the desired one (fix in place what can be, report what needs a recreate and
+//! do it only when asked), wire the registry, and check every node carries its pool's labels
+//! and taints. Every command goes through [`Exec`], which in dry-run mode prints what it
+//! would change and runs only read-only probes.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use ktwin_config::names::parse_taint;
+use ktwin_config::Project;
+use ktwin_engine::engine::{Engine, EngineKind};
+use ktwin_engine::runner::{Cmd, RunError};
+use serde_json::{json, Value};
+
+use crate::guard::{guard, GuardError};
+use crate::provider::{provider_for, to_yaml, ClusterProvider, VersionError};
+use crate::registry_wiring::{hosts_toml, kep1755_configmap, mirrors};
+
+/// The part of ktwin.yaml a cluster is created from, stored at creation.
+pub fn spec_of(p: &Project) -> Value {
+    json!({
+        "provider": p.cluster.provider.as_str(),
+        "name": p.cluster_name(),
+        "servers": p.cluster.servers.max(1),
+        "agents": p.cluster.agents.iter().map(|a| json!({
+            "name": a.name, "count": a.count, "labels": a.labels, "taints": a.taints,
+        })).collect::<Vec<_>>(),
+        "ports": p.cluster.ports.iter().map(|x| format!("127.0.0.1:{}->{}/{}", x.host_port, x.node_port, match x.protocol { ktwin_config::Protocol::Tcp => "TCP", ktwin_config::Protocol::Udp => "UDP" })).collect::<Vec<_>>(),
+        "registry": format!("{}:{}", p.registry.name, p.registry.host_port),
+    })
+}
+
+/// Differences between the stored and the desired spec.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Drift {
+    /// Only a new cluster can change these.
+    pub recreate: Vec<String>,
+    /// Fixed on the running cluster.
+    pub in_place: Vec<String>,
+}
+
+fn shape(v: &Value) -> Vec<String> {
+    v["agents"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| format!("{}×{}", a["name"].as_str().unwrap_or(""), a["count"]))
+        .collect()
+}
+
+/// Pure: compare what the cluster was created with to what ktwin.yaml asks for now.
+pub fn drift(stored: &Value, desired: &Value) -> Drift {
+    let mut d = Drift::default();
+    let mut recreate = |what: &str, a: String, b: String| {
+        if a != b {
+            d.recreate.push(format!("{what}: {a} → {b}"));
+        }
+    };
+    recreate(
+        "provider",
+        stored["provider"].to_string(),
+        desired["provider"].to_string(),
+    );
+    recreate(
+        "servers",
+        stored["servers"].to_string(),
+        desired["servers"].to_string(),
+    );
+    recreate(
+        "agent pools",
+        shape(stored).join(", "),
+        shape(desired).join(", "),
+    );
+    recreate(
+        "ports",
+        stored["ports"].to_string(),
+        desired["ports"].to_string(),
+    );
+    recreate(
+        "registry (mirrors are part of the node config)",
+        stored["registry"].to_string(),
+        desired["registry"].to_string(),
+    );
+    if shape(stored) == shape(desired) {
+        let pools = |v: &Value| -> BTreeMap<String, (Value, Value)> {
+            v["agents"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|a| {
+                    (
+                        a["name"].as_str().unwrap_or("").to_string(),
+                        (a["labels"].clone(), a["taints"].clone()),
+                    )
+                })
+                .collect()
+        };
+        let (s, w) = (pools(stored), pools(desired));
+        for (name, (labels, taints)) in &w {
+            if let Some((sl, st)) = s.get(name) {
+                if sl != labels {
+                    d.in_place
+                        .push(format!("pool {name} labels: {sl} → {labels}"));
+                }
+                if st != taints {
+                    d.in_place
+                        .push(format!("pool {name} taints: {st} → {taints}"));
+                }
+            }
+        }
+    }
+    d
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpError {
+    #[error(transparent)]
+    Version(#[from] VersionError),
+    #[error(transparent)]
+    Guard(#[from] GuardError),
+    #[error(transparent)]
+    Run(#[from] RunError),
+    #[error("cluster `{name}` differs from ktwin.yaml in ways only a new cluster can change:\n{}", diffs.iter().map(|d| format!("  - {d}")).collect::<Vec<_>>().join("\n"))]
+    NeedsRecreate { name: String, diffs: Vec<String> },
+    #[error("cluster `{name}` exists but ktwin has no record of creating it")]
+    Unmanaged { name: String },
+    #[error("cannot write {path}: {source}")]
+    State {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("after fixing, nodes still differ from their pools:\n{}", .0.join("\n"))]
+    NodesDrifted(Vec<String>),
+}
+
+impl UpError {
+    pub fn help(&self) -> Option<String> {
+        match self {
+            UpError::NeedsRecreate { .. } => Some("run `ktwin up --recreate` to delete and recreate the cluster (the registry and its images are kept)".into()),
+            UpError::Unmanaged { .. } => Some("delete it yourself, or run `ktwin up --recreate` to replace it".into()),
+            UpError::Guard(g) => Some(g.help()),
+            _ => None,
+        }
+    }
+    /// Input problems exit 2; the rest 1.
+    pub fn is_input(&self) -> bool {
+        matches!(self, UpError::Guard(_))
+    }
+}
+
+/// Runs commands, or in dry-run prints those that would change something.
+pub struct Exec<'a> {
+    pub dry_run: bool,
+    pub say: &'a dyn Fn(&str),
+}
+
+impl Exec<'_> {
+    /// A read-only probe: always runs.
+    pub fn probe(&self, c: &Cmd) -> Result<String, RunError> {
+        c.run()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+    }
+    /// A change: printed, and run unless dry-run.
+    pub fn change(&self, what: &str, c: &Cmd) -> Result<(), RunError> {
+        if self.dry_run {
+            (self.say)(&format!("would {what}: {}", c.display()));
+            if let Some(input) = &c.stdin {
+                for l in String::from_utf8_lossy(input).lines() {
+                    (self.say)(&format!("    | {l}"));
+                }
+            }
+            return Ok(());
+        }
+        (self.say)(&format!("{what}: {}", c.display()));
+        c.run().map(|_| ())
+    }
+    pub fn write(&self, path: &std::path::Path, content: &str) -> Result<(), UpError> {
+        if self.dry_run {
+            (self.say)(&format!("would write {}:", path.display()));
+            for l in content.lines() {
+                (self.say)(&format!("    | {l}"));
+            }
+            return Ok(());
+        }
+        let err = |source| UpError::State {
+            path: path.to_path_buf(),
+            source,
+        };
+        if let Some(d) = path.parent() {
+            std::fs::create_dir_all(d).map_err(err)?;
+        }
+        std::fs::write(path, content).map_err(err)
+    }
+}
+
+/// Where ktwin keeps what it created a cluster with.
+pub fn state_file(p: &Project, what: &str) -> PathBuf {
+    ktwin_config::contenttag::state_dir()
+        .join("clusters")
+        .join(format!(
+            "{}-{}.{what}",
+            p.cluster.provider.as_str(),
+            p.cluster_name()
+        ))
+}
+
+/// The provider tool as a command, with the engine's environment (Podman: kind's
+/// experimental provider; k3d through Podman's DOCKER_HOST).
+pub fn tool_cmd(prov: &dyn ClusterProvider, engine: &Engine, args: &[String]) -> Cmd {
+    let mut c = Cmd::new(prov.tool()).args(args);
+    if let Some(h) = &engine.host {
+        c = c.env("DOCKER_HOST", h);
+    }
+    if engine.kind == EngineKind::Podman && prov.tool() == "kind" {
+        c = c.env("KIND_EXPERIMENTAL_PROVIDER", "podman");
+    }
+    c
+}
+
+pub fn kubectl(context: &str, args: &[&str]) -> Cmd {
+    Cmd::new("kubectl").arg("--context").arg(context).args(args)
+}
+
+/// Check the provider tool is installed and new enough.
+pub fn check_tool(prov: &dyn ClusterProvider, engine: &Engine) -> Result<(), UpError> {
+    let out = match tool_cmd(prov, engine, &["version".to_string()]).run() {
+        Ok(o) => Some(String::from_utf8_lossy(&o.stdout).into_owned()),
+        Err(RunError::NotFound { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
+    prov.check_version(out.as_deref())?;
+    Ok(())
+}
+
+/// Does the provider list the cluster?
+pub fn exists(
+    prov: &dyn ClusterProvider,
+    engine: &Engine,
+    name: &str,
+    x: &Exec,
+) -> Result<bool, UpError> {
+    let out = x.probe(&tool_cmd(prov, engine, &prov.list_args()))?;
+    Ok(prov.parse_list(&out).iter().any(|n| n == name))
+}
+
+/// What `up` did to the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClusterAction {
+    Created,
+    Recreated(Vec<String>),
+    UpToDate,
+    FixedInPlace(Vec<String>),
+}
+
+/// Everything `ktwin up` does to the cluster (the registry comes before, images after).
+pub fn up_cluster(
+    p: &Project,
+    engine: &Engine,
+    requested_context: Option<&str>,
+    recreate: bool,
+    x: &Exec,
+) -> Result<ClusterAction, UpError> {
+    let context = guard(p, ktwin_config::LOCAL_ENV, requested_context)?;
+    let prov = provider_for(p.cluster.provider);
+    let prov = prov.as_ref();
+    check_tool(prov, engine)?;
+    let name = p.cluster_name().to_string();
+    let desired = spec_of(p);
+    let spec_path = state_file(p, "spec.json");
+    let config_path = state_file(p, "config.yaml");
+    let mut action = ClusterAction::UpToDate;
+    let mut create = !exists(prov, engine, &name, x)?;
+    if !create {
+        let stored: Option<Value> = std::fs::read(&spec_path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        match stored {
+            None if !recreate => return Err(UpError::Unmanaged { name }),
+            None => {
+                x.change(
+                    "delete the cluster",
+                    &tool_cmd(prov, engine, &prov.delete_args(&name)),
+                )?;
+                action = ClusterAction::Recreated(vec!["not created by ktwin".into()]);
+                create = true;
+            }
+            Some(s) => {
+                let d = drift(&s, &desired);
+                if !d.recreate.is_empty() {
+                    if !recreate {
+                        return Err(UpError::NeedsRecreate {
+                            name,
+                            diffs: d.recreate,
+                        });
+                    }
+                    x.change(
+                        "delete the cluster",
+                        &tool_cmd(prov, engine, &prov.delete_args(&name)),
+                    )?;
+                    action = ClusterAction::Recreated(d.recreate);
+                    create = true;
+                } else if !d.in_place.is_empty() {
+                    action = ClusterAction::FixedInPlace(d.in_place);
+                }
+            }
+        }
+    }
+    if create {
+        x.write(&config_path, &to_yaml(&prov.render_config(p)))?;
+        x.change(
+            "create the cluster",
+            &tool_cmd(
+                prov,
+                engine,
+                &prov.create_args(p, &config_path.display().to_string()),
+            ),
+        )?;
+        if action == ClusterAction::UpToDate {
+            action = ClusterAction::Created;
+        }
+    }
+    wire_registry(p, prov, engine, &context, x)?;
+    fix_nodes(p, prov, &context, x)?;
+    x.write(
+        &spec_path,
+        &serde_json::to_string_pretty(&desired).unwrap_or_default(),
+    )?;
+    Ok(action)
+}
+
+/// Registry on the cluster network, per-node hosts.toml (kind), the KEP-1755 ConfigMap.
+fn wire_registry(
+    p: &Project,
+    prov: &dyn ClusterProvider,
+    engine: &Engine,
+    context: &str,
+    x: &Exec,
+) -> Result<(), UpError> {
+    let net = prov.network(p.cluster_name());
+    let reg = &p.registry.name;
+    let networks = x
+        .probe(&engine.cmd([
+            "inspect",
+            "-f",
+            "{{json .NetworkSettings.Networks}}",
+            reg.as_str(),
+        ]))
+        .unwrap_or_default();
+    let attached = serde_json::from_str::<Value>(networks.trim())
+        .ok()
+        .and_then(|v| v.get(&net).map(|_| ()))
+        .is_some();
+    if !attached {
+        x.change(
+            "connect the registry to the cluster network",
+            &engine.cmd(["network", "connect", net.as_str(), reg.as_str()]),
+        )?;
+    }
+    if prov.tool() == "kind" {
+        for n in prov.nodes(p).into_iter().filter(|n| n.node.is_some()) {
+            for (host, endpoint) in mirrors(&p.registry) {
+                let dir = format!("/etc/containerd/certs.d/{host}");
+                x.change(
+                    "create the mirror directory",
+                    &engine.cmd(["exec", n.container.as_str(), "mkdir", "-p", dir.as_str()]),
+                )?;
+                let file = format!("{dir}/hosts.toml");
+                x.change(
+                    "write the mirror config",
+                    &engine
+                        .cmd([
+                            "exec",
+                            "-i",
+                            n.container.as_str(),
+                            "cp",
+                            "/dev/stdin",
+                            file.as_str(),
+                        ])
+                        .stdin(hosts_toml(&host, &endpoint).into_bytes()),
+                )?;
+            }
+        }
+    }
+    x.change(
+        "publish the registry (KEP-1755)",
+        &kubectl(context, &["apply", "-f", "-"])
+            .stdin(to_yaml(&kep1755_configmap(&p.registry)).into_bytes()),
+    )?;
+    Ok(())
+}
+
+/// Labels and taints each node must carry, by node name.
+pub fn expected_nodes(
+    p: &Project,
+    prov: &dyn ClusterProvider,
+) -> Vec<(String, BTreeMap<String, String>, Vec<String>)> {
+    let pools: BTreeMap<&str, &ktwin_config::Agent> = p
+        .cluster
+        .agents
+        .iter()
+        .map(|a| (a.name.as_str(), a))
+        .collect();
+    prov.nodes(p)
+        .into_iter()
+        .filter_map(|n| {
+            let node = n.node?;
+            let pool = n.pool.as_deref().and_then(|x| pools.get(x).copied());
+            Some((
+                node,
+                pool.map(|a| a.labels.clone()).unwrap_or_default(),
+                pool.map(|a| a.taints.clone()).unwrap_or_default(),
+            ))
+        })
+        .collect()
+}
+
+/// Pure: the kubectl fixes that make `nodes` (a `kubectl get nodes -o json`) match.
+pub fn node_fixes(
+    expected: &[(String, BTreeMap<String, String>, Vec<String>)],
+    nodes: &Value,
+) -> Vec<Vec<String>> {
+    let mut fixes = Vec::new();
+    for (name, labels, taints) in expected {
+        let node = nodes["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|n| n["metadata"]["name"] == name.as_str());
+        let Some(node) = node else {
+            continue;
+        };
+        for (k, v) in labels {
+            if node["metadata"]["labels"][k].as_str() != Some(v.as_str()) {
+                fixes.push(vec![
+                    "label".into(),
+                    "node".into(),
+                    name.clone(),
+                    format!("{k}={v}"),
+                    "--overwrite".into(),
+                ]);
+            }
+        }
+        for t in taints.iter().filter_map(|t| parse_taint(t).ok()) {
+            let present = node["spec"]["taints"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|x| {
+                    x["key"] == t.key.as_str()
+                        && x["effect"] == t.effect.as_str()
+                        && x["value"].as_str().unwrap_or("") == t.value.as_deref().unwrap_or("")
+                });
+            if !present {
+                let spec = match &t.value {
+                    Some(v) => format!("{}={v}:{}", t.key, t.effect),
+                    None => format!("{}:{}", t.key, t.effect),
+                };
+                fixes.push(vec![
+                    "taint".into(),
+                    "node".into(),
+                    name.clone(),
+                    spec,
+                    "--overwrite".into(),
+                ]);
+            }
+        }
+    }
+    fixes
+}
+
+fn fix_nodes(
+    p: &Project,
+    prov: &dyn ClusterProvider,
+    context: &str,
+    x: &Exec,
+) -> Result<(), UpError> {
+    let expected = expected_nodes(p, prov);
+    let get = kubectl(context, &["get", "nodes", "-o", "json"]);
+    let nodes: Value = if x.dry_run {
+        // The cluster may not exist yet; what would be checked is printed instead.
+        (x.say)(&format!(
+            "would check node labels and taints: {}",
+            get.display()
+        ));
+        return Ok(());
+    } else {
+        serde_json::from_str(&x.probe(&get)?).unwrap_or_default()
+    };
+    let missing: Vec<String> = expected
+        .iter()
+        .filter(|(n, _, _)| {
+            !nodes["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|i| i["metadata"]["name"] == n.as_str())
+        })
+        .map(|(n, _, _)| format!("  - node {n} is not in the cluster"))
+        .collect();
+    if !missing.is_empty() {
+        return Err(UpError::NodesDrifted(missing));
+    }
+    for f in node_fixes(&expected, &nodes) {
+        let args: Vec<&str> = f.iter().map(String::as_str).collect();
+        x.change("fix a node", &kubectl(context, &args))?;
+    }
+    Ok(())
+}
+
+/// `ktwin down`: delete the cluster (and forget its stored spec).
+pub fn down_cluster(p: &Project, engine: &Engine, x: &Exec) -> Result<bool, UpError> {
+    let prov = provider_for(p.cluster.provider);
+    let prov = prov.as_ref();
+    check_tool(prov, engine)?;
+    let name = p.cluster_name().to_string();
+    if !exists(prov, engine, &name, x)? {
+        return Ok(false);
+    }
+    x.change(
+        "delete the cluster",
+        &tool_cmd(prov, engine, &prov.delete_args(&name)),
+    )?;
+    if !x.dry_run {
+        let _ = std::fs::remove_file(state_file(p, "spec.json"));
+        let _ = std::fs::remove_file(state_file(p, "config.yaml"));
+    }
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ktwin_config::Provider;
+
+    fn project(extra: &str) -> Project {
+        let text = format!("apiVersion: ktwin.dev/v1alpha1\nkind: Project\nname: shop\n{extra}");
+        ktwin_config::load::parse(std::path::Path::new("/x/ktwin.yaml"), text)
+            .unwrap()
+            .project
+    }
+
+    const POOLS: &str = "cluster:\n  agents:\n    - {name: web, count: 2, labels: {pool: web}, taints: ['dedicated=web:NoSchedule']}\n";
+
+    #[test]
+    fn drift_separates_recreate_from_in_place() {
+        let a = spec_of(&project(POOLS));
+        assert_eq!(drift(&a, &a), Drift::default());
+        let more = spec_of(&project(&POOLS.replace("count: 2", "count: 3")));
+        let d = drift(&a, &more);
+        assert_eq!(d.recreate, ["agent pools: web×2 → web×3"]);
+        let relabel = spec_of(&project(&POOLS.replace("pool: web", "pool: front")));
+        let d = drift(&a, &relabel);
+        assert!(d.recreate.is_empty(), "{d:?}");
+        assert_eq!(d.in_place.len(), 1);
+        assert!(d.in_place[0].contains("front"), "{d:?}");
+        let ports = spec_of(&project(&format!(
+            "{POOLS}  ports: [{{hostPort: 8080, nodePort: 30080}}]\n"
+        )));
+        assert!(drift(&a, &ports).recreate[0].starts_with("ports:"));
+    }
+
+    #[test]
+    fn node_fixes_add_only_what_is_missing() {
+        let p = project(POOLS);
+        let prov = provider_for(Provider::K3d);
+        let expected = expected_nodes(&p, prov.as_ref());
+        assert_eq!(expected.len(), 3, "one server, two agents");
+        let nodes = json!({"items": [
+            {"metadata": {"name": "k3d-shop-server-0", "labels": {}}, "spec": {}},
+            {"metadata": {"name": "k3d-shop-agent-0", "labels": {"pool": "web"}},
+             "spec": {"taints": [{"key": "dedicated", "value": "web", "effect": "NoSchedule"}]}},
+            {"metadata": {"name": "k3d-shop-agent-1", "labels": {"pool": "old"}}, "spec": {}},
+        ]});
+        let fixes = node_fixes(&expected, &nodes);
+        assert_eq!(
+            fixes,
+            vec![
+                vec![
+                    "label",
+                    "node",
+                    "k3d-shop-agent-1",
+                    "pool=web",
+                    "--overwrite"
+                ],
+                vec![
+                    "taint",
+                    "node",
+                    "k3d-shop-agent-1",
+                    "dedicated=web:NoSchedule",
+                    "--overwrite"
+                ],
+            ]
+        );
+    }
+}

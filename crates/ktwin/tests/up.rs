@@ -1,0 +1,385 @@
+//! Tier 1: `ktwin up` / `ktwin down` against stub `k3d`, `kind`, `docker` and `kubectl`
+//! executables (ktwin-testkit's StubBin) that record every argv and stdin in order and print
+//! canned output. The registry's `GET /v2/` health check is answered by a stand-in HTTP
+//! responder on 127.0.0.1 (it answers 200 to everything; it is not a registry).
+//! The exact command sequences are snapshots in tests/expected/up/.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use ktwin_testkit::{assert_expected, workspace_root, StubBin, TempProject};
+
+/// Answers every HTTP request with 200 and counts connections.
+struct Responder {
+    port: u16,
+    connections: Arc<AtomicUsize>,
+}
+
+impl Responder {
+    fn start() -> Responder {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let c = connections.clone();
+        std::thread::spawn(move || {
+            for s in l.incoming() {
+                let Ok(mut s) = s else { continue };
+                c.fetch_add(1, Ordering::SeqCst);
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf);
+                let _ = s.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+                );
+            }
+        });
+        Responder { port, connections }
+    }
+}
+
+struct Twin {
+    tp: TempProject,
+    stubs: StubBin,
+    state: tempfile::TempDir,
+    reg: Responder,
+    provider: &'static str,
+    /// Members of the `web` pool the stub cluster reports.
+    web: std::cell::Cell<usize>,
+}
+
+const POOLS: &str = "  agents:\n    - {name: web, count: 2, labels: {pool: web}, taints: ['dedicated=web:NoSchedule']}\n    - {name: db, count: 1, labels: {pool: db}}\n";
+
+impl Twin {
+    fn new(provider: &'static str) -> Twin {
+        let t = Twin {
+            tp: TempProject::new(),
+            stubs: StubBin::new(),
+            state: tempfile::tempdir().unwrap(),
+            reg: Responder::start(),
+            provider,
+            web: std::cell::Cell::new(2),
+        };
+        t.config(POOLS);
+        t
+    }
+    fn config(&self, agents: &str) {
+        self.tp.write(
+            "ktwin.yaml",
+            &format!(
+                "apiVersion: ktwin.dev/v1alpha1\nkind: Project\nname: shop\ncluster:\n  provider: {}\n{agents}registry:\n  hostPort: {}\n",
+                self.provider, self.reg.port
+            ),
+        );
+    }
+    fn nodes(&self) -> Vec<(String, Option<&'static str>)> {
+        let (server, agent): (String, Box<dyn Fn(usize) -> String>) = match self.provider {
+            "k3d" => (
+                "k3d-shop-server-0".into(),
+                Box::new(|i| format!("k3d-shop-agent-{i}")),
+            ),
+            _ => (
+                "shop-control-plane".into(),
+                Box::new(|i| {
+                    if i == 0 {
+                        "shop-worker".into()
+                    } else {
+                        format!("shop-worker{}", i + 1)
+                    }
+                }),
+            ),
+        };
+        let mut v = vec![(server, None)];
+        let web = self.web.get();
+        for i in 0..web {
+            v.push((agent(i), Some("web")));
+        }
+        v.push((agent(web), Some("db")));
+        v
+    }
+    /// Stubs for a world where the cluster exists or not, nodes labelled `label(pool)`.
+    fn world(&self, exists: bool, version: &str, label: &dyn Fn(&str) -> String) {
+        let items: Vec<String> = self
+            .nodes()
+            .iter()
+            .map(|(n, pool)| match pool {
+                Some(p) => {
+                    let taint = if *p == "web" {
+                        r#"{"key":"dedicated","value":"web","effect":"NoSchedule"}"#
+                    } else {
+                        ""
+                    };
+                    format!(r#"{{"metadata":{{"name":"{n}","labels":{{"pool":"{}"}}}},"spec":{{"taints":[{taint}]}}}}"#, label(p))
+                }
+                None => format!(r#"{{"metadata":{{"name":"{n}","labels":{{}}}},"spec":{{}}}}"#),
+            })
+            .collect();
+        let nodes = format!(r#"{{"items":[{}]}}"#, items.join(","));
+        let inspect = format!(
+            r#"[{{"State":{{"Running":true}},"Config":{{"Image":"registry:2","Labels":{{"dev.ktwin.managed":"true"}}}},"HostConfig":{{"PortBindings":{{"5000/tcp":[{{"HostIp":"127.0.0.1","HostPort":"{}"}}]}}}}}}]"#,
+            self.reg.port
+        );
+        self.stubs.add_rules(
+            "docker",
+            &[
+                ("container inspect*", &inspect, 0),
+                (
+                    "inspect -f*",
+                    if exists {
+                        r#"{"bridge":{},"k3d-shop":{},"kind":{}}"#
+                    } else {
+                        r#"{"bridge":{}}"#
+                    },
+                    0,
+                ),
+            ],
+        );
+        self.stubs
+            .add_rules("kubectl", &[("*get nodes -o json*", &nodes, 0)]);
+        match self.provider {
+            "k3d" => {
+                let list = if exists { r#"[{"name":"shop"}]"# } else { "[]" };
+                self.stubs.add_rules(
+                    "k3d",
+                    &[("version*", version, 0), ("cluster list*", list, 0)],
+                );
+            }
+            _ => {
+                let list = if exists { "shop\n" } else { "" };
+                self.stubs.add_rules(
+                    "kind",
+                    &[("version*", version, 0), ("get clusters*", list, 0)],
+                );
+            }
+        }
+    }
+    fn ktwin(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_ktwin"))
+            .args(args)
+            .current_dir(self.tp.path())
+            .env(
+                "PATH",
+                format!("{}:/usr/bin:/bin", self.stubs.path().display()),
+            )
+            .env("DOCKER_HOST", "unix:///nonexistent/stub-docker.sock")
+            .env("XDG_STATE_HOME", self.state.path())
+            .env_remove("KTWIN_REGISTRY_IMAGE")
+            .env_remove("KTWIN_ENGINE")
+            .env_remove("KUBECONFIG")
+            .output()
+            .unwrap()
+    }
+    /// The recorded calls with temp paths and ports made stable.
+    fn calls(&self) -> String {
+        let mut s = self.stubs.calls().join("\n");
+        s.push('\n');
+        s.replace(&self.state.path().display().to_string(), "$STATE")
+            .replace(&self.reg.port.to_string(), "$PORT")
+    }
+    fn snapshot(&self, case: &str, o: &Output) {
+        let text = format!(
+            "# exit {:?}\n{}# stderr\n{}",
+            o.status.code(),
+            self.calls(),
+            String::from_utf8_lossy(&o.stderr)
+                .replace(&self.state.path().display().to_string(), "$STATE")
+                .replace(&self.reg.port.to_string(), "$PORT")
+        );
+        assert_expected(
+            &workspace_root().join(format!(
+                "crates/ktwin/tests/expected/up/{}-{case}.txt",
+                self.provider
+            )),
+            &text,
+        );
+        self.stubs.clear_calls();
+    }
+}
+
+fn version(provider: &str) -> &'static str {
+    match provider {
+        "k3d" => "k3d version v5.6.0\nk3s version v1.27.4-k3s1 (default)\n",
+        _ => "kind v0.20.0 go1.20.4 linux/amd64\n",
+    }
+}
+
+fn lifecycle(provider: &'static str) {
+    let t = Twin::new(provider);
+    let same = |p: &str| p.to_string();
+
+    // Fresh: create, wire, check nodes.
+    t.world(false, version(provider), &same);
+    let o = t.ktwin(&["up"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let calls = t.calls();
+    assert!(calls.contains(" create "), "{calls}");
+    assert!(calls.contains("kubectl --context ") && calls.contains("apply -f -"));
+    assert!(
+        calls.contains("localRegistryHosting.v1"),
+        "ConfigMap piped to kubectl"
+    );
+    assert!(!calls.contains(" delete"), "{calls}");
+    assert!(
+        !calls.contains(" label node"),
+        "nodes already carry their labels"
+    );
+    let config = std::fs::read_to_string(
+        t.state
+            .path()
+            .join(format!("ktwin/clusters/{provider}-shop.config.yaml")),
+    )
+    .unwrap();
+    assert!(
+        config.contains("pool=web") || config.contains("pool: web"),
+        "{config}"
+    );
+    t.snapshot("fresh", &o);
+
+    // Already up: no create, nothing fixed.
+    t.world(true, version(provider), &same);
+    let o = t.ktwin(&["up"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let calls = t.calls();
+    assert!(
+        !calls.contains(" create ") && !calls.contains(" delete"),
+        "{calls}"
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("up to date"));
+    t.snapshot("already-up", &o);
+
+    // Labels changed in ktwin.yaml: fixed in place on the running nodes.
+    t.config(&POOLS.replace("pool: web", "pool: front"));
+    let o = t.ktwin(&["up"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let calls = t.calls();
+    assert_eq!(calls.matches(" label node ").count(), 2, "{calls}");
+    assert!(calls.contains("pool=front --overwrite"));
+    t.snapshot("relabelled", &o);
+    t.config(POOLS);
+    t.ktwin(&["up"]);
+    t.stubs.clear_calls();
+
+    // Drifted shape: reported with the exact difference, nothing deleted, exit 1.
+    t.config(&POOLS.replace("count: 2", "count: 3"));
+    let o = t.ktwin(&["up"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("web×2, db×1 → web×3, db×1") && err.contains("--recreate"),
+        "{err}"
+    );
+    assert!(!t.calls().contains(" delete"));
+    t.snapshot("drifted", &o);
+
+    // --dry-run of the recreate: printed, not run.
+    let o = t.ktwin(&["up", "--recreate", "--dry-run"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let calls = t.calls();
+    assert!(
+        !calls.contains(" delete") && !calls.contains(" create "),
+        "{calls}"
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("would delete the cluster"));
+    t.snapshot("recreate-dry-run", &o);
+
+    // --recreate: delete, then create (the new cluster has three web nodes).
+    t.web.set(3);
+    t.world(true, version(provider), &same);
+    let o = t.ktwin(&["up", "--recreate"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let calls = t.calls();
+    let del = calls.find(" delete").expect("delete");
+    let create = calls.find(" create ").expect("create");
+    assert!(del < create, "{calls}");
+    t.snapshot("recreate", &o);
+
+    // down: deletes the cluster, keeps the registry.
+    let o = t.ktwin(&["down"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let calls = t.calls();
+    assert!(calls.contains(" delete"), "{calls}");
+    assert!(!calls.contains("docker rm"), "registry kept: {calls}");
+    t.snapshot("down", &o);
+}
+
+#[test]
+fn k3d_up_down_command_sequences() {
+    lifecycle("k3d");
+}
+
+#[test]
+fn kind_up_down_command_sequences() {
+    lifecycle("kind");
+}
+
+#[test]
+fn too_old_or_missing_tools_are_refused_with_the_reason() {
+    let t = Twin::new("k3d");
+    let same = |p: &str| p.to_string();
+    t.world(false, "k3d version v5.4.9\n", &same);
+    let o = t.ktwin(&["up"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("5.4.9") && err.contains("5.5.0") && err.contains("v1alpha5"),
+        "{err}"
+    );
+    assert!(!t.calls().contains(" create "));
+
+    let t = Twin::new("kind");
+    t.world(false, "kind v0.19.0 go1.20 linux/amd64\n", &same);
+    let err = String::from_utf8_lossy(&t.ktwin(&["up"]).stderr).to_string();
+    assert!(err.contains("0.20.0") && err.contains("certs.d"), "{err}");
+
+    // No kind on PATH at all.
+    std::fs::remove_file(t.stubs.path().join("kind")).unwrap();
+    let o = t.ktwin(&["up"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("Install kind"));
+}
+
+#[test]
+fn a_wrong_context_is_refused_before_any_connection() {
+    // A kubeconfig whose every context points at a listener that counts connections; real
+    // kubectl (no stub) would connect to it if ktwin let it run.
+    let api = Responder::start();
+    let t = Twin::new("k3d");
+    t.world(false, version("k3d"), &|p: &str| p.to_string());
+    let kubeconfig = t.tp.write(
+        "kubeconfig",
+        &format!("apiVersion: v1\nkind: Config\nclusters:\n- name: x\n  cluster: {{server: 'http://127.0.0.1:{}'}}\ncontexts:\n- name: prod\n  context: {{cluster: x, user: u}}\n- name: k3d-shop\n  context: {{cluster: x, user: u}}\ncurrent-context: prod\nusers:\n- name: u\n  user: {{}}\n", api.port),
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_ktwin"))
+        .args(["up", "--context", "prod"])
+        .current_dir(t.tp.path())
+        .env("KUBECONFIG", &kubeconfig)
+        .env("XDG_STATE_HOME", t.state.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("prod") && err.contains("k3d-shop"), "{err}");
+    assert_eq!(api.connections.load(Ordering::SeqCst), 0);
+    assert!(
+        t.stubs.calls().is_empty(),
+        "nothing ran: {:?}",
+        t.stubs.calls()
+    );
+
+    // The listener does see connections when a client is pointed at it (the control).
+    if ktwin_engine::which(std::ffi::OsStr::new("kubectl")).is_some() {
+        let _ = Command::new("kubectl")
+            .args([
+                "--kubeconfig",
+                kubeconfig.to_str().unwrap(),
+                "--context",
+                "k3d-shop",
+                "get",
+                "nodes",
+                "--request-timeout=2s",
+            ])
+            .output();
+        assert!(api.connections.load(Ordering::SeqCst) > 0);
+    }
+}
