@@ -228,7 +228,7 @@ impl Registry<'_> {
             }
             Plan::Recreate(drift) => {
                 self.engine
-                    .cmd(["rm", "-f", self.spec.name.as_str()])
+                    .cmd(["rm", "-f", "-v", self.spec.name.as_str()])
                     .run()?;
                 self.create()?;
                 UpAction::Recreated(drift)
@@ -313,7 +313,7 @@ impl Registry<'_> {
             }
             Observed::Present { .. } => {
                 self.engine
-                    .cmd(["rm", "-f", self.spec.name.as_str()])
+                    .cmd(["rm", "-f", "-v", self.spec.name.as_str()])
                     .run()?;
                 true
             }

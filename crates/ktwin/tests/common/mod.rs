@@ -112,7 +112,7 @@ impl Reg {
 
 impl Drop for Reg {
     fn drop(&mut self) {
-        let _ = docker(&["rm", "-f", &self.name]);
+        let _ = docker(&["rm", "-f", "-v", &self.name]);
         let _ = docker(&["volume", "rm", "-f", &format!("{}-data", self.name)]);
         for i in &self.images {
             let _ = docker(&["rmi", "-f", i]);
