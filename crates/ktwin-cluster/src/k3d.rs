@@ -5,7 +5,7 @@
 use ktwin_config::{Project, Protocol};
 use serde_json::{json, Value};
 
-use crate::provider::{ClusterProvider, NodeName, Version};
+use crate::provider::{layout, ClusterProvider, NodeName, Version};
 use crate::registry_wiring::k3s_registries_yaml;
 
 #[derive(Debug, Clone, Copy)]
@@ -124,32 +124,12 @@ impl ClusterProvider for K3d {
     }
     fn nodes(&self, p: &Project) -> Vec<NodeName> {
         let c = p.cluster_name();
-        let mut v = vec![NodeName {
-            container: format!("k3d-{c}-serverlb"),
-            node: None,
-            pool: None,
-        }];
-        for i in 0..p.cluster.servers.max(1) {
-            let n = format!("k3d-{c}-server-{i}");
-            v.push(NodeName {
-                container: n.clone(),
-                node: Some(n),
-                pool: None,
-            });
-        }
-        let mut i = 0;
-        for a in &p.cluster.agents {
-            for _ in 0..a.count {
-                let n = format!("k3d-{c}-agent-{i}");
-                i += 1;
-                v.push(NodeName {
-                    container: n.clone(),
-                    node: Some(n),
-                    pool: Some(a.name.clone()),
-                });
-            }
-        }
-        v
+        layout(
+            p,
+            Some(format!("k3d-{c}-serverlb")),
+            |i| format!("k3d-{c}-server-{i}"),
+            |i| format!("k3d-{c}-agent-{i}"),
+        )
     }
 }
 

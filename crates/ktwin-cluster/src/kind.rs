@@ -6,7 +6,7 @@ use ktwin_config::names::parse_taint;
 use ktwin_config::{Project, Protocol};
 use serde_json::{json, Value};
 
-use crate::provider::{ClusterProvider, NodeName, Version};
+use crate::provider::{layout, ClusterProvider, NodeName, Version};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Kind;
@@ -127,42 +127,11 @@ impl ClusterProvider for Kind {
     fn nodes(&self, p: &Project) -> Vec<NodeName> {
         // kind names the first node of a role `<cluster>-<role>`, then `<role>2`, `<role>3`…
         let c = p.cluster_name();
-        let nth = |role: &str, i: u32| {
-            if i == 0 {
-                format!("{c}-{role}")
-            } else {
-                format!("{c}-{role}{}", i + 1)
-            }
+        let nth = |role: &str, i: u32| match i {
+            0 => format!("{c}-{role}"),
+            _ => format!("{c}-{role}{}", i + 1),
         };
-        let mut v = Vec::new();
-        let servers = p.cluster.servers.max(1);
-        if servers > 1 {
-            v.push(NodeName {
-                container: format!("{c}-external-load-balancer"),
-                node: None,
-                pool: None,
-            });
-        }
-        for i in 0..servers {
-            let n = nth("control-plane", i);
-            v.push(NodeName {
-                container: n.clone(),
-                node: Some(n),
-                pool: None,
-            });
-        }
-        let mut i = 0;
-        for a in &p.cluster.agents {
-            for _ in 0..a.count {
-                let n = nth("worker", i);
-                i += 1;
-                v.push(NodeName {
-                    container: n.clone(),
-                    node: Some(n),
-                    pool: Some(a.name.clone()),
-                });
-            }
-        }
-        v
+        let lb = (p.cluster.servers > 1).then(|| format!("{c}-external-load-balancer"));
+        layout(p, lb, |i| nth("control-plane", i), |i| nth("worker", i))
     }
 }

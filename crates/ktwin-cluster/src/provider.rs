@@ -57,6 +57,45 @@ pub struct NodeName {
     pub pool: Option<String>,
 }
 
+/// Node containers in start order: the load balancer (if any), `servers` control-plane nodes
+/// named by `server(i)`, then one node per pool member named by `agent(i)` in pool order.
+pub fn layout(
+    p: &Project,
+    lb: Option<String>,
+    server: impl Fn(u32) -> String,
+    agent: impl Fn(u32) -> String,
+) -> Vec<NodeName> {
+    let mut v: Vec<NodeName> = lb
+        .into_iter()
+        .map(|container| NodeName {
+            container,
+            node: None,
+            pool: None,
+        })
+        .collect();
+    for i in 0..p.cluster.servers.max(1) {
+        let n = server(i);
+        v.push(NodeName {
+            container: n.clone(),
+            node: Some(n),
+            pool: None,
+        });
+    }
+    let mut i = 0;
+    for a in &p.cluster.agents {
+        for _ in 0..a.count {
+            let n = agent(i);
+            i += 1;
+            v.push(NodeName {
+                container: n.clone(),
+                node: Some(n),
+                pool: Some(a.name.clone()),
+            });
+        }
+    }
+    v
+}
+
 /// One adapter per provider (k3d.rs, kind.rs).
 pub trait ClusterProvider {
     fn tool(&self) -> &'static str;

@@ -209,10 +209,7 @@ pub fn state_file(p: &Project, what: &str) -> PathBuf {
 /// The provider tool as a command, with the engine's environment (Podman: kind's
 /// experimental provider; k3d through Podman's DOCKER_HOST).
 pub fn tool_cmd(prov: &dyn ClusterProvider, engine: &Engine, args: &[String]) -> Cmd {
-    let mut c = Cmd::new(prov.tool()).args(args);
-    if let Some(h) = &engine.host {
-        c = c.env("DOCKER_HOST", h);
-    }
+    let mut c = engine.environ(Cmd::new(prov.tool()).args(args));
     if engine.kind == EngineKind::Podman && prov.tool() == "kind" {
         c = c.env("KIND_EXPERIMENTAL_PROVIDER", "podman");
     }

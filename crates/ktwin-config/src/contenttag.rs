@@ -207,7 +207,7 @@ pub fn state_dir() -> PathBuf {
 /// `stat` calls, not a read. Like git's index, a file modified less than two seconds before
 /// it was hashed is never trusted (timestamps are coarse), and any doubt means re-hashing.
 struct HashCache {
-    path: Option<PathBuf>,
+    path: PathBuf,
     old: std::collections::BTreeMap<String, CacheEntry>,
     new: std::collections::BTreeMap<String, CacheEntry>,
 }
@@ -252,7 +252,7 @@ impl HashCache {
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();
         HashCache {
-            path: Some(path),
+            path,
             old,
             new: Default::default(),
         }
@@ -288,7 +288,7 @@ impl HashCache {
 
     /// Best effort: a cache that cannot be written only costs time next run.
     fn save(self) {
-        let Some(path) = self.path else { return };
+        let path = self.path;
         if self.new == self.old {
             return;
         }

@@ -235,21 +235,24 @@ pub fn build_one(
         siblings,
     };
     progress("checking layers", 0);
-    let mut present = Vec::new();
-    for d in &diff_ids {
-        match target.present(d)? {
-            Some(size) => present.push((d.clone(), size)),
-            None => break,
-        }
-    }
+    // Each layer is asked about once; the store path uploads exactly the `None`s.
+    let sizes = diff_ids
+        .iter()
+        .map(|d| target.present(d))
+        .collect::<Result<Vec<_>, _>>()?;
     let config_size = target.present(&config)?;
     let moved: Moved;
-    if let (true, Some(cs)) = (present.len() == diff_ids.len(), config_size) {
-        moved = oci::manifest_only(&target, (&config, cs), &present).map_err(push_err)?;
+    let all: Option<Vec<(&String, u64)>> = diff_ids
+        .iter()
+        .zip(&sizes)
+        .map(|(d, s)| s.map(|n| (d, n)))
+        .collect();
+    if let (Some(layers), Some(cs)) = (&all, config_size) {
+        moved = oci::manifest_only(&target, (&config, cs), layers).map_err(push_err)?;
         report.via = Via::Manifest;
-    } else if let Some(done) =
-        store_push(engine, &reference, &config, &diff_ids, &target, progress)?
-    {
+    } else if let Some(done) = store_push(
+        engine, &reference, &config, &diff_ids, sizes, &target, progress,
+    )? {
         moved = done;
         report.via = Via::Store;
     } else if api.has_manifest(&r.path, ENGINE_TAG)? {
@@ -288,13 +291,16 @@ fn store_push(
     reference: &str,
     config: &str,
     diff_ids: &[String],
+    sizes: Vec<Option<u64>>,
     target: &Target,
     progress: Progress,
 ) -> Result<Option<Moved>, BuildError> {
-    let Some(store) = LayerStore::detect(engine) else {
+    // Asked of the engine once per process, not once per image.
+    static STORE: std::sync::OnceLock<Option<LayerStore>> = std::sync::OnceLock::new();
+    let Some(store) = STORE.get_or_init(|| LayerStore::detect(engine)) else {
         return Ok(None);
     };
-    match oci::push_from_store(&store, config, diff_ids, target, progress) {
+    match oci::push_from_store(store, config, diff_ids, sizes, target, progress) {
         Ok(m) => Ok(Some(m)),
         Err(PushError::Archive { .. })
         | Err(PushError::Api(crate::registry_api::ApiError::DigestMismatch { .. })) => Ok(None),

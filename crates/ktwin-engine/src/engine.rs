@@ -160,7 +160,11 @@ impl Engine {
         I: IntoIterator<Item = S>,
         S: AsRef<std::ffi::OsStr>,
     {
-        let mut c = Cmd::new(self.kind.cli()).args(args);
+        self.environ(Cmd::new(self.kind.cli()).args(args))
+    }
+
+    /// Point any tool that talks to the engine (its CLI, k3d, kind) at this engine.
+    pub fn environ(&self, mut c: Cmd) -> Cmd {
         if let Some(h) = &self.host {
             c = c.env("DOCKER_HOST", h);
             if self.kind == EngineKind::Podman {

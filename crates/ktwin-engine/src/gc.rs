@@ -67,19 +67,18 @@ pub enum GcError {
 }
 
 fn tag_info(api: &RegistryApi, repo: &str, tag: &str) -> Result<Option<TagInfo>, ApiError> {
-    let Some(digest) = api.manifest_digest(repo, tag)? else {
-        return Ok(None);
+    // One GET gives both the manifest and the digest the tag points at.
+    let (m, digest) = match api.manifest_and_digest(repo, tag) {
+        Ok((m, Some(d))) => (m, d),
+        Ok((_, None)) | Err(ApiError::Status { status: 404, .. }) => return Ok(None),
+        Err(e) => return Err(e),
     };
-    let m = api.manifest(repo, tag)?;
-    let created = match m["config"]["digest"].as_str() {
-        Some(c) => api
-            .blob_bytes(repo, c)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-            .and_then(|v| v["created"].as_str().map(str::to_string))
-            .unwrap_or_default(),
-        None => String::new(),
-    };
+    let created = m["config"]["digest"]
+        .as_str()
+        .and_then(|c| api.blob_bytes(repo, c).ok())
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .and_then(|v| v["created"].as_str().map(str::to_string))
+        .unwrap_or_default();
     Ok(Some(TagInfo {
         tag: tag.to_string(),
         digest,

@@ -11,7 +11,7 @@
 //!   changed ones), then each layer the registry lacks uncompressed is converted from the
 //!   engine's gzip blob. Used once the engine knows the repository.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
 
 use serde_json::{json, Value};
@@ -36,6 +36,21 @@ pub struct Descriptor {
 }
 
 impl Descriptor {
+    /// An uncompressed layer: its digest is its diffID.
+    pub fn tar(digest: &str, size: u64) -> Descriptor {
+        Descriptor {
+            media_type: LAYER_TAR.into(),
+            digest: digest.into(),
+            size,
+        }
+    }
+    pub fn config(digest: &str, size: u64) -> Descriptor {
+        Descriptor {
+            media_type: OCI_CONFIG.into(),
+            digest: digest.into(),
+            size,
+        }
+    }
     fn json(&self) -> Value {
         json!({"mediaType": self.media_type, "digest": self.digest, "size": self.size})
     }
@@ -97,6 +112,32 @@ impl Target<'_> {
             }
         }
         Ok(None)
+    }
+
+    /// Upload the image config unless the repository has it.
+    pub fn ensure_config(&self, config: &[u8]) -> Result<Descriptor, ApiError> {
+        let digest = sha256_digest(config);
+        if self.present(&digest)?.is_none() {
+            self.api
+                .upload(self.repo, &mut &config[..], Some(&digest), &|_| {})?;
+        }
+        Ok(Descriptor::config(&digest, config.len() as u64))
+    }
+
+    /// Write the OCI manifest under the content tag.
+    pub fn write_manifest(
+        &self,
+        config: &Descriptor,
+        layers: &[Descriptor],
+    ) -> Result<(), ApiError> {
+        self.api
+            .put_manifest(
+                self.repo,
+                self.tag,
+                OCI_MANIFEST,
+                &oci_manifest(config, layers),
+            )
+            .map(|_| ())
     }
 }
 
@@ -216,15 +257,7 @@ pub fn push_from_export(
             return Err(bad(&format!("config {config_name} is not in the export")));
         }
     };
-    let config_digest = sha256_digest(&config);
-    if t.present(&config_digest)?.is_none() {
-        t.api.upload(
-            t.repo,
-            &mut config.as_slice(),
-            Some(&config_digest),
-            &|_| {},
-        )?;
-    }
+    let config_desc = t.ensure_config(&config)?;
     let mut moved = Moved::default();
     let mut descs = Vec::new();
     for l in first["Layers"].as_array().into_iter().flatten() {
@@ -239,17 +272,7 @@ pub fn push_from_export(
         }
         descs.push(d.clone());
     }
-    let config_desc = Descriptor {
-        media_type: OCI_CONFIG.into(),
-        digest: config_digest,
-        size: config.len() as u64,
-    };
-    t.api.put_manifest(
-        t.repo,
-        t.tag,
-        OCI_MANIFEST,
-        &oci_manifest(&config_desc, &descs),
-    )?;
+    t.write_manifest(&config_desc, &descs)?;
     Ok(moved)
 }
 
@@ -298,42 +321,30 @@ pub fn convert_engine_push(t: &Target, progress: Progress) -> Result<Moved, Push
     for (diff_id, (blob, media_type)) in diff_ids.iter().zip(&gz) {
         moved.layers += 1;
         if let Some(size) = t.present(diff_id)? {
-            descs.push(Descriptor {
-                media_type: LAYER_TAR.into(),
-                digest: diff_id.clone(),
-                size,
-            });
+            descs.push(Descriptor::tar(diff_id, size));
             continue;
         }
         let body = t.api.blob_reader(t.repo, blob)?;
-        let base = sent;
-        let report = |n| progress("converting changed layers", base + n);
-        let b = if media_type.contains("gzip") {
-            let mut r = flate2::read::GzDecoder::new(BufReader::with_capacity(1 << 20, body));
-            t.api.upload(t.repo, &mut r, Some(diff_id), &report)?
+        let mut r: Box<dyn Read> = if media_type.contains("gzip") {
+            Box::new(flate2::read::GzDecoder::new(BufReader::with_capacity(
+                1 << 20,
+                body,
+            )))
         } else {
-            let mut r = body;
-            t.api.upload(t.repo, &mut r, Some(diff_id), &report)?
+            Box::new(body)
         };
+        let base = sent;
+        let b = t.api.upload(t.repo, &mut r, Some(diff_id), &|n| {
+            progress("converting changed layers", base + n)
+        })?;
         sent += b.size;
         moved.layers_pushed += 1;
         moved.bytes_pushed += b.size;
-        descs.push(Descriptor {
-            media_type: LAYER_TAR.into(),
-            digest: b.digest,
-            size: b.size,
-        });
+        descs.push(Descriptor::tar(&b.digest, b.size));
     }
-    let config_desc = Descriptor {
-        media_type: OCI_CONFIG.into(),
-        digest: config_digest,
-        size: config.len() as u64,
-    };
-    t.api.put_manifest(
-        t.repo,
-        t.tag,
-        OCI_MANIFEST,
-        &oci_manifest(&config_desc, &descs),
+    t.write_manifest(
+        &Descriptor::config(&config_digest, config.len() as u64),
+        &descs,
     )?;
     Ok(moved)
 }
@@ -341,16 +352,18 @@ pub fn convert_engine_push(t: &Target, progress: Progress) -> Result<Moved, Push
 /// Uploads running at once: the registry ingests about twice as fast with two streams.
 const UPLOADS: usize = 2;
 
-/// The layer-store path: only the layers the registry lacks are read (from the engine's
-/// store, see `layerstore.rs`) and uploaded, two at a time, each checked against its diffID.
+/// The layer-store path: the layers the registry lacks (`sizes[i]` is `None`) are read from
+/// the engine's store (see `layerstore.rs`) and uploaded, two at a time, each checked against
+/// its diffID; then the config and the manifest.
 pub fn push_from_store(
     store: &crate::layerstore::LayerStore,
     image_id: &str,
     diff_ids: &[String],
+    mut sizes: Vec<Option<u64>>,
     t: &Target,
     progress: Progress,
 ) -> Result<Moved, PushError> {
-    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicU64, Ordering};
     let bad = |message: String| PushError::Archive {
         reference: format!("{}:{}", t.repo, t.tag),
         message,
@@ -362,42 +375,35 @@ pub fn push_from_store(
         return Err(bad("the stored config does not match the image ID".into()));
     }
     let chains = crate::layerstore::chain_ids(diff_ids);
-    let mut sizes: Vec<Option<u64>> = Vec::with_capacity(diff_ids.len());
-    for d in diff_ids {
-        sizes.push(t.present(d)?);
-    }
-    let missing: Vec<usize> = (0..diff_ids.len())
-        .filter(|i| sizes[*i].is_none())
-        .collect();
     // Open every missing layer before uploading anything: a store that cannot serve one
     // means the caller falls back before a byte moved.
-    let mut readers = Vec::new();
-    for &i in &missing {
-        let r = store
-            .layer(&chains[i])
-            .ok_or_else(|| bad(format!("layer {} not in the engine's store", diff_ids[i])))?;
-        readers.push(std::sync::Mutex::new(Some((i, r))));
+    let mut missing = Vec::new();
+    for (i, size) in sizes.iter().enumerate() {
+        if size.is_none() {
+            let r = store
+                .layer(&chains[i])
+                .ok_or_else(|| bad(format!("layer {} not in the engine's store", diff_ids[i])))?;
+            missing.push((i, r));
+        }
     }
-    let next = AtomicUsize::new(0);
+    let queue = std::sync::Mutex::new(missing.into_iter());
     let sent = AtomicU64::new(0);
     let results: Vec<Result<(usize, crate::registry_api::Blob), ApiError>> =
         std::thread::scope(|s| {
-            let workers: Vec<_> = (0..UPLOADS.min(readers.len()))
+            let workers: Vec<_> = (0..UPLOADS)
                 .map(|_| {
                     s.spawn(|| {
                         let mut done = Vec::new();
-                        loop {
-                            let k = next.fetch_add(1, Ordering::SeqCst);
-                            let Some(slot) = readers.get(k) else { break };
-                            let Some((i, mut r)) = slot.lock().ok().and_then(|mut g| g.take())
-                            else {
-                                continue;
-                            };
+                        // Each worker takes the next layer until the queue is empty or an
+                        // upload fails.
+                        while let Some((i, mut r)) = queue.lock().ok().and_then(|mut q| q.next()) {
                             let last = AtomicU64::new(0);
                             let res = t.api.upload(t.repo, &mut r, Some(&diff_ids[i]), &|n| {
                                 let d = n - last.swap(n, Ordering::SeqCst);
-                                let total = sent.fetch_add(d, Ordering::SeqCst) + d;
-                                progress("uploading layers", total);
+                                progress(
+                                    "uploading layers",
+                                    sent.fetch_add(d, Ordering::SeqCst) + d,
+                                );
                             });
                             let failed = res.is_err();
                             done.push(res.map(|b| (i, b)));
@@ -424,34 +430,16 @@ pub fn push_from_store(
         moved.layers_pushed += 1;
         moved.bytes_pushed += b.size;
     }
-    let config_digest = sha256_digest(&config);
-    if t.present(&config_digest)?.is_none() {
-        t.api.upload(
-            t.repo,
-            &mut config.as_slice(),
-            Some(&config_digest),
-            &|_| {},
-        )?;
-    }
-    let mut descs = Vec::new();
-    for (d, size) in diff_ids.iter().zip(&sizes) {
-        descs.push(Descriptor {
-            media_type: LAYER_TAR.into(),
-            digest: d.clone(),
-            size: size.ok_or_else(|| bad(format!("layer {d} was not uploaded")))?,
-        });
-    }
-    let config_desc = Descriptor {
-        media_type: OCI_CONFIG.into(),
-        digest: config_digest,
-        size: config.len() as u64,
-    };
-    t.api.put_manifest(
-        t.repo,
-        t.tag,
-        OCI_MANIFEST,
-        &oci_manifest(&config_desc, &descs),
-    )?;
+    let config_desc = t.ensure_config(&config)?;
+    let descs = diff_ids
+        .iter()
+        .zip(&sizes)
+        .map(|(d, size)| {
+            size.map(|n| Descriptor::tar(d, n))
+                .ok_or_else(|| bad(format!("layer {d} was not uploaded")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    t.write_manifest(&config_desc, &descs)?;
     Ok(moved)
 }
 
@@ -459,41 +447,14 @@ pub fn push_from_store(
 pub fn manifest_only(
     t: &Target,
     config: (&str, u64),
-    diff_ids: &[(String, u64)],
+    layers: &[(&String, u64)],
 ) -> Result<Moved, PushError> {
-    let descs: Vec<Descriptor> = diff_ids
-        .iter()
-        .map(|(d, size)| Descriptor {
-            media_type: LAYER_TAR.into(),
-            digest: d.clone(),
-            size: *size,
-        })
-        .collect();
-    let config_desc = Descriptor {
-        media_type: OCI_CONFIG.into(),
-        digest: config.0.to_string(),
-        size: config.1,
-    };
-    t.api.put_manifest(
-        t.repo,
-        t.tag,
-        OCI_MANIFEST,
-        &oci_manifest(&config_desc, &descs),
-    )?;
+    let descs: Vec<Descriptor> = layers.iter().map(|(d, n)| Descriptor::tar(d, *n)).collect();
+    t.write_manifest(&Descriptor::config(config.0, config.1), &descs)?;
     Ok(Moved {
         layers: descs.len(),
         ..Moved::default()
     })
-}
-
-/// Layers by media type in a manifest (for reports and tests).
-pub fn layer_media_types(manifest: &Value) -> BTreeMap<String, usize> {
-    let mut m = BTreeMap::new();
-    for l in manifest["layers"].as_array().into_iter().flatten() {
-        *m.entry(l["mediaType"].as_str().unwrap_or_default().to_string())
-            .or_default() += 1;
-    }
-    m
 }
 
 #[cfg(test)]
@@ -502,21 +463,13 @@ mod tests {
 
     #[test]
     fn manifest_is_oci_with_uncompressed_layers() {
-        let c = Descriptor {
-            media_type: OCI_CONFIG.into(),
-            digest: "sha256:c".into(),
-            size: 10,
-        };
-        let l = Descriptor {
-            media_type: LAYER_TAR.into(),
-            digest: "sha256:l".into(),
-            size: 2048,
-        };
+        let c = Descriptor::config("sha256:c", 10);
+        let l = Descriptor::tar("sha256:l", 2048);
         let m: Value = serde_json::from_slice(&oci_manifest(&c, &[l])).unwrap();
         assert_eq!(m["schemaVersion"], 2);
         assert_eq!(m["mediaType"], OCI_MANIFEST);
         assert_eq!(m["config"]["digest"], "sha256:c");
         assert_eq!(m["layers"][0]["size"], 2048);
-        assert_eq!(layer_media_types(&m).get(LAYER_TAR), Some(&1));
+        assert_eq!(m["layers"][0]["mediaType"], LAYER_TAR);
     }
 }

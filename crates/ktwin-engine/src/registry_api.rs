@@ -108,40 +108,50 @@ impl RegistryApi {
         }
     }
 
+    /// One body-less request (`GET`, `HEAD`, `DELETE`, or `POST` with an empty body) to
+    /// `<base><path>`; any HTTP status is an answer, only a transport failure is an error.
+    fn call(
+        &self,
+        agent: &ureq::Agent,
+        method: &str,
+        path: &str,
+        accept: Option<&str>,
+    ) -> Result<Answer, ApiError> {
+        let url = format!("{}{path}", self.base);
+        let with_accept = |r: ureq::RequestBuilder<ureq::typestate::WithoutBody>| match accept {
+            Some(a) => r.header("Accept", a),
+            None => r,
+        };
+        let resp = match method {
+            "HEAD" => with_accept(agent.head(&url)).call(),
+            "DELETE" => with_accept(agent.delete(&url)).call(),
+            "POST" => agent.post(&url).send_empty(),
+            _ => with_accept(agent.get(&url)).call(),
+        }
+        .map_err(|e| Self::unreachable(&url, e))?;
+        Ok(Answer { url, resp })
+    }
+
     /// The size of `digest` if it is linked into `repo`.
     pub fn blob_size(&self, repo: &str, digest: &str) -> Result<Option<u64>, ApiError> {
-        let url = format!("{}/v2/{repo}/blobs/{digest}", self.base);
-        let resp = self
-            .agent
-            .head(&url)
-            .call()
-            .map_err(|e| Self::unreachable(&url, e))?;
-        match resp.status().as_u16() {
-            200 => Ok(Some(
-                resp.headers()
-                    .get("Content-Length")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0),
-            )),
-            404 => Ok(None),
-            status => Err(ApiError::Status { url, status }),
-        }
+        let a = self.call(
+            &self.agent,
+            "HEAD",
+            &format!("/v2/{repo}/blobs/{digest}"),
+            None,
+        )?;
+        Ok(a.found()?.then(|| {
+            a.header("Content-Length")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        }))
     }
 
     /// Link a blob another repository of this registry has (no bytes move). False when the
     /// registry does not have it there.
     pub fn mount_blob(&self, repo: &str, digest: &str, from: &str) -> Result<bool, ApiError> {
-        let url = format!(
-            "{}/v2/{repo}/blobs/uploads/?mount={digest}&from={from}",
-            self.base
-        );
-        let resp = self
-            .agent
-            .post(&url)
-            .send_empty()
-            .map_err(|e| Self::unreachable(&url, e))?;
-        Ok(resp.status().as_u16() == 201)
+        let path = format!("/v2/{repo}/blobs/uploads/?mount={digest}&from={from}");
+        Ok(self.call(&self.agent, "POST", &path, None)?.status() == 201)
     }
 
     /// Stream a blob in (POST, one PATCH with the whole body, PUT with the digest computed on
@@ -222,17 +232,14 @@ impl RegistryApi {
 
     /// A blob's content as a stream.
     pub fn blob_reader(&self, repo: &str, digest: &str) -> Result<impl Read, ApiError> {
-        let url = format!("{}/v2/{repo}/blobs/{digest}", self.base);
-        let resp = self
-            .bulk
-            .get(&url)
-            .call()
-            .map_err(|e| Self::unreachable(&url, e))?;
-        let status = resp.status().as_u16();
-        if status != 200 {
-            return Err(ApiError::Status { url, status });
-        }
-        Ok(resp.into_body().into_reader())
+        let a = self.call(
+            &self.bulk,
+            "GET",
+            &format!("/v2/{repo}/blobs/{digest}"),
+            None,
+        )?;
+        a.expect(&[200])?;
+        Ok(a.resp.into_body().into_reader())
     }
 
     /// A small blob (a config) in memory.
@@ -261,61 +268,46 @@ impl RegistryApi {
             .header("Content-Type", media_type)
             .send(body)
             .map_err(|e| Self::unreachable(&url, e))?;
-        let status = resp.status().as_u16();
-        if status != 201 {
-            return Err(ApiError::Status { url, status });
-        }
+        Answer { url, resp }.expect(&[201])?;
         Ok(sha256_digest(body))
     }
 
-    /// The digest `reference` (a tag) points at, if any.
-    pub fn manifest_digest(&self, repo: &str, reference: &str) -> Result<Option<String>, ApiError> {
-        let url = format!("{}/v2/{repo}/manifests/{reference}", self.base);
-        let resp = self
-            .agent
-            .head(&url)
-            .header("Accept", MANIFEST_TYPES)
-            .call()
-            .map_err(|e| Self::unreachable(&url, e))?;
-        match resp.status().as_u16() {
-            200 => Ok(resp
-                .headers()
-                .get("Docker-Content-Digest")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)),
-            404 => Ok(None),
-            status => Err(ApiError::Status { url, status }),
-        }
+    /// Does `repo:tag` exist?
+    pub fn has_manifest(&self, repo: &str, tag: &str) -> Result<bool, ApiError> {
+        let path = format!("/v2/{repo}/manifests/{tag}");
+        self.call(&self.agent, "HEAD", &path, Some(MANIFEST_TYPES))?
+            .found()
+    }
+
+    /// The manifest of `repo:tag` as JSON (Docker schema 2 or OCI) and its digest.
+    pub fn manifest_and_digest(
+        &self,
+        repo: &str,
+        tag: &str,
+    ) -> Result<(serde_json::Value, Option<String>), ApiError> {
+        let path = format!("/v2/{repo}/manifests/{tag}");
+        let mut a = self.call(&self.agent, "GET", &path, Some(MANIFEST_TYPES))?;
+        a.expect(&[200])?;
+        let digest = a.header("Docker-Content-Digest").map(str::to_string);
+        Ok((a.json()?, digest))
+    }
+
+    /// The manifest of `repo:tag` as JSON (Docker schema 2 or OCI).
+    pub fn manifest(&self, repo: &str, tag: &str) -> Result<serde_json::Value, ApiError> {
+        self.manifest_and_digest(repo, tag).map(|(m, _)| m)
     }
 
     /// Delete a manifest by digest (every tag pointing at it goes with it).
     pub fn delete_manifest(&self, repo: &str, digest: &str) -> Result<(), ApiError> {
-        let url = format!("{}/v2/{repo}/manifests/{digest}", self.base);
-        let resp = self
-            .agent
-            .delete(&url)
-            .call()
-            .map_err(|e| Self::unreachable(&url, e))?;
-        match resp.status().as_u16() {
-            202 | 404 => Ok(()),
-            status => Err(ApiError::Status { url, status }),
-        }
+        let path = format!("/v2/{repo}/manifests/{digest}");
+        self.call(&self.agent, "DELETE", &path, None)?
+            .expect(&[202, 404])
     }
 
     fn get_json(&self, path: &str) -> Result<serde_json::Value, ApiError> {
-        let url = format!("{}{path}", self.base);
-        let mut resp = self
-            .agent
-            .get(&url)
-            .call()
-            .map_err(|e| Self::unreachable(&url, e))?;
-        let status = resp.status().as_u16();
-        if status != 200 {
-            return Err(ApiError::Status { url, status });
-        }
-        resp.body_mut()
-            .read_json()
-            .map_err(|e| Self::unreachable(&url, e))
+        let mut a = self.call(&self.agent, "GET", path, None)?;
+        a.expect(&[200])?;
+        a.json()
     }
 
     /// Every repository (`/v2/_catalog`).
@@ -342,28 +334,10 @@ impl RegistryApi {
         Ok(strings(&v["tags"]))
     }
 
-    fn status(&self, method: &str, path: &str, accept: Option<&str>) -> Result<u16, ApiError> {
-        let url = format!("{}{path}", self.base);
-        let resp = match method {
-            "HEAD" => {
-                let mut r = self.agent.head(&url);
-                if let Some(a) = accept {
-                    r = r.header("Accept", a);
-                }
-                r.call()
-            }
-            _ => self.agent.get(&url).call(),
-        };
-        resp.map(|r| r.status().as_u16())
-            .map_err(|e| ApiError::Unreachable {
-                url,
-                message: e.to_string(),
-            })
-    }
-
     /// `GET /v2/` answers 200.
     pub fn healthy(&self) -> bool {
-        matches!(self.status("GET", "/v2/", None), Ok(200))
+        self.call(&self.agent, "GET", "/v2/", None)
+            .is_ok_and(|a| a.status() == 200)
     }
 
     /// Poll `GET /v2/` until it answers or `timeout` passes.
@@ -377,43 +351,43 @@ impl RegistryApi {
         }
         false
     }
+}
 
-    /// The manifest of `repo:tag` as JSON (Docker schema 2 or OCI).
-    pub fn manifest(&self, repo: &str, tag: &str) -> Result<serde_json::Value, ApiError> {
-        let url = format!("{}/v2/{repo}/manifests/{tag}", self.base);
-        let mut resp = self
-            .agent
-            .get(&url)
-            .header("Accept", MANIFEST_TYPES)
-            .call()
-            .map_err(|e| ApiError::Unreachable {
-                url: url.clone(),
-                message: e.to_string(),
-            })?;
-        let status = resp.status().as_u16();
-        if status != 200 {
-            return Err(ApiError::Status { url, status });
-        }
-        resp.body_mut()
-            .read_json()
-            .map_err(|e| ApiError::Unreachable {
-                url,
-                message: e.to_string(),
-            })
+/// A registry answer with the URL it came from (for error messages).
+struct Answer {
+    url: String,
+    resp: ureq::http::Response<ureq::Body>,
+}
+
+impl Answer {
+    fn status(&self) -> u16 {
+        self.resp.status().as_u16()
     }
-
-    /// Does `repo:tag` exist?
-    pub fn has_manifest(&self, repo: &str, tag: &str) -> Result<bool, ApiError> {
-        let accept = MANIFEST_TYPES;
-        let path = format!("/v2/{repo}/manifests/{tag}");
-        match self.status("HEAD", &path, Some(accept))? {
-            200 => Ok(true),
-            404 => Ok(false),
-            s => Err(ApiError::Status {
-                url: format!("{}{path}", self.base),
-                status: s,
-            }),
+    fn header(&self, name: &str) -> Option<&str> {
+        self.resp.headers().get(name).and_then(|v| v.to_str().ok())
+    }
+    /// Any status in `ok` passes; another is an error naming the URL.
+    fn expect(&self, ok: &[u16]) -> Result<(), ApiError> {
+        if ok.contains(&self.status()) {
+            Ok(())
+        } else {
+            Err(ApiError::Status {
+                url: self.url.clone(),
+                status: self.status(),
+            })
         }
+    }
+    /// 200 → true, 404 → false, anything else an error.
+    fn found(&self) -> Result<bool, ApiError> {
+        self.expect(&[200, 404])?;
+        Ok(self.status() == 200)
+    }
+    fn json(&mut self) -> Result<serde_json::Value, ApiError> {
+        let url = self.url.clone();
+        self.resp
+            .body_mut()
+            .read_json()
+            .map_err(|e| RegistryApi::unreachable(&url, e))
     }
 }
 

@@ -12,8 +12,6 @@ use common::{docker, out, Reg};
 use ktwin_engine::registry_api::RegistryApi;
 use ktwin_testkit::Containerd;
 
-const IGNORE: &str = "tier 2";
-
 /// A project with one image (`extra` bytes of incompressible data in its first layer) and
 /// the registry up. Returns the repository path.
 fn project(r: &mut Reg, big: usize) -> String {
@@ -45,6 +43,17 @@ fn project(r: &mut Reg, big: usize) -> String {
     repo
 }
 
+/// `ktwin images verify` through the stand-in node succeeds.
+fn assert_pulls(r: &Reg, node: &Containerd) {
+    let v = r.ktwin(&[
+        "images",
+        "verify",
+        "--containerd",
+        node.address.to_str().unwrap(),
+    ]);
+    assert!(v.status.success(), "{}", out(&v));
+}
+
 fn build(r: &mut Reg) -> serde_json::Value {
     build_env(r, &[])
 }
@@ -61,7 +70,6 @@ fn build_env(r: &mut Reg, env: &[(&str, &str)]) -> serde_json::Value {
 #[test]
 #[ignore = "tier 2: needs a Docker engine; scripts/test.sh runs it via scripts/test-env.sh"]
 fn built_images_are_uncompressed_oci_and_pull_through_the_node_mirror_config() {
-    let _ = IGNORE;
     let mut r = Reg::new();
     let repo = project(&mut r, 1 << 20);
     // Without the layer store (an engine ktwin cannot read): the export path first, then the
@@ -110,8 +118,7 @@ fn built_images_are_uncompressed_oci_and_pull_through_the_node_mirror_config() {
         "{changed}"
     );
     assert!(changed["bytesPushed"].as_u64().unwrap() < 10_000);
-    let v = r.ktwin(&["images", "verify", "--containerd", &sock]);
-    assert!(v.status.success(), "{}", out(&v));
+    assert_pulls(&r, &node);
 
     // With the layer store: only the changed layer is read and uploaded, and it pulls.
     r.tp.write("app/b.txt", "v3\n");
@@ -121,8 +128,7 @@ fn built_images_are_uncompressed_oci_and_pull_through_the_node_mirror_config() {
         (Some("store"), Some(1)),
         "{store}"
     );
-    let v = r.ktwin(&["images", "verify", "--containerd", &sock]);
-    assert!(v.status.success(), "{}", out(&v));
+    assert_pulls(&r, &node);
 }
 
 #[test]
@@ -175,14 +181,7 @@ fn a_registry_killed_mid_push_is_a_clear_error_and_a_rerun_completes() {
     assert!(api
         .has_manifest(&repo, again["tag"].as_str().unwrap())
         .unwrap());
-    let node = Containerd::start();
-    let v = r.ktwin(&[
-        "images",
-        "verify",
-        "--containerd",
-        node.address.to_str().unwrap(),
-    ]);
-    assert!(v.status.success(), "{}", out(&v));
+    assert_pulls(&r, &Containerd::start());
 }
 
 #[test]
@@ -227,12 +226,5 @@ fn gc_keeps_the_newest_content_tags_and_reclaims_blobs() {
     assert!(!api.has_manifest(&repo, &tags[1]).unwrap());
     assert!(api.has_manifest(&repo, &tags[2]).unwrap());
     assert!(api.has_manifest(&repo, "ktwin-engine").unwrap());
-    let node = Containerd::start();
-    let v = r.ktwin(&[
-        "images",
-        "verify",
-        "--containerd",
-        node.address.to_str().unwrap(),
-    ]);
-    assert!(v.status.success(), "{}", out(&v));
+    assert_pulls(&r, &Containerd::start());
 }

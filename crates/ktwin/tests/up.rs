@@ -367,19 +367,19 @@ fn a_wrong_context_is_refused_before_any_connection() {
         t.stubs.calls()
     );
 
-    // The listener does see connections when a client is pointed at it (the control).
-    if ktwin_engine::which(std::ffi::OsStr::new("kubectl")).is_some() {
-        let _ = Command::new("kubectl")
-            .args([
-                "--kubeconfig",
-                kubeconfig.to_str().unwrap(),
-                "--context",
-                "k3d-shop",
-                "get",
-                "nodes",
-                "--request-timeout=2s",
-            ])
-            .output();
-        assert!(api.connections.load(Ordering::SeqCst) > 0);
-    }
+    // The control: the listener does see a connection when a client is pointed at it
+    // (kubectl is installed by scripts/test.sh).
+    let _ = Command::new("kubectl")
+        .args([
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "--context",
+            "k3d-shop",
+            "get",
+            "nodes",
+            "--request-timeout=2s",
+        ])
+        .output()
+        .expect("kubectl on PATH");
+    assert!(api.connections.load(Ordering::SeqCst) > 0);
 }

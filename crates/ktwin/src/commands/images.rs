@@ -59,8 +59,8 @@ fn verify(cli: &Cli, a: &VerifyArgs) -> Result<u8, Failure> {
         )]));
     }
     let eng = super::registry::engine(cli)?;
-    // (where, command) per pull.
-    let mut pulls: Vec<(String, String, Cmd)> = Vec::new();
+    // (image, reference, where, command) per pull.
+    let mut pulls: Vec<(String, String, String, Cmd)> = Vec::new();
     let _hosts_dir;
     if let Some(sock) = &a.containerd {
         // A containerd on this host stands in for a node: the same hosts.toml files ktwin
@@ -92,7 +92,12 @@ fn verify(cli: &Cli, a: &VerifyArgs) -> Result<u8, Failure> {
                 .args(["-n", "ktwin-verify", "images", "pull", "--hosts-dir"])
                 .arg(dir.path())
                 .arg(r);
-            pulls.push((image.clone(), format!("containerd {}", sock.display()), cmd));
+            pulls.push((
+                image.clone(),
+                r.clone(),
+                format!("containerd {}", sock.display()),
+                cmd,
+            ));
         }
         _hosts_dir = Some(dir);
     } else {
@@ -105,17 +110,14 @@ fn verify(cli: &Cli, a: &VerifyArgs) -> Result<u8, Failure> {
             .collect();
         for n in &nodes {
             for (image, r) in &refs {
-                pulls.push((
-                    image.clone(),
-                    n.clone(),
-                    eng.cmd(["exec", n.as_str(), "crictl", "pull", r.as_str()]),
-                ));
+                let cmd = eng.cmd(["exec", n.as_str(), "crictl", "pull", r.as_str()]);
+                pulls.push((image.clone(), r.clone(), n.clone(), cmd));
             }
         }
     }
     let mut rows = Vec::new();
     let mut failed = 0;
-    for ((image, place, cmd), (_, r)) in pulls.iter().zip(refs.iter().cycle()) {
+    for (image, r, place, cmd) in &pulls {
         let t = Instant::now();
         let res = cmd.run();
         let secs = t.elapsed().as_secs_f64();
