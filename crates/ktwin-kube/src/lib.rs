@@ -1,4 +1,214 @@
-//! Kubernetes API effects on kube-rs: server-side apply, prune, rollout wait, status, heal.
-//!
-//! The API code lands with the deploy issue; this crate exists now so its dependency
-//! direction (kube → manifest → config) holds from the start.
+//! Kubernetes API effects on kube-rs: server-side apply, prune, rollout wait, status, heal,
+//! logs and restarts. Every entry point takes a client made by [`connect`] for a context the
+//! caller has already passed through the context guard.
+
+pub mod deploy;
+pub mod heal;
+pub mod live;
+pub mod logs;
+pub mod rollout;
+pub mod status;
+
+use std::collections::HashMap;
+
+use kube::api::{Api, DynamicObject};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::discovery::{ApiCapabilities, ApiResource, Scope};
+use kube::{Client, Config};
+
+/// The field manager ktwin applies with.
+pub const FIELD_MANAGER: &str = "ktwin";
+pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+pub const LABEL_PROJECT: &str = "ktwin.dev/project";
+pub const LABEL_ENV: &str = "ktwin.dev/env";
+
+#[derive(Debug, thiserror::Error)]
+pub enum KubeError {
+    #[error("cannot use the kubeconfig: {0}")]
+    Kubeconfig(String),
+    #[error("cannot talk to the API server of context `{context}`: {message}")]
+    Connect { context: String, message: String },
+    #[error("{object}: the API server does not serve {api_version} {kind}")]
+    NotServed {
+        object: String,
+        api_version: String,
+        kind: String,
+    },
+    #[error("{object}: {message}")]
+    Conflict { object: String, message: String },
+    #[error("{object}: {message}")]
+    Api { object: String, message: String },
+    #[error("CustomResourceDefinition {0} was not Established in time")]
+    CrdNotEstablished(String),
+    #[error("{count} workload(s) did not roll out within {timeout}s")]
+    Stuck {
+        count: usize,
+        timeout: u64,
+        lines: Vec<String>,
+    },
+    #[error("no workload named `{0}` in the rendered environment")]
+    NoWorkload(String),
+}
+
+impl KubeError {
+    pub fn help(&self) -> Option<String> {
+        match self {
+            KubeError::Kubeconfig(_) => Some(
+                "ktwin reads $KUBECONFIG or ~/.kube/config; `ktwin up` writes the twin's context there".into(),
+            ),
+            KubeError::Connect { .. } => {
+                Some("is the cluster running? `ktwin status` shows it, `ktwin heal` restarts it".into())
+            }
+            KubeError::NotServed { .. } => Some(
+                "install the CustomResourceDefinition first, or add it to the environment's manifests".into(),
+            ),
+            KubeError::Conflict { .. } => Some(
+                "another field manager owns these fields; remove its change, or pass --force-conflicts to take them over".into(),
+            ),
+            KubeError::Stuck { lines, .. } => Some(lines.join("\n")),
+            KubeError::NoWorkload(_) => Some("`ktwin render` lists the rendered objects".into()),
+            _ => None,
+        }
+    }
+}
+
+/// A client for `context` from the user's kubeconfig ($KUBECONFIG or ~/.kube/config).
+pub async fn connect(context: &str) -> Result<Client, KubeError> {
+    let kc = Kubeconfig::read().map_err(|e| KubeError::Kubeconfig(e.to_string()))?;
+    connect_with(kc, context).await
+}
+
+/// A client for `context` from the kubeconfig file at `path`.
+pub async fn connect_file(path: &std::path::Path, context: &str) -> Result<Client, KubeError> {
+    let kc = Kubeconfig::read_from(path).map_err(|e| KubeError::Kubeconfig(e.to_string()))?;
+    connect_with(kc, context).await
+}
+
+async fn connect_with(kc: Kubeconfig, context: &str) -> Result<Client, KubeError> {
+    if !kc.contexts.iter().any(|c| c.name == context) {
+        return Err(KubeError::Kubeconfig(format!(
+            "it has no context named `{context}`"
+        )));
+    }
+    let opts = KubeConfigOptions {
+        context: Some(context.to_string()),
+        ..Default::default()
+    };
+    let cfg = Config::from_custom_kubeconfig(kc, &opts)
+        .await
+        .map_err(|e| KubeError::Kubeconfig(e.to_string()))?;
+    Client::try_from(cfg).map_err(|e| KubeError::Connect {
+        context: context.into(),
+        message: e.to_string(),
+    })
+}
+
+/// Run an async API operation to completion from synchronous code.
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+        .block_on(f)
+}
+
+/// The message of a kube error, without kube-rs's debug wrapping.
+pub fn message(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => s.message.clone(),
+        other => other.to_string(),
+    }
+}
+
+pub fn is_not_found(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 404)
+}
+
+/// `apps/v1` → (`apps`, `v1`); `v1` → (``, `v1`).
+pub fn group_version(api_version: &str) -> (&str, &str) {
+    api_version.split_once('/').unwrap_or(("", api_version))
+}
+
+/// Discovery, one request per group version, remembered for the run.
+pub struct Discovery {
+    client: Client,
+    known: HashMap<String, Vec<(ApiResource, ApiCapabilities)>>,
+}
+
+/// A kind the server does not serve, in a group version it does (or does not) serve.
+fn not_served(api_version: &str, kind: &str) -> kube::Error {
+    kube::Error::Api(Box::new(
+        kube::core::Status::failure(&format!("{api_version} {kind} is not served"), "NotFound")
+            .with_code(404),
+    ))
+}
+
+impl Discovery {
+    pub fn new(client: Client) -> Discovery {
+        Discovery {
+            client,
+            known: HashMap::new(),
+        }
+    }
+
+    /// Forget what was learned (after CRDs are established).
+    pub fn forget(&mut self) {
+        self.known.clear();
+    }
+
+    pub async fn resolve(
+        &mut self,
+        api_version: &str,
+        kind: &str,
+    ) -> Result<(ApiResource, ApiCapabilities), kube::Error> {
+        if !self.known.contains_key(api_version) {
+            let (g, v) = group_version(api_version);
+            let gv = kube::core::GroupVersion::gv(g, v);
+            let resources = match kube::discovery::pinned_group(&self.client, &gv).await {
+                Ok(group) => group.versioned_resources(v),
+                Err(e) if is_not_found(&e) => vec![],
+                Err(e) => return Err(e),
+            };
+            self.known.insert(api_version.to_string(), resources);
+        }
+        self.known[api_version]
+            .iter()
+            .find(|(ar, _)| ar.kind == kind)
+            .cloned()
+            .ok_or_else(|| not_served(api_version, kind))
+    }
+
+    /// The API for one object of a resolved kind (namespaced ones default to `default`).
+    pub fn api(
+        &self,
+        ar: &ApiResource,
+        caps: &ApiCapabilities,
+        ns: Option<&str>,
+    ) -> Api<DynamicObject> {
+        match caps.scope {
+            Scope::Namespaced => {
+                Api::namespaced_with(self.client.clone(), ns.unwrap_or("default"), ar)
+            }
+            Scope::Cluster => Api::all_with(self.client.clone(), ar),
+        }
+    }
+
+    pub fn all(&self, ar: &ApiResource) -> Api<DynamicObject> {
+        Api::all_with(self.client.clone(), ar)
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+}
+
+/// `kind/name` or `kind/name (ns)` as printed everywhere.
+pub fn describe(v: &serde_json::Value) -> String {
+    let kind = v["kind"].as_str().unwrap_or("?").to_lowercase();
+    let name = v["metadata"]["name"].as_str().unwrap_or("?");
+    match v["metadata"]["namespace"].as_str() {
+        Some(ns) => format!("{kind}/{name} ({ns})"),
+        None => format!("{kind}/{name}"),
+    }
+}

@@ -1,6 +1,8 @@
 //! Test helpers shared by ktwin's crates: temporary projects, expected-output files, and stub
 //! executables on PATH that record how they were called.
 
+pub mod kubeapi;
+
 use std::path::{Path, PathBuf};
 
 /// A temporary directory holding a project; removed on drop.

@@ -1,0 +1,577 @@
+//! `ktwin deploy`: namespaces → CRDs (wait Established) → server-side apply of everything
+//! else with field manager `ktwin` → prune → rollout wait with explanations.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use kube::api::{Api, DynamicObject};
+use kube::api::{DeleteParams, ListParams, LogParams, Patch, PatchParams, PropagationPolicy};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::rollout::{self, is_workload, Rollout};
+use crate::{
+    describe, message, Discovery, KubeError, FIELD_MANAGER, LABEL_ENV, LABEL_MANAGED_BY,
+    LABEL_PROJECT,
+};
+
+pub struct Options<'a> {
+    pub project: &'a str,
+    pub env: &'a str,
+    pub prune: bool,
+    pub force_conflicts: bool,
+    pub timeout: Duration,
+    /// `localhost:<port>/`: images from ktwin's registry get a `ktwin build` hint.
+    pub registry_prefix: Option<String>,
+    /// Where the kinds applied last time are remembered (for pruning kinds that left).
+    pub state_file: Option<PathBuf>,
+    pub say: &'a dyn Fn(&str),
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Applied {
+    pub object: String,
+    /// `created`, `configured` or `unchanged`.
+    pub action: &'static str,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub namespaces_created: Vec<String>,
+    pub applied: Vec<Applied>,
+    pub pruned: Vec<String>,
+    pub rolled_out: Vec<String>,
+}
+
+/// Kinds always looked at when pruning, besides those rendered now or last time.
+const PRUNE_KINDS: &[(&str, &str)] = &[
+    ("v1", "ConfigMap"),
+    ("v1", "Secret"),
+    ("v1", "Service"),
+    ("v1", "ServiceAccount"),
+    ("v1", "PersistentVolumeClaim"),
+    ("apps/v1", "Deployment"),
+    ("apps/v1", "StatefulSet"),
+    ("apps/v1", "DaemonSet"),
+    ("batch/v1", "Job"),
+    ("batch/v1", "CronJob"),
+    ("networking.k8s.io/v1", "Ingress"),
+    ("networking.k8s.io/v1", "NetworkPolicy"),
+];
+
+/// Kinds never pruned: deleting them takes everything inside with them.
+const NEVER_PRUNED: &[&str] = &["Namespace", "CustomResourceDefinition"];
+
+/// Apply order: what others refer to first, workloads last.
+fn rank(kind: &str) -> u8 {
+    match kind {
+        "Namespace" => 0,
+        "CustomResourceDefinition" => 1,
+        "StorageClass" | "PriorityClass" => 2,
+        "ServiceAccount" => 3,
+        "ClusterRole" | "Role" => 4,
+        "ClusterRoleBinding" | "RoleBinding" => 5,
+        "Secret" | "ConfigMap" => 6,
+        "PersistentVolume" | "PersistentVolumeClaim" => 7,
+        "Service" => 8,
+        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Pod" | "Job" | "CronJob" => 20,
+        "Ingress" | "HorizontalPodAutoscaler" | "PodDisruptionBudget" => 21,
+        _ => 10,
+    }
+}
+
+/// Pure: label every object and order them for applying.
+pub fn prepare(docs: &[Value], project: &str, env: &str) -> Vec<Value> {
+    let mut out: Vec<Value> = docs
+        .iter()
+        .map(|d| {
+            let mut d = d.clone();
+            if !d["metadata"]["labels"].is_object() {
+                d["metadata"]["labels"] = json!({});
+            }
+            let l = &mut d["metadata"]["labels"];
+            l[LABEL_MANAGED_BY] = json!("ktwin");
+            l[LABEL_PROJECT] = json!(project);
+            l[LABEL_ENV] = json!(env);
+            d
+        })
+        .collect();
+    out.sort_by_key(|d| rank(d["kind"].as_str().unwrap_or("")));
+    out
+}
+
+/// The label selector of what ktwin applied for one project and environment.
+pub fn own_selector(project: &str, env: &str) -> String {
+    format!("{LABEL_MANAGED_BY}=ktwin,{LABEL_PROJECT}={project},{LABEL_ENV}={env}")
+}
+
+fn key(v: &Value) -> (String, String, String, String) {
+    (
+        v["apiVersion"].as_str().unwrap_or("").to_string(),
+        v["kind"].as_str().unwrap_or("").to_string(),
+        v["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or("")
+            .to_string(),
+        v["metadata"]["name"].as_str().unwrap_or("").to_string(),
+    )
+}
+
+fn api_err(obj: &Value, e: &kube::Error) -> KubeError {
+    match e {
+        kube::Error::Api(s) if s.code == 409 && s.reason == "Conflict" => KubeError::Conflict {
+            object: describe(obj),
+            message: s.message.clone(),
+        },
+        kube::Error::Api(_) => KubeError::Api {
+            object: describe(obj),
+            message: message(e),
+        },
+        other => KubeError::Connect {
+            context: String::new(),
+            message: other.to_string(),
+        },
+    }
+}
+
+async fn resolve(
+    disc: &mut Discovery,
+    obj: &Value,
+) -> Result<
+    (
+        kube::discovery::ApiResource,
+        kube::discovery::ApiCapabilities,
+    ),
+    KubeError,
+> {
+    let av = obj["apiVersion"].as_str().unwrap_or("");
+    let kind = obj["kind"].as_str().unwrap_or("");
+    disc.resolve(av, kind).await.map_err(|e| match &e {
+        kube::Error::Api(s) if s.code == 404 => KubeError::NotServed {
+            object: describe(obj),
+            api_version: av.into(),
+            kind: kind.into(),
+        },
+        // pinned_kind reports a kind missing from a served group this way.
+        kube::Error::Discovery(_) => KubeError::NotServed {
+            object: describe(obj),
+            api_version: av.into(),
+            kind: kind.into(),
+        },
+        _ => api_err(obj, &e),
+    })
+}
+
+/// Server-side apply one object; says whether it was created, changed or left alone.
+async fn apply_one(
+    disc: &mut Discovery,
+    obj: &Value,
+    force: bool,
+) -> Result<&'static str, KubeError> {
+    let (ar, caps) = resolve(disc, obj).await?;
+    let api = disc.api(&ar, &caps, obj["metadata"]["namespace"].as_str());
+    let name = obj["metadata"]["name"].as_str().unwrap_or("");
+    let before = api.get_opt(name).await.map_err(|e| api_err(obj, &e))?;
+    let mut pp = PatchParams::apply(FIELD_MANAGER);
+    if force {
+        pp = pp.force();
+    }
+    let after = api
+        .patch(name, &pp, &Patch::Apply(obj))
+        .await
+        .map_err(|e| api_err(obj, &e))?;
+    Ok(match before {
+        None => "created",
+        Some(b) if b.metadata.resource_version == after.metadata.resource_version => "unchanged",
+        Some(_) => "configured",
+    })
+}
+
+async fn wait_established(
+    disc: &mut Discovery,
+    crd: &Value,
+    timeout: Duration,
+) -> Result<(), KubeError> {
+    let (ar, caps) = resolve(disc, crd).await?;
+    let api = disc.api(&ar, &caps, None);
+    let name = crd["metadata"]["name"].as_str().unwrap_or("");
+    let deadline = Instant::now() + timeout;
+    loop {
+        let o = api.get(name).await.map_err(|e| api_err(crd, &e))?;
+        let est = o.data["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == "Established" && c["status"] == "True");
+        if est {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(KubeError::CrdNotEstablished(name.into()));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn read_kinds(path: &Option<PathBuf>) -> BTreeSet<(String, String)> {
+    path.as_ref()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .and_then(|t| serde_json::from_str::<Vec<(String, String)>>(&t).ok())
+        .unwrap_or_default()
+        .into_iter()
+        .collect()
+}
+
+/// Deploy rendered documents. Errors stop at the first failing object.
+pub async fn deploy(
+    disc: &mut Discovery,
+    docs: &[Value],
+    o: &Options<'_>,
+) -> Result<Report, KubeError> {
+    let objs = prepare(docs, o.project, o.env);
+    let mut report = Report::default();
+
+    // Namespaces the objects need and the render does not declare.
+    let declared: BTreeSet<&str> = objs
+        .iter()
+        .filter(|d| d["kind"] == "Namespace")
+        .filter_map(|d| d["metadata"]["name"].as_str())
+        .collect();
+    let needed: BTreeSet<&str> = objs
+        .iter()
+        .filter_map(|d| d["metadata"]["namespace"].as_str())
+        .filter(|n| !declared.contains(n))
+        .collect();
+    for ns in needed {
+        let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns,
+            "labels": {LABEL_MANAGED_BY: "ktwin", LABEL_PROJECT: o.project, LABEL_ENV: o.env}}});
+        let (ar, caps) = resolve(disc, &obj).await?;
+        let api = disc.api(&ar, &caps, None);
+        if api
+            .get_opt(ns)
+            .await
+            .map_err(|e| api_err(&obj, &e))?
+            .is_none()
+        {
+            apply_one(disc, &obj, false).await?;
+            (o.say)(&format!("namespace/{ns}: created"));
+            report.namespaces_created.push(ns.to_string());
+        }
+    }
+
+    // Namespaces and CRDs first; then the rest is discovered again.
+    let (first, rest): (Vec<&Value>, Vec<&Value>) = objs
+        .iter()
+        .partition(|d| rank(d["kind"].as_str().unwrap_or("")) <= 1);
+    let mut crds = Vec::new();
+    for obj in &first {
+        let action = apply_one(disc, obj, o.force_conflicts).await?;
+        say_applied(o, obj, action, &mut report);
+        if obj["kind"] == "CustomResourceDefinition" {
+            crds.push(*obj);
+        }
+    }
+    for crd in &crds {
+        wait_established(disc, crd, o.timeout).await?;
+    }
+    if !crds.is_empty() {
+        disc.forget();
+    }
+    for obj in &rest {
+        let action = apply_one(disc, obj, o.force_conflicts).await?;
+        say_applied(o, obj, action, &mut report);
+    }
+
+    let kinds_now: BTreeSet<(String, String)> = objs
+        .iter()
+        .map(|d| {
+            (
+                d["apiVersion"].as_str().unwrap_or("").to_string(),
+                d["kind"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    if o.prune {
+        let mut kinds = read_kinds(&o.state_file);
+        kinds.extend(kinds_now.iter().cloned());
+        kinds.extend(
+            PRUNE_KINDS
+                .iter()
+                .map(|(a, k)| (a.to_string(), k.to_string())),
+        );
+        let desired: BTreeSet<_> = objs.iter().map(key).collect();
+        report.pruned = prune(disc, &kinds, &desired, o).await?;
+    }
+    if let Some(p) = &o.state_file {
+        if let Some(dir) = p.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let kinds: Vec<_> = kinds_now.into_iter().collect();
+        let _ = std::fs::write(p, serde_json::to_string(&kinds).unwrap_or_default());
+    }
+
+    let workloads: Vec<&Value> = objs
+        .iter()
+        .filter(|d| is_workload(d["kind"].as_str().unwrap_or("")))
+        .collect();
+    report.rolled_out = wait_rollouts(disc, &workloads, o).await?;
+    Ok(report)
+}
+
+fn say_applied(o: &Options, obj: &Value, action: &'static str, report: &mut Report) {
+    if action != "unchanged" {
+        (o.say)(&format!("{}: {action}", describe(obj)));
+    }
+    report.applied.push(Applied {
+        object: describe(obj),
+        action,
+    });
+}
+
+async fn prune(
+    disc: &mut Discovery,
+    kinds: &BTreeSet<(String, String)>,
+    desired: &BTreeSet<(String, String, String, String)>,
+    o: &Options<'_>,
+) -> Result<Vec<String>, KubeError> {
+    let mut pruned = Vec::new();
+    let lp = ListParams::default().labels(&own_selector(o.project, o.env));
+    for (av, kind) in kinds {
+        if NEVER_PRUNED.contains(&kind.as_str()) {
+            continue;
+        }
+        // A kind the server no longer serves has nothing left to prune.
+        let Ok((ar, caps)) = disc.resolve(av, kind).await else {
+            continue;
+        };
+        let list = disc.all(&ar).list(&lp).await.map_err(|e| KubeError::Api {
+            object: format!("{kind} list"),
+            message: message(&e),
+        })?;
+        for item in list.items {
+            let mut v = serde_json::to_value(&item).unwrap_or_default();
+            v["apiVersion"] = json!(av);
+            v["kind"] = json!(kind);
+            // The selector decides, and the labels are checked again before deleting.
+            let l = &v["metadata"]["labels"];
+            if l[LABEL_MANAGED_BY] != "ktwin"
+                || l[LABEL_PROJECT] != o.project
+                || l[LABEL_ENV] != o.env
+            {
+                continue;
+            }
+            if desired.contains(&key(&v)) {
+                continue;
+            }
+            let api = disc.api(&ar, &caps, v["metadata"]["namespace"].as_str());
+            let name = v["metadata"]["name"].as_str().unwrap_or("").to_string();
+            let dp = DeleteParams {
+                propagation_policy: Some(PropagationPolicy::Background),
+                ..Default::default()
+            };
+            match api.delete(&name, &dp).await {
+                Ok(_) => {}
+                Err(e) if crate::is_not_found(&e) => {}
+                Err(e) => return Err(api_err(&v, &e)),
+            }
+            (o.say)(&format!("{}: pruned", describe(&v)));
+            pruned.push(describe(&v));
+        }
+    }
+    Ok(pruned)
+}
+
+/// Wait for every workload the way `kubectl rollout status` does, one progress line per
+/// change; explain the ones still stuck at the deadline.
+pub async fn wait_rollouts(
+    disc: &mut Discovery,
+    workloads: &[&Value],
+    o: &Options<'_>,
+) -> Result<Vec<String>, KubeError> {
+    if workloads.is_empty() {
+        return Ok(vec![]);
+    }
+    let start = Instant::now();
+    let mut apis = Vec::new();
+    for w in workloads {
+        let (ar, caps) = resolve(disc, w).await?;
+        apis.push(disc.api(&ar, &caps, w["metadata"]["namespace"].as_str()));
+    }
+    let last: RefCell<BTreeMap<String, String>> = RefCell::new(BTreeMap::new());
+    let waits = workloads.iter().zip(apis.iter()).map(|(w, api)| {
+        let name = w["metadata"]["name"].as_str().unwrap_or("").to_string();
+        let label = describe(w);
+        let last = &last;
+        let say = o.say;
+        async move {
+            let cond = |obj: Option<&DynamicObject>| -> bool {
+                let Some(obj) = obj else { return false };
+                let v = serde_json::to_value(obj).unwrap_or_default();
+                let (done, msg) = match rollout::state(&v) {
+                    Rollout::Done(m) => (true, m),
+                    Rollout::Waiting(m) => (false, m),
+                    Rollout::Failed(m) => (true, m),
+                };
+                let mut l = last.borrow_mut();
+                if l.get(&label) != Some(&msg) {
+                    if !done {
+                        say(&format!("{label}: {msg}"));
+                    }
+                    l.insert(label.clone(), msg);
+                }
+                done
+            };
+            let r = tokio::time::timeout(
+                o.timeout,
+                kube::runtime::wait::await_condition(api.clone(), &name, cond),
+            )
+            .await;
+            (w, r)
+        }
+    });
+    let results = futures::future::join_all(waits).await;
+    let mut done = Vec::new();
+    let mut stuck = Vec::new();
+    for (w, r) in results {
+        let label = describe(w);
+        match r {
+            Ok(Ok(Some(obj))) => {
+                let v = serde_json::to_value(&obj).unwrap_or_default();
+                match rollout::state(&v) {
+                    Rollout::Failed(m) => stuck.push((*w, m)),
+                    _ => {
+                        (o.say)(&format!(
+                            "{label}: rolled out ({:.1}s)",
+                            start.elapsed().as_secs_f64()
+                        ));
+                        done.push(label);
+                    }
+                }
+            }
+            Ok(Ok(None)) => stuck.push((*w, "it was deleted while waiting".into())),
+            Ok(Err(e)) => {
+                return Err(KubeError::Api {
+                    object: label,
+                    message: e.to_string(),
+                })
+            }
+            Err(_) => {
+                let m = last.borrow().get(&label).cloned().unwrap_or_default();
+                stuck.push((*w, m));
+            }
+        }
+    }
+    if stuck.is_empty() {
+        return Ok(done);
+    }
+    let mut lines = Vec::new();
+    for (w, m) in &stuck {
+        lines.push(format!("{}: {m}", describe(w)));
+        lines.extend(explain_workload(disc, w, o.registry_prefix.as_deref()).await);
+    }
+    Err(KubeError::Stuck {
+        count: stuck.len(),
+        timeout: o.timeout.as_secs(),
+        lines,
+    })
+}
+
+/// Why a workload's pods are not ready, read from the API (pods, events, previous logs).
+pub async fn explain_workload(
+    disc: &mut Discovery,
+    w: &Value,
+    registry_prefix: Option<&str>,
+) -> Vec<String> {
+    let ns = w["metadata"]["namespace"].as_str().unwrap_or("default");
+    let Some(sel) = rollout::selector(w) else {
+        return vec!["  (no matchLabels selector: cannot find its pods)".into()];
+    };
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(disc.client().clone(), ns);
+    let list = match pods.list(&ListParams::default().labels(&sel)).await {
+        Ok(l) => l.items,
+        Err(e) => return vec![format!("  (cannot list its pods: {})", message(&e))],
+    };
+    if list.is_empty() {
+        return vec![format!("  no pod matches {sel} yet")];
+    }
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(disc.client().clone(), ns);
+    let mut out = Vec::new();
+    for pod in list.iter().take(3) {
+        let v = serde_json::to_value(pod).unwrap_or_default();
+        let name = v["metadata"]["name"].as_str().unwrap_or("").to_string();
+        let Some(problem) = rollout::pod_problem(&v) else {
+            continue;
+        };
+        let evs: Vec<Value> = events
+            .list(&ListParams::default().fields(&format!("involvedObject.name={name}")))
+            .await
+            .map(|l| {
+                l.items
+                    .iter()
+                    .map(|e| serde_json::to_value(e).unwrap_or_default())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let log = if let rollout::PodProblem::Crash { container, .. } = &problem {
+            let lp = LogParams {
+                container: Some(container.clone()),
+                previous: true,
+                tail_lines: Some(10),
+                ..Default::default()
+            };
+            pods.logs(&name, &lp).await.ok()
+        } else {
+            None
+        };
+        out.extend(
+            rollout::explain(&name, &problem, &evs, log.as_deref(), registry_prefix)
+                .into_iter()
+                .map(|l| format!("  {l}")),
+        );
+    }
+    if out.is_empty() {
+        out.push("  its pods show no error yet; they may still be starting".into());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prepare_labels_and_orders() {
+        let docs = vec![
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "labels": {"app": "web"}}}),
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"}}),
+            json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}),
+            json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": "widgets.example.com"}}),
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
+        ];
+        let out = prepare(&docs, "swarm", "local");
+        let kinds: Vec<&str> = out.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "Namespace",
+                "CustomResourceDefinition",
+                "Service",
+                "Widget",
+                "Deployment"
+            ]
+        );
+        let l = &out[4]["metadata"]["labels"];
+        assert_eq!(l["app"], "web");
+        assert_eq!(l[LABEL_MANAGED_BY], "ktwin");
+        assert_eq!(l[LABEL_PROJECT], "swarm");
+        assert_eq!(l[LABEL_ENV], "local");
+        assert_eq!(
+            own_selector("swarm", "local"),
+            "app.kubernetes.io/managed-by=ktwin,ktwin.dev/project=swarm,ktwin.dev/env=local"
+        );
+    }
+}

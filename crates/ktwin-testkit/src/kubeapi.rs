@@ -1,0 +1,1351 @@
+//! A Kubernetes API **stand-in** served over real HTTP on 127.0.0.1, for tier-1 tests.
+//!
+//! It is not an API server. It enforces only the semantics ktwin's code relies on:
+//! discovery documents for the groups it knows (plus CRDs once applied, which it marks
+//! Established itself), server-side apply with per-manager field ownership (arrays are
+//! atomic), conflicts with other managers (409, overridable with `force`), `generation`
+//! bumped only when something outside `metadata`/`status` changes, `resourceVersion`
+//! bumped only on a real change, get/list with equality label selectors and
+//! `metadata.name` field selectors, watch (chunked, newline-delimited events), JSON merge
+//! patch, create, delete (404 when absent) and pod logs. Controllers are played by the
+//! test through [`ApiStandIn::set`], [`ApiStandIn::put`] and [`ApiStandIn::controller`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Map, Value};
+
+/// A resource type the stand-in serves.
+#[derive(Debug, Clone)]
+pub struct Kind {
+    pub group: String,
+    pub version: String,
+    pub kind: String,
+    pub plural: String,
+    pub namespaced: bool,
+}
+
+impl Kind {
+    fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+}
+
+fn builtin_kinds() -> Vec<Kind> {
+    let k = |g: &str, v: &str, kind: &str, plural: &str, ns: bool| Kind {
+        group: g.into(),
+        version: v.into(),
+        kind: kind.into(),
+        plural: plural.into(),
+        namespaced: ns,
+    };
+    vec![
+        k("", "v1", "Namespace", "namespaces", false),
+        k("", "v1", "Node", "nodes", false),
+        k("", "v1", "Pod", "pods", true),
+        k("", "v1", "Service", "services", true),
+        k("", "v1", "ConfigMap", "configmaps", true),
+        k("", "v1", "Secret", "secrets", true),
+        k("", "v1", "ServiceAccount", "serviceaccounts", true),
+        k("", "v1", "Event", "events", true),
+        k(
+            "",
+            "v1",
+            "PersistentVolumeClaim",
+            "persistentvolumeclaims",
+            true,
+        ),
+        k("apps", "v1", "Deployment", "deployments", true),
+        k("apps", "v1", "StatefulSet", "statefulsets", true),
+        k("apps", "v1", "DaemonSet", "daemonsets", true),
+        k("apps", "v1", "ReplicaSet", "replicasets", true),
+        k("batch", "v1", "Job", "jobs", true),
+        k("batch", "v1", "CronJob", "cronjobs", true),
+        k("networking.k8s.io", "v1", "Ingress", "ingresses", true),
+        k(
+            "networking.k8s.io",
+            "v1",
+            "NetworkPolicy",
+            "networkpolicies",
+            true,
+        ),
+        k(
+            "storage.k8s.io",
+            "v1",
+            "StorageClass",
+            "storageclasses",
+            false,
+        ),
+        k(
+            "apiextensions.k8s.io",
+            "v1",
+            "CustomResourceDefinition",
+            "customresourcedefinitions",
+            false,
+        ),
+        k("rbac.authorization.k8s.io", "v1", "Role", "roles", true),
+        k(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "RoleBinding",
+            "rolebindings",
+            true,
+        ),
+    ]
+}
+
+type Path_ = Vec<String>;
+
+#[derive(Debug, Clone)]
+struct Stored {
+    value: Value,
+    /// Field manager → the leaf paths it owns.
+    managers: BTreeMap<String, BTreeSet<Path_>>,
+}
+
+/// One recorded request: method, path (without query) and query string.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    /// Milliseconds since the stand-in started.
+    pub at_ms: u128,
+}
+
+/// A controller hook: called (under the store lock) after every write a client makes.
+pub type Controller = Box<dyn FnMut(&mut Store) + Send>;
+
+/// The objects, keyed by (plural with group, namespace, name).
+pub struct Store {
+    kinds: Vec<Kind>,
+    objects: BTreeMap<(String, String, String), Stored>,
+    events: Vec<(u64, String, String, Value)>, // (rv, resource key, type, object)
+    rv: u64,
+    logs: BTreeMap<(String, String, String, bool), String>, // (ns, pod, container, previous)
+    /// Number of client requests that changed stored state.
+    pub writes: u64,
+    requests: Vec<Request>,
+    started: Instant,
+}
+
+fn res_key(k: &Kind) -> String {
+    if k.group.is_empty() {
+        k.plural.clone()
+    } else {
+        format!("{}.{}", k.plural, k.group)
+    }
+}
+
+impl Store {
+    fn kind_of(&self, api_version: &str, kind: &str) -> Option<Kind> {
+        self.kinds
+            .iter()
+            .find(|k| k.api_version() == api_version && k.kind == kind)
+            .cloned()
+    }
+
+    fn kind_by_plural(&self, group: &str, version: &str, plural: &str) -> Option<Kind> {
+        self.kinds
+            .iter()
+            .find(|k| k.group == group && k.version == version && k.plural == plural)
+            .cloned()
+    }
+
+    fn bump(&mut self, key: &str, typ: &str, obj: &Value) {
+        self.events
+            .push((self.rv, key.to_string(), typ.to_string(), obj.clone()));
+    }
+
+    fn next_rv(&mut self) -> u64 {
+        self.rv += 1;
+        self.rv
+    }
+
+    /// Insert or replace an object as a controller would (no field ownership).
+    pub fn put(&mut self, mut obj: Value) {
+        let kind = self
+            .kind_of(
+                obj["apiVersion"].as_str().unwrap_or(""),
+                obj["kind"].as_str().unwrap_or(""),
+            )
+            .unwrap_or_else(|| panic!("stand-in does not serve {}", obj["kind"]));
+        let key = (
+            res_key(&kind),
+            obj["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
+            obj["metadata"]["name"].as_str().unwrap_or("").to_string(),
+        );
+        let rv = self.next_rv();
+        let old = self.objects.get(&key).cloned();
+        let meta = obj["metadata"].as_object_mut().expect("metadata");
+        meta.insert("resourceVersion".into(), json!(rv.to_string()));
+        if !meta.contains_key("generation") {
+            let g = old
+                .as_ref()
+                .and_then(|o| o.value["metadata"]["generation"].as_i64())
+                .unwrap_or(1);
+            meta.insert("generation".into(), json!(g));
+        }
+        meta.entry("uid")
+            .or_insert_with(|| json!(format!("uid-{rv}")));
+        meta.entry("creationTimestamp")
+            .or_insert_with(|| json!("2026-01-01T00:00:00Z"));
+        let typ = if old.is_some() { "MODIFIED" } else { "ADDED" };
+        self.bump(&key.0, typ, &obj);
+        let managers = old.map(|o| o.managers).unwrap_or_default();
+        if typ == "ADDED" && kind.kind == "CustomResourceDefinition" {
+            self.establish(&obj);
+        }
+        self.objects.insert(
+            key,
+            Stored {
+                value: obj,
+                managers,
+            },
+        );
+    }
+
+    /// Change a stored object in place (a controller writing status, a kubelet, …).
+    /// Returns false when the object does not exist.
+    pub fn set(
+        &mut self,
+        api_version: &str,
+        kind: &str,
+        ns: &str,
+        name: &str,
+        f: impl FnOnce(&mut Value),
+    ) -> bool {
+        let Some(obj) = self.get(api_version, kind, ns, name) else {
+            return false;
+        };
+        let mut v = obj;
+        f(&mut v);
+        self.put(v);
+        true
+    }
+
+    pub fn get(&self, api_version: &str, kind: &str, ns: &str, name: &str) -> Option<Value> {
+        let k = self.kind_of(api_version, kind)?;
+        self.objects
+            .get(&(res_key(&k), ns.to_string(), name.to_string()))
+            .map(|s| s.value.clone())
+    }
+
+    /// Every stored object of a kind, in key order.
+    pub fn list(&self, api_version: &str, kind: &str) -> Vec<Value> {
+        let Some(k) = self.kind_of(api_version, kind) else {
+            return vec![];
+        };
+        let key = res_key(&k);
+        self.objects
+            .iter()
+            .filter(|((r, _, _), _)| *r == key)
+            .map(|(_, s)| s.value.clone())
+            .collect()
+    }
+
+    /// Give an object to a field manager (as `kubectl edit` or a client-side apply would).
+    pub fn own(&mut self, api_version: &str, kind: &str, ns: &str, name: &str, manager: &str) {
+        let k = self.kind_of(api_version, kind).expect("kind");
+        let key = (res_key(&k), ns.to_string(), name.to_string());
+        let s = self.objects.get_mut(&key).expect("object");
+        let paths = owned_paths(&s.value);
+        s.managers.insert(manager.to_string(), paths);
+    }
+
+    pub fn delete(&mut self, api_version: &str, kind: &str, ns: &str, name: &str) -> bool {
+        let Some(k) = self.kind_of(api_version, kind) else {
+            return false;
+        };
+        let key = (res_key(&k), ns.to_string(), name.to_string());
+        match self.objects.remove(&key) {
+            Some(s) => {
+                self.next_rv();
+                self.bump(&key.0, "DELETED", &s.value);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// What `kubectl logs` returns for a container (`previous`: the last terminated run).
+    pub fn set_logs(&mut self, ns: &str, pod: &str, container: &str, previous: bool, text: &str) {
+        self.logs.insert(
+            (ns.into(), pod.into(), container.into(), previous),
+            text.into(),
+        );
+    }
+
+    fn establish(&mut self, crd: &Value) {
+        let group = crd["spec"]["group"].as_str().unwrap_or("").to_string();
+        let plural = crd["spec"]["names"]["plural"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        let kind = crd["spec"]["names"]["kind"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        let namespaced = crd["spec"]["scope"] != "Cluster";
+        for v in crd["spec"]["versions"].as_array().into_iter().flatten() {
+            let version = v["name"].as_str().unwrap_or("").to_string();
+            if self.kind_by_plural(&group, &version, &plural).is_none() {
+                self.kinds.push(Kind {
+                    group: group.clone(),
+                    version,
+                    kind: kind.clone(),
+                    plural: plural.clone(),
+                    namespaced,
+                });
+            }
+        }
+    }
+}
+
+/// The stand-in server. Dropping it stops accepting connections.
+pub struct ApiStandIn {
+    pub port: u16,
+    shared: Arc<(Mutex<Inner>, Condvar)>,
+}
+
+struct Inner {
+    store: Store,
+    controllers: Vec<Controller>,
+    stopped: bool,
+}
+
+impl Default for ApiStandIn {
+    fn default() -> Self {
+        Self::start()
+    }
+}
+
+impl ApiStandIn {
+    pub fn start() -> ApiStandIn {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the API stand-in");
+        let port = listener.local_addr().expect("addr").port();
+        let shared = Arc::new((
+            Mutex::new(Inner {
+                store: Store {
+                    kinds: builtin_kinds(),
+                    objects: BTreeMap::new(),
+                    events: Vec::new(),
+                    rv: 1,
+                    logs: BTreeMap::new(),
+                    writes: 0,
+                    requests: Vec::new(),
+                    started: Instant::now(),
+                },
+                controllers: Vec::new(),
+                stopped: false,
+            }),
+            Condvar::new(),
+        ));
+        let s = shared.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if s.0.lock().map(|i| i.stopped).unwrap_or(true) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let s = s.clone();
+                std::thread::spawn(move || serve(conn, s));
+            }
+        });
+        ApiStandIn { port, shared }
+    }
+
+    /// Write a kubeconfig whose contexts all point at this stand-in; the first is current.
+    pub fn kubeconfig(&self, dir: &Path, contexts: &[&str]) -> PathBuf {
+        let mut text = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: standin\n  cluster:\n    server: http://127.0.0.1:{}\nusers:\n- name: standin\n  user:\n    token: stand-in-token\ncontexts:\n",
+            self.port
+        );
+        for c in contexts {
+            text.push_str(&format!(
+                "- name: {c}\n  context:\n    cluster: standin\n    user: standin\n"
+            ));
+        }
+        text.push_str(&format!("current-context: {}\n", contexts[0]));
+        let path = dir.join("kubeconfig");
+        std::fs::write(&path, text).expect("write kubeconfig");
+        path
+    }
+
+    /// Run `f` against the store, then wake watchers.
+    pub fn with<R>(&self, f: impl FnOnce(&mut Store) -> R) -> R {
+        let (m, cv) = &*self.shared;
+        let mut inner = m.lock().unwrap();
+        let r = f(&mut inner.store);
+        cv.notify_all();
+        r
+    }
+
+    pub fn put(&self, obj: Value) {
+        self.with(|s| s.put(obj))
+    }
+
+    pub fn set(
+        &self,
+        api_version: &str,
+        kind: &str,
+        ns: &str,
+        name: &str,
+        f: impl FnOnce(&mut Value),
+    ) {
+        let found = self.with(|s| s.set(api_version, kind, ns, name, f));
+        assert!(found, "stand-in has no {kind} {ns}/{name}");
+    }
+
+    pub fn get(&self, api_version: &str, kind: &str, ns: &str, name: &str) -> Option<Value> {
+        self.with(|s| s.get(api_version, kind, ns, name))
+    }
+
+    pub fn list(&self, api_version: &str, kind: &str) -> Vec<Value> {
+        self.with(|s| s.list(api_version, kind))
+    }
+
+    /// Client requests that changed state since the start (or the last `reset_counts`).
+    pub fn writes(&self) -> u64 {
+        self.with(|s| s.writes)
+    }
+
+    pub fn requests(&self) -> Vec<Request> {
+        self.with(|s| s.requests.clone())
+    }
+
+    pub fn reset_counts(&self) {
+        self.with(|s| {
+            s.writes = 0;
+            s.requests.clear();
+        })
+    }
+
+    /// Stop playing every controller registered so far (the test plays them by hand).
+    pub fn without_controllers(self) -> ApiStandIn {
+        self.shared.0.lock().unwrap().controllers.clear();
+        self
+    }
+
+    /// Play a controller: `f` runs after every client write, under the store lock.
+    pub fn controller(&self, f: impl FnMut(&mut Store) + Send + 'static) {
+        let (m, _) = &*self.shared;
+        m.lock().unwrap().controllers.push(Box::new(f));
+    }
+}
+
+impl Drop for ApiStandIn {
+    fn drop(&mut self) {
+        let (m, cv) = &*self.shared;
+        if let Ok(mut i) = m.lock() {
+            i.stopped = true;
+        }
+        cv.notify_all();
+        // Unblock the accept loop so its thread ends.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+/// A controller that makes every Deployment, StatefulSet and DaemonSet roll out at once.
+pub fn healthy_workloads(s: &mut Store) {
+    for (av, kind) in [
+        ("apps/v1", "Deployment"),
+        ("apps/v1", "StatefulSet"),
+        ("apps/v1", "DaemonSet"),
+    ] {
+        for obj in s.list(av, kind) {
+            let want = rolled_out_status(&obj);
+            if obj["status"] != want {
+                let (ns, name) = ns_name(&obj);
+                s.set(av, kind, &ns, &name, |o| o["status"] = want);
+            }
+        }
+    }
+}
+
+/// The status a controller reports once `obj` has fully rolled out.
+pub fn rolled_out_status(obj: &Value) -> Value {
+    let g = obj["metadata"]["generation"].as_i64().unwrap_or(1);
+    let n = obj["spec"]["replicas"].as_i64().unwrap_or(1);
+    match obj["kind"].as_str() {
+        Some("DaemonSet") => json!({"observedGeneration": g, "desiredNumberScheduled": n,
+            "currentNumberScheduled": n, "updatedNumberScheduled": n, "numberReady": n,
+            "numberAvailable": n}),
+        Some("StatefulSet") => json!({"observedGeneration": g, "replicas": n, "readyReplicas": n,
+            "currentReplicas": n, "updatedReplicas": n, "availableReplicas": n,
+            "currentRevision": "r1", "updateRevision": "r1"}),
+        _ => json!({"observedGeneration": g, "replicas": n, "updatedReplicas": n,
+            "readyReplicas": n, "availableReplicas": n}),
+    }
+}
+
+pub fn ns_name(obj: &Value) -> (String, String) {
+    (
+        obj["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or("")
+            .to_string(),
+        obj["metadata"]["name"].as_str().unwrap_or("").to_string(),
+    )
+}
+
+// ---- field ownership -------------------------------------------------------------------
+
+const UNOWNED: &[&[&str]] = &[
+    &["apiVersion"],
+    &["kind"],
+    &["metadata", "name"],
+    &["metadata", "namespace"],
+];
+
+fn leaves(v: &Value, prefix: &mut Path_, out: &mut BTreeSet<Path_>) {
+    match v {
+        Value::Object(m) if !m.is_empty() => {
+            for (k, x) in m {
+                prefix.push(k.clone());
+                leaves(x, prefix, out);
+                prefix.pop();
+            }
+        }
+        _ => {
+            out.insert(prefix.clone());
+        }
+    }
+}
+
+fn owned_paths(v: &Value) -> BTreeSet<Path_> {
+    let mut out = BTreeSet::new();
+    leaves(v, &mut Vec::new(), &mut out);
+    out.retain(|p| {
+        let unowned = UNOWNED
+            .iter()
+            .any(|u| p.iter().map(String::as_str).eq(u.iter().copied()));
+        let status = p.first().map(String::as_str) == Some("status");
+        let server_set = p.len() >= 2
+            && p[0] == "metadata"
+            && matches!(
+                p[1].as_str(),
+                "resourceVersion" | "generation" | "uid" | "creationTimestamp" | "managedFields"
+            );
+        !unowned && !status && !server_set
+    });
+    out
+}
+
+fn at<'a>(v: &'a Value, p: &[String]) -> Option<&'a Value> {
+    p.iter().try_fold(v, |cur, k| cur.get(k))
+}
+
+fn set_at(v: &mut Value, p: &[String], x: Value) {
+    let mut cur = v;
+    for k in &p[..p.len() - 1] {
+        if !cur.get(k).is_some_and(Value::is_object) {
+            cur[k] = json!({});
+        }
+        cur = cur.get_mut(k).expect("just set");
+    }
+    cur[&p[p.len() - 1]] = x;
+}
+
+fn remove_at(v: &mut Value, p: &[String]) {
+    let mut cur = v;
+    for k in &p[..p.len() - 1] {
+        match cur.get_mut(k) {
+            Some(x) => cur = x,
+            None => return,
+        }
+    }
+    if let Some(m) = cur.as_object_mut() {
+        m.remove(&p[p.len() - 1]);
+    }
+}
+
+fn spec_part(v: &Value) -> Value {
+    let mut v = v.clone();
+    if let Some(m) = v.as_object_mut() {
+        m.remove("metadata");
+        m.remove("status");
+    }
+    v
+}
+
+fn strip_server_fields(v: &Value) -> Value {
+    let mut v = v.clone();
+    if let Some(m) = v["metadata"].as_object_mut() {
+        for k in [
+            "resourceVersion",
+            "generation",
+            "uid",
+            "creationTimestamp",
+            "managedFields",
+        ] {
+            m.remove(k);
+        }
+    }
+    v
+}
+
+fn status(code: u16, reason: &str, message: &str, causes: Value) -> (u16, Value) {
+    (
+        code,
+        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": message, "reason": reason, "details": {"causes": causes}, "code": code}),
+    )
+}
+
+/// Server-side apply of `applied` by `manager`.
+fn apply(
+    store: &mut Store,
+    kind: &Kind,
+    ns: &str,
+    name: &str,
+    applied: Value,
+    manager: &str,
+    force: bool,
+) -> (u16, Value) {
+    if applied["metadata"]["name"].as_str() != Some(name) {
+        return status(
+            400,
+            "BadRequest",
+            "metadata.name does not match the URL",
+            json!([]),
+        );
+    }
+    let key = (res_key(kind), ns.to_string(), name.to_string());
+    let paths = owned_paths(&applied);
+    let existing = store.objects.get(&key).cloned();
+    let (mut new, mut managers, created) = match existing.clone() {
+        Some(s) => (s.value, s.managers, false),
+        None => {
+            let mut v = json!({"apiVersion": kind.api_version(), "kind": kind.kind,
+                "metadata": {"name": name}});
+            if kind.namespaced {
+                v["metadata"]["namespace"] = json!(ns);
+            }
+            (v, BTreeMap::new(), true)
+        }
+    };
+    let mut conflicts = Vec::new();
+    for p in &paths {
+        for (m, owned) in &managers {
+            if m != manager && owned.contains(p) && at(&new, p) != at(&applied, p) {
+                conflicts.push((m.clone(), format!(".{}", p.join("."))));
+            }
+        }
+    }
+    if !conflicts.is_empty() {
+        if !force {
+            let msg = format!(
+                "Apply failed with {} conflict{}: {}",
+                conflicts.len(),
+                if conflicts.len() == 1 { "" } else { "s" },
+                conflicts
+                    .iter()
+                    .map(|(m, f)| format!(
+                        "conflict with \"{m}\" using {}: {f}",
+                        kind.api_version()
+                    ))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+            let causes: Vec<Value> = conflicts
+                .iter()
+                .map(|(m, f)| json!({"reason": "FieldManagerConflict",
+                    "message": format!("conflict with \"{m}\" using {}", kind.api_version()), "field": f}))
+                .collect();
+            return status(409, "Conflict", &msg, json!(causes));
+        }
+        for (m, _) in &conflicts {
+            if let Some(o) = managers.get_mut(m) {
+                o.retain(|p| !paths.contains(p));
+            }
+        }
+    }
+    let before = new.clone();
+    let previously = managers.remove(manager).unwrap_or_default();
+    for p in previously.difference(&paths) {
+        if !managers.values().any(|o| o.contains(p)) {
+            remove_at(&mut new, p);
+        }
+    }
+    for p in &paths {
+        set_at(&mut new, p, at(&applied, p).cloned().unwrap_or(Value::Null));
+    }
+    managers.insert(manager.to_string(), paths);
+    let changed = created || strip_server_fields(&before) != strip_server_fields(&new);
+    if changed {
+        let rv = store.next_rv();
+        let gen = before["metadata"]["generation"].as_i64().unwrap_or(0);
+        let gen = if created || spec_part(&before) != spec_part(&new) {
+            gen + 1
+        } else {
+            gen
+        };
+        let meta = new["metadata"].as_object_mut().expect("metadata");
+        meta.insert("resourceVersion".into(), json!(rv.to_string()));
+        meta.insert("generation".into(), json!(gen));
+        meta.entry("uid")
+            .or_insert_with(|| json!(format!("uid-{rv}")));
+        meta.entry("creationTimestamp")
+            .or_insert_with(|| json!("2026-01-01T00:00:00Z"));
+        store.writes += 1;
+        store.bump(&key.0, if created { "ADDED" } else { "MODIFIED" }, &new);
+        if created && kind.kind == "CustomResourceDefinition" {
+            new["status"] = json!({"conditions": [
+                {"type": "NamesAccepted", "status": "True"},
+                {"type": "Established", "status": "True"}]});
+            store.establish(&new);
+        }
+    }
+    store.objects.insert(
+        key,
+        Stored {
+            value: new.clone(),
+            managers,
+        },
+    );
+    (if created { 201 } else { 200 }, new)
+}
+
+// ---- HTTP ------------------------------------------------------------------------------
+
+struct Req {
+    method: String,
+    path: String,
+    query: BTreeMap<String, String>,
+    raw_query: String,
+    content_type: String,
+    body: Vec<u8>,
+}
+
+fn pct_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 3 <= b.len() => {
+                let h = std::str::from_utf8(&b[i + 1..i + 3]).ok();
+                match h.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(x) => {
+                        out.push(x);
+                        i += 3;
+                    }
+                    None => {
+                        out.push(b'%');
+                        i += 1;
+                    }
+                }
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn read_req(r: &mut BufReader<TcpStream>) -> Option<Req> {
+    let mut line = String::new();
+    if r.read_line(&mut line).ok()? == 0 {
+        return None;
+    }
+    let mut parts = line.split_whitespace();
+    let method = parts.next()?.to_string();
+    let target = parts.next()?.to_string();
+    let mut len = 0usize;
+    let mut content_type = String::new();
+    loop {
+        let mut h = String::new();
+        if r.read_line(&mut h).ok()? == 0 {
+            return None;
+        }
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            match k.to_ascii_lowercase().as_str() {
+                "content-length" => len = v.trim().parse().ok()?,
+                "content-type" => content_type = v.trim().to_string(),
+                _ => {}
+            }
+        }
+    }
+    let mut body = vec![0; len];
+    r.read_exact(&mut body).ok()?;
+    let (path, raw_query) = match target.split_once('?') {
+        Some((p, q)) => (p.to_string(), q.to_string()),
+        None => (target, String::new()),
+    };
+    let query = raw_query
+        .split('&')
+        .filter(|s| !s.is_empty())
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) => (pct_decode(k), pct_decode(v)),
+            None => (pct_decode(kv), String::new()),
+        })
+        .collect();
+    Some(Req {
+        method,
+        path,
+        query,
+        raw_query,
+        content_type,
+        body,
+    })
+}
+
+fn respond(w: &mut TcpStream, code: u16, ctype: &str, body: &[u8]) -> std::io::Result<()> {
+    // One write: a header segment followed by a body segment would wait on delayed ACKs.
+    let mut out = format!(
+        "HTTP/1.1 {code} X\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(body);
+    w.write_all(&out)?;
+    w.flush()
+}
+
+fn serve(conn: TcpStream, shared: Arc<(Mutex<Inner>, Condvar)>) {
+    let _ = conn.set_nodelay(true);
+    let mut w = match conn.try_clone() {
+        Ok(w) => w,
+        Err(_) => return,
+    };
+    let mut r = BufReader::new(conn);
+    while let Some(req) = read_req(&mut r) {
+        let watch = matches!(
+            req.query.get("watch").map(String::as_str),
+            Some("true" | "1")
+        );
+        if watch {
+            stream_watch(&mut w, &req, &shared);
+            return;
+        }
+        let (code, ctype, body) = handle(&req, &shared);
+        if respond(&mut w, code, ctype, &body).is_err() {
+            return;
+        }
+    }
+}
+
+/// A parsed resource URL.
+struct Target {
+    kind: Kind,
+    ns: String,
+    name: Option<String>,
+    sub: Option<String>,
+}
+
+fn parse_target(store: &Store, path: &str) -> Result<Target, (u16, Value)> {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (group, version, rest) = match segs.as_slice() {
+        ["api", v, rest @ ..] => ("", *v, rest),
+        ["apis", g, v, rest @ ..] => (*g, *v, rest),
+        _ => {
+            return Err(status(
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+                json!([]),
+            ))
+        }
+    };
+    let (ns, rest) = match rest {
+        ["namespaces", ns, r, more @ ..] if !r.is_empty() => (ns.to_string(), {
+            let mut v = vec![*r];
+            v.extend_from_slice(more);
+            v
+        }),
+        r => (String::new(), r.to_vec()),
+    };
+    let plural = rest.first().copied().unwrap_or("");
+    let kind = store
+        .kind_by_plural(group, version, plural)
+        .ok_or_else(|| {
+            status(
+                404,
+                "NotFound",
+                &format!("the server could not find the requested resource ({plural})"),
+                json!([]),
+            )
+        })?;
+    Ok(Target {
+        kind,
+        ns,
+        name: rest.get(1).map(|s| s.to_string()),
+        sub: rest.get(2).map(|s| s.to_string()),
+    })
+}
+
+fn selector_matches(obj: &Value, labels: Option<&String>, fields: Option<&String>) -> bool {
+    let ok = |sel: Option<&String>, get: &dyn Fn(&str) -> Option<String>| {
+        sel.map(|s| {
+            s.split(',').filter(|c| !c.is_empty()).all(|c| {
+                if let Some((k, v)) = c.split_once("!=") {
+                    get(k).as_deref() != Some(v)
+                } else if let Some((k, v)) = c.split_once('=') {
+                    get(k.trim_end_matches('=')).as_deref() == Some(v)
+                } else {
+                    get(c).is_some()
+                }
+            })
+        })
+        .unwrap_or(true)
+    };
+    ok(labels, &|k| {
+        obj["metadata"]["labels"][k].as_str().map(str::to_string)
+    }) && ok(fields, &|k| match k {
+        "metadata.name" => obj["metadata"]["name"].as_str().map(str::to_string),
+        "metadata.namespace" => obj["metadata"]["namespace"].as_str().map(str::to_string),
+        "spec.nodeName" => obj["spec"]["nodeName"].as_str().map(str::to_string),
+        "involvedObject.name" => obj["involvedObject"]["name"].as_str().map(str::to_string),
+        _ => None,
+    })
+}
+
+fn discovery(store: &Store, path: &str) -> Option<Value> {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let list = |g: &str, v: &str| {
+        let resources: Vec<Value> = store
+            .kinds
+            .iter()
+            .filter(|k| k.group == g && k.version == v)
+            .flat_map(|k| {
+                let verbs = json!(["create", "delete", "get", "list", "patch", "update", "watch"]);
+                let mut r = vec![
+                    json!({"name": k.plural, "singularName": k.kind.to_lowercase(),
+                    "namespaced": k.namespaced, "kind": k.kind, "verbs": verbs}),
+                ];
+                if matches!(
+                    k.kind.as_str(),
+                    "Deployment" | "StatefulSet" | "DaemonSet" | "CustomResourceDefinition"
+                ) {
+                    r.push(
+                        json!({"name": format!("{}/status", k.plural), "singularName": "",
+                        "namespaced": k.namespaced, "kind": k.kind, "verbs": ["get", "patch"]}),
+                    );
+                }
+                if k.kind == "Pod" {
+                    r.push(
+                        json!({"name": "pods/log", "singularName": "", "namespaced": true,
+                        "kind": "Pod", "verbs": ["get"]}),
+                    );
+                }
+                r
+            })
+            .collect();
+        let gv = if g.is_empty() {
+            v.to_string()
+        } else {
+            format!("{g}/{v}")
+        };
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources})
+    };
+    match segs.as_slice() {
+        ["api"] => Some(json!({"kind": "APIVersions", "versions": ["v1"],
+            "serverAddressByClientCIDRs": []})),
+        ["api", v] => Some(list("", v)),
+        ["apis"] => {
+            let mut groups: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+            for k in store.kinds.iter().filter(|k| !k.group.is_empty()) {
+                let e = groups.entry(&k.group).or_default();
+                if !e.contains(&k.version.as_str()) {
+                    e.push(&k.version);
+                }
+            }
+            let groups: Vec<Value> = groups
+                .into_iter()
+                .map(|(g, vs)| {
+                    let versions: Vec<Value> = vs
+                        .iter()
+                        .map(|v| json!({"groupVersion": format!("{g}/{v}"), "version": v}))
+                        .collect();
+                    json!({"name": g, "versions": versions, "preferredVersion": versions[0]})
+                })
+                .collect();
+            Some(json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}))
+        }
+        ["apis", g, v] if store.kinds.iter().any(|k| k.group == *g && k.version == *v) => {
+            Some(list(g, v))
+        }
+        _ => None,
+    }
+}
+
+fn handle(req: &Req, shared: &Arc<(Mutex<Inner>, Condvar)>) -> (u16, &'static str, Vec<u8>) {
+    let (m, cv) = &**shared;
+    let mut inner = m.lock().unwrap();
+    let at_ms = inner.store.started.elapsed().as_millis();
+    inner.store.requests.push(Request {
+        method: req.method.clone(),
+        path: req.path.clone(),
+        query: req.raw_query.clone(),
+        at_ms,
+    });
+    let writes_before = inner.store.writes;
+    let (code, body) = route(&mut inner.store, req);
+    if inner.store.writes != writes_before {
+        let mut ctrls = std::mem::take(&mut inner.controllers);
+        for c in ctrls.iter_mut() {
+            c(&mut inner.store);
+        }
+        inner.controllers = ctrls;
+        cv.notify_all();
+    }
+    match body {
+        Ok(v) => (
+            code,
+            "application/json",
+            serde_json::to_vec(&v).unwrap_or_default(),
+        ),
+        Err(text) => (code, "text/plain", text.into_bytes()),
+    }
+}
+
+fn route(store: &mut Store, req: &Req) -> (u16, Result<Value, String>) {
+    if req.method == "GET" {
+        if let Some(d) = discovery(store, &req.path) {
+            return (200, Ok(d));
+        }
+    }
+    let t = match parse_target(store, &req.path) {
+        Ok(t) => t,
+        Err((c, v)) => return (c, Ok(v)),
+    };
+    let key_of = |name: &str| (res_key(&t.kind), t.ns.clone(), name.to_string());
+    let not_found = |name: &str| {
+        status(
+            404,
+            "NotFound",
+            &format!("{} \"{name}\" not found", t.kind.plural),
+            json!([]),
+        )
+    };
+    match (req.method.as_str(), &t.name, t.sub.as_deref()) {
+        ("GET", None, _) => {
+            let items: Vec<Value> = store
+                .objects
+                .iter()
+                .filter(|((r, ns, _), _)| {
+                    *r == res_key(&t.kind) && (t.ns.is_empty() || *ns == t.ns)
+                })
+                .map(|(_, s)| s.value.clone())
+                .filter(|o| {
+                    selector_matches(
+                        o,
+                        req.query.get("labelSelector"),
+                        req.query.get("fieldSelector"),
+                    )
+                })
+                .collect();
+            (
+                200,
+                Ok(
+                    json!({"kind": format!("{}List", t.kind.kind), "apiVersion": t.kind.api_version(),
+                    "metadata": {"resourceVersion": store.rv.to_string()}, "items": items}),
+                ),
+            )
+        }
+        ("GET", Some(name), Some("log")) => {
+            let container = req.query.get("container").cloned().unwrap_or_default();
+            let previous = req.query.get("previous").map(String::as_str) == Some("true");
+            if !store.objects.contains_key(&key_of(name)) {
+                let (c, v) = not_found(name);
+                return (c, Ok(v));
+            }
+            let text = store
+                .logs
+                .iter()
+                .find(|((ns, p, c, prev), _)| {
+                    *ns == t.ns
+                        && p == name
+                        && (container.is_empty() || *c == container)
+                        && *prev == previous
+                })
+                .map(|(_, t)| t.clone())
+                .unwrap_or_default();
+            let text = match req
+                .query
+                .get("tailLines")
+                .and_then(|n| n.parse::<usize>().ok())
+            {
+                Some(n) => {
+                    let lines: Vec<&str> = text.lines().collect();
+                    let from = lines.len().saturating_sub(n);
+                    lines[from..].iter().map(|l| format!("{l}\n")).collect()
+                }
+                None => text,
+            };
+            (200, Err(text))
+        }
+        ("GET", Some(name), _) => match store.objects.get(&key_of(name)) {
+            Some(s) => (200, Ok(s.value.clone())),
+            None => {
+                let (c, v) = not_found(name);
+                (c, Ok(v))
+            }
+        },
+        ("PATCH", Some(name), sub) => {
+            let manager = req
+                .query
+                .get("fieldManager")
+                .cloned()
+                .unwrap_or_else(|| "unknown".into());
+            let body: Value = match serde_json::from_slice(&req.body) {
+                Ok(v) => v,
+                Err(e) => {
+                    let (c, v) = status(
+                        400,
+                        "BadRequest",
+                        &format!("body is not JSON: {e}"),
+                        json!([]),
+                    );
+                    return (c, Ok(v));
+                }
+            };
+            if req.content_type.starts_with("application/apply-patch") {
+                if sub.is_some() {
+                    let (c, v) = status(
+                        405,
+                        "MethodNotAllowed",
+                        "subresource apply unsupported by the stand-in",
+                        json!([]),
+                    );
+                    return (c, Ok(v));
+                }
+                let force = req.query.get("force").map(String::as_str) == Some("true");
+                let (c, v) = apply(store, &t.kind, &t.ns, name, body, &manager, force);
+                (c, Ok(v))
+            } else if req.content_type.starts_with("application/merge-patch+json") {
+                let Some(cur) = store.objects.get(&key_of(name)).cloned() else {
+                    let (c, v) = not_found(name);
+                    return (c, Ok(v));
+                };
+                let mut new = cur.value.clone();
+                merge(&mut new, &body);
+                if strip_server_fields(&new) != strip_server_fields(&cur.value) {
+                    let gen = new["metadata"]["generation"].as_i64().unwrap_or(1);
+                    if spec_part(&new) != spec_part(&cur.value) {
+                        new["metadata"]["generation"] = json!(gen + 1);
+                    }
+                    store.writes += 1;
+                    let managers = cur.managers;
+                    store.put(new.clone());
+                    if let Some(s) = store.objects.get_mut(&key_of(name)) {
+                        s.managers = managers;
+                        s.managers
+                            .entry(manager)
+                            .or_default()
+                            .extend(owned_paths(&body));
+                    }
+                }
+                let v = store.objects.get(&key_of(name)).map(|s| s.value.clone());
+                (200, Ok(v.unwrap_or(Value::Null)))
+            } else {
+                let (c, v) = status(
+                    415,
+                    "UnsupportedMediaType",
+                    &format!("the stand-in does not take {}", req.content_type),
+                    json!([]),
+                );
+                (c, Ok(v))
+            }
+        }
+        ("POST", None, _) => {
+            let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+            let name = body["metadata"]["name"].as_str().unwrap_or("").to_string();
+            if store.objects.contains_key(&key_of(&name)) {
+                let (c, v) = status(
+                    409,
+                    "AlreadyExists",
+                    &format!("{} \"{name}\" already exists", t.kind.plural),
+                    json!([]),
+                );
+                return (c, Ok(v));
+            }
+            let mut obj = body;
+            if t.kind.namespaced {
+                obj["metadata"]["namespace"] = json!(t.ns);
+            }
+            obj["metadata"]["generation"] = json!(1);
+            store.writes += 1;
+            store.put(obj);
+            (
+                201,
+                Ok(store
+                    .objects
+                    .get(&key_of(&name))
+                    .map(|s| s.value.clone())
+                    .unwrap_or_default()),
+            )
+        }
+        ("DELETE", Some(name), None) => {
+            let Some(s) = store.objects.get(&key_of(name)).cloned() else {
+                let (c, v) = not_found(name);
+                return (c, Ok(v));
+            };
+            store.writes += 1;
+            store.delete(&t.kind.api_version(), &t.kind.kind, &t.ns, name);
+            (200, Ok(s.value))
+        }
+        _ => {
+            let (c, v) = status(
+                405,
+                "MethodNotAllowed",
+                "not served by the stand-in",
+                json!([]),
+            );
+            (c, Ok(v))
+        }
+    }
+}
+
+fn merge(target: &mut Value, patch: &Value) {
+    match patch {
+        Value::Object(p) => {
+            if !target.is_object() {
+                *target = Value::Object(Map::new());
+            }
+            let t = target.as_object_mut().expect("object");
+            for (k, v) in p {
+                if v.is_null() {
+                    t.remove(k);
+                } else {
+                    merge(t.entry(k.clone()).or_insert(Value::Null), v);
+                }
+            }
+        }
+        v => *target = v.clone(),
+    }
+}
+
+fn stream_watch(w: &mut TcpStream, req: &Req, shared: &Arc<(Mutex<Inner>, Condvar)>) {
+    let (m, cv) = &**shared;
+    let mut inner = m.lock().unwrap();
+    let at_ms = inner.store.started.elapsed().as_millis();
+    inner.store.requests.push(Request {
+        method: "WATCH".into(),
+        path: req.path.clone(),
+        query: req.raw_query.clone(),
+        at_ms,
+    });
+    let t = match parse_target(&inner.store, &req.path) {
+        Ok(t) => t,
+        Err((c, v)) => {
+            drop(inner);
+            let _ = respond(
+                w,
+                c,
+                "application/json",
+                &serde_json::to_vec(&v).unwrap_or_default(),
+            );
+            return;
+        }
+    };
+    drop(inner);
+    if write!(
+        w,
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    .is_err()
+    {
+        return;
+    }
+    let key = res_key(&t.kind);
+    let mut since: u64 = req
+        .query
+        .get("resourceVersion")
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(0);
+    let secs = req
+        .query
+        .get("timeoutSeconds")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60u64)
+        .min(60);
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut inner = m.lock().unwrap();
+    if since == 0 {
+        // No resourceVersion: the current objects arrive as ADDED first, as from a server.
+        let now: Vec<Value> = inner
+            .store
+            .objects
+            .iter()
+            .filter(|((r, ns, _), s)| {
+                *r == key
+                    && (t.ns.is_empty() || *ns == t.ns)
+                    && selector_matches(
+                        &s.value,
+                        req.query.get("labelSelector"),
+                        req.query.get("fieldSelector"),
+                    )
+            })
+            .map(|(_, s)| s.value.clone())
+            .collect();
+        since = inner.store.rv;
+        drop(inner);
+        for o in now {
+            let line = format!("{}\n", json!({"type": "ADDED", "object": o}));
+            if write!(w, "{:x}\r\n{line}\r\n", line.len()).is_err() {
+                return;
+            }
+        }
+        inner = m.lock().unwrap();
+    }
+    loop {
+        if inner.stopped || Instant::now() >= deadline {
+            break;
+        }
+        let pending: Vec<(u64, String, Value)> = inner
+            .store
+            .events
+            .iter()
+            .filter(|(rv, k, _, o)| {
+                *rv > since
+                    && *k == key
+                    && (t.ns.is_empty() || o["metadata"]["namespace"] == t.ns.as_str())
+                    && selector_matches(
+                        o,
+                        req.query.get("labelSelector"),
+                        req.query.get("fieldSelector"),
+                    )
+            })
+            .map(|(rv, _, typ, o)| (*rv, typ.clone(), o.clone()))
+            .collect();
+        since = since.max(inner.store.rv);
+        drop(inner);
+        for (_, typ, o) in pending {
+            let line = format!("{}\n", json!({"type": typ, "object": o}));
+            if write!(w, "{:x}\r\n{line}\r\n", line.len()).is_err() || w.flush().is_err() {
+                return;
+            }
+        }
+        inner = m.lock().unwrap();
+        let wait = deadline
+            .saturating_duration_since(Instant::now())
+            .min(Duration::from_millis(500));
+        inner = cv.wait_timeout(inner, wait).unwrap().0;
+    }
+    drop(inner);
+    let _ = write!(w, "0\r\n\r\n");
+    let _ = w.flush();
+}
