@@ -2,6 +2,7 @@
 //! registry mirror wiring, and the context guard every cluster-writing path goes through.
 
 pub mod guard;
+pub mod heal;
 pub mod k3d;
 pub mod kind;
 pub mod provider;

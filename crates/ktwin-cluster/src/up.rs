@@ -335,6 +335,23 @@ fn wire_registry(
     context: &str,
     x: &Exec,
 ) -> Result<(), UpError> {
+    attach_registry(p, prov, engine, x)?;
+    write_mirrors(p, prov, engine, x, false)?;
+    x.change(
+        "publish the registry (KEP-1755)",
+        &kubectl(context, &["apply", "-f", "-"])
+            .stdin(to_yaml(&kep1755_configmap(&p.registry)).into_bytes()),
+    )?;
+    Ok(())
+}
+
+/// Connect the registry container to the cluster network unless it is; true if it was not.
+pub fn attach_registry(
+    p: &Project,
+    prov: &dyn ClusterProvider,
+    engine: &Engine,
+    x: &Exec,
+) -> Result<bool, UpError> {
     let net = prov.network(p.cluster_name());
     let reg = &p.registry.name;
     let networks = x
@@ -355,37 +372,57 @@ fn wire_registry(
             &engine.cmd(["network", "connect", net.as_str(), reg.as_str()]),
         )?;
     }
-    if prov.tool() == "kind" {
-        for n in prov.nodes(p).into_iter().filter(|n| n.node.is_some()) {
-            for (host, endpoint) in mirrors(&p.registry) {
-                let dir = format!("/etc/containerd/certs.d/{host}");
-                x.change(
-                    "create the mirror directory",
-                    &engine.cmd(["exec", n.container.as_str(), "mkdir", "-p", dir.as_str()]),
-                )?;
-                let file = format!("{dir}/hosts.toml");
-                x.change(
-                    "write the mirror config",
-                    &engine
-                        .cmd([
-                            "exec",
-                            "-i",
-                            n.container.as_str(),
-                            "cp",
-                            "/dev/stdin",
-                            file.as_str(),
-                        ])
-                        .stdin(hosts_toml(&host, &endpoint).into_bytes()),
-                )?;
+    Ok(!attached)
+}
+
+/// kind only: each node's containerd hosts.toml for every mirrored host. With
+/// `check_first`, a file already holding the right content is left alone. Returns the
+/// files written.
+pub fn write_mirrors(
+    p: &Project,
+    prov: &dyn ClusterProvider,
+    engine: &Engine,
+    x: &Exec,
+    check_first: bool,
+) -> Result<Vec<String>, UpError> {
+    let mut written = Vec::new();
+    if prov.tool() != "kind" {
+        return Ok(written);
+    }
+    for n in prov.nodes(p).into_iter().filter(|n| n.node.is_some()) {
+        for (host, endpoint) in mirrors(&p.registry) {
+            let dir = format!("/etc/containerd/certs.d/{host}");
+            let file = format!("{dir}/hosts.toml");
+            let content = hosts_toml(&host, &endpoint);
+            if check_first {
+                let have = x
+                    .probe(&engine.cmd(["exec", n.container.as_str(), "cat", file.as_str()]))
+                    .unwrap_or_default();
+                if have == content {
+                    continue;
+                }
             }
+            x.change(
+                "create the mirror directory",
+                &engine.cmd(["exec", n.container.as_str(), "mkdir", "-p", dir.as_str()]),
+            )?;
+            x.change(
+                "write the mirror config",
+                &engine
+                    .cmd([
+                        "exec",
+                        "-i",
+                        n.container.as_str(),
+                        "cp",
+                        "/dev/stdin",
+                        file.as_str(),
+                    ])
+                    .stdin(content.into_bytes()),
+            )?;
+            written.push(format!("{}:{file}", n.container));
         }
     }
-    x.change(
-        "publish the registry (KEP-1755)",
-        &kubectl(context, &["apply", "-f", "-"])
-            .stdin(to_yaml(&kep1755_configmap(&p.registry)).into_bytes()),
-    )?;
-    Ok(())
+    Ok(written)
 }
 
 /// Labels and taints each node must carry, by node name.

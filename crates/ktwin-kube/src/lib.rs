@@ -113,6 +113,18 @@ pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
         .block_on(f)
 }
 
+pub async fn sleep(d: std::time::Duration) {
+    tokio::time::sleep(d).await
+}
+
+/// Now, as the API writes timestamps.
+pub fn now_rfc3339() -> String {
+    jiff::Timestamp::now()
+        .round(jiff::Unit::Second)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
 /// The message of a kube error, without kube-rs's debug wrapping.
 pub fn message(e: &kube::Error) -> String {
     match e {

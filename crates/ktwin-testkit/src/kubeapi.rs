@@ -961,6 +961,10 @@ fn discovery(store: &Store, path: &str) -> Option<Value> {
         json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources})
     };
     match segs.as_slice() {
+        ["version"] => Some(
+            json!({"major": "1", "minor": "33", "gitVersion": "v1.33.0-stand-in",
+            "platform": "linux/amd64"}),
+        ),
         ["api"] => Some(json!({"kind": "APIVersions", "versions": ["v1"],
             "serverAddressByClientCIDRs": []})),
         ["api", v] => Some(list("", v)),

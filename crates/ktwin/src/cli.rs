@@ -87,7 +87,8 @@ When the registry already has it, nothing is built or pushed."
     #[command(
         after_help = "Steps: registry up → cluster create if absent → connect the registry to the cluster network,\n\
 write the nodes' mirror config (kind) and the kube-public/local-registry-hosting ConfigMap →\n\
-check every node carries its pool's labels and taints (fixing them) → build and push images.\n\n\
+check every node carries its pool's labels and taints (fixing them) → build and push images →\n\
+deploy the local environment (as `ktwin deploy`).\n\n\
 Idempotent: when the cluster exists, the spec stored at creation is compared with ktwin.yaml.\n\
 Labels, taints and registry wiring are fixed in place; node counts, ports, provider or registry\n\
 changes are reported and applied only with --recreate. Nothing is deleted silently.\n\n\
@@ -97,6 +98,48 @@ ktwin up\n  ktwin up --recreate    replace a cluster whose shape changed (images
     Up(UpArgs),
     /// Delete the cluster; the registry and its images stay unless --purge-registry.
     Down(DownArgs),
+    /// Apply an environment with server-side apply and wait for its rollouts.
+    #[command(
+        after_help = "Steps: render + adapt → context guard (before any request) → create missing namespaces →\n\
+CustomResourceDefinitions first, until Established → server-side apply of every object as field\n\
+manager `ktwin`, labelled app.kubernetes.io/managed-by=ktwin, ktwin.dev/project, ktwin.dev/env →\n\
+prune what carries this project's and environment's labels but is no longer rendered →\n\
+wait for Deployments, StatefulSets and DaemonSets like `kubectl rollout status`.\n\n\
+A field another manager owns (kubectl edit, a controller) is a conflict and stops the deploy;\n\
+--force-conflicts takes the field over. Namespaces and CRDs are never pruned. A rollout still\n\
+stuck at --timeout is explained from its pods: image pull errors with the image, crash loops with\n\
+the last log lines, unschedulable pods with the scheduler's message, failing readiness probes.\n\n\
+Examples:\n  ktwin deploy                      the local twin, pruning on\n  \
+ktwin deploy --env dev            a remote environment (its context from ktwin.yaml, pruning off)\n  \
+ktwin deploy --timeout 10m -o json"
+    )]
+    Deploy(DeployArgs),
+    /// Nodes, registry, workloads and health checks on one screen; exit 1 if anything is unhealthy.
+    #[command(
+        after_help = "Health checks come from the environment's `health:` list in ktwin.yaml:\n  \
+health:\n    - {name: web, http: http://localhost:8080/healthz, expect: {status: 200, bodyContains: ok}}\n    \
+- {name: db, tcp: localhost:5432}\n    - {name: queue, exec: {workload: worker, command: [sh, -c, 'test -f /tmp/ready']}}\n\n\
+Examples:\n  ktwin status\n  ktwin status -o json | jq '.workloads[] | select(.ready < .desired)'"
+    )]
+    Status(StatusArgs),
+    /// After a reboot or engine restart: start what stopped, rewire, uncordon, fix nodes, clear stuck pods.
+    #[command(
+        after_help = "Each finding is printed with what was done about it; --dry-run only prints.\n\
+Detects: stopped cluster containers (started load balancer → servers → agents), the registry\n\
+stopped or detached from the cluster network, missing mirror config or KEP-1755 ConfigMap,\n\
+cordoned nodes, a control-plane NoSchedule taint on a single-node twin, node labels/taints\n\
+drifted from ktwin.yaml, pods stuck Unknown/Terminating on a restarted node (deleted).\n\
+Then reports what is still unhealthy. A second run finds nothing to do."
+    )]
+    Heal(HealArgs),
+    /// Logs of every container of a workload (or all workloads), prefixed by pod and container.
+    #[command(
+        after_help = "Examples:\n  ktwin logs web              all pods and containers of deployment web\n  \
+ktwin logs web -f --since 5m\n  ktwin logs                  every workload of the environment"
+    )]
+    Logs(LogsArgs),
+    /// Restart a workload's pods (a rollout restart) and wait for it.
+    Restart(RestartArgs),
     /// Built images: `ktwin images verify` proves nodes can pull them.
     #[command(subcommand)]
     Images(ImagesCommand),
@@ -191,6 +234,10 @@ pub struct DoctorArgs {
     /// Print why a check exists, the incident it prevents, and the fix.
     #[arg(long, value_name = "CHECK")]
     pub explain: Option<String>,
+    /// Also check the running twin: control-plane taint, node label/taint drift, storage
+    /// classes, registry pulls from nodes, readiness probes answering 401/403.
+    #[arg(long)]
+    pub live: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -308,6 +355,109 @@ pub struct UpArgs {
     /// The kube context to use; must be the managed cluster's (checked before any connection).
     #[arg(long, value_name = "CTX")]
     pub context: Option<String>,
+    /// How long the final deploy waits for rollouts.
+    #[arg(long, value_parser = parse_duration, default_value = "5m", value_name = "D")]
+    pub timeout: std::time::Duration,
+}
+
+/// A duration such as `90s`, `5m`, `1h` or `1m30s`.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let mut total = 0u64;
+    let mut num = String::new();
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let n: u64 = num
+            .parse()
+            .map_err(|_| format!("`{s}` is not a duration like 90s, 5m or 1h"))?;
+        total += n * match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            _ => return Err(format!("`{s}`: unknown unit `{c}` (use s, m or h)")),
+        };
+        num.clear();
+    }
+    if !num.is_empty() {
+        return Err(format!("`{s}` needs a unit: {s}s, {s}m or {s}h"));
+    }
+    if s.is_empty() {
+        return Err("empty duration".into());
+    }
+    Ok(std::time::Duration::from_secs(total))
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// Environment to deploy.
+    #[arg(long, default_value = "local")]
+    pub env: String,
+    /// The kube context; must be the one the environment may use (checked before any connection).
+    #[arg(long, value_name = "CTX")]
+    pub context: Option<String>,
+    /// Delete ktwin's objects of this project and environment that the render no longer has
+    /// (default for local).
+    #[arg(long, conflicts_with = "no_prune")]
+    pub prune: bool,
+    /// Keep them (default for remote environments).
+    #[arg(long)]
+    pub no_prune: bool,
+    /// Take over fields another field manager owns.
+    #[arg(long)]
+    pub force_conflicts: bool,
+    /// How long to wait for rollouts.
+    #[arg(long, value_parser = parse_duration, default_value = "5m", value_name = "D")]
+    pub timeout: std::time::Duration,
+    #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
+    pub output: StatusFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[arg(long, default_value = "local")]
+    pub env: String,
+    #[arg(long, value_name = "CTX")]
+    pub context: Option<String>,
+    #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
+    pub output: StatusFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct HealArgs {
+    /// Print what would be fixed; fix nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// A Deployment, StatefulSet or DaemonSet of the environment (default: all of them).
+    pub workload: Option<String>,
+    /// Keep streaming.
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// Only lines newer than this (e.g. 10m).
+    #[arg(long, value_parser = parse_duration, value_name = "D")]
+    pub since: Option<std::time::Duration>,
+    #[arg(long, default_value = "local")]
+    pub env: String,
+    #[arg(long, value_name = "CTX")]
+    pub context: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RestartArgs {
+    /// A Deployment, StatefulSet or DaemonSet of the environment.
+    pub workload: String,
+    #[arg(long, default_value = "local")]
+    pub env: String,
+    #[arg(long, value_name = "CTX")]
+    pub context: Option<String>,
+    /// How long to wait for the restarted rollout.
+    #[arg(long, value_parser = parse_duration, default_value = "5m", value_name = "D")]
+    pub timeout: std::time::Duration,
 }
 
 #[derive(Debug, Args)]

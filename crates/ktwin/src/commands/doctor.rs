@@ -83,6 +83,15 @@ pub fn run(cli: &Cli, a: &DoctorArgs) -> Result<u8, Failure> {
             docs.len() as f64 / checked.as_secs_f64().max(1e-9)
         ));
     }
+    if a.live {
+        let Some(l) = &loaded else {
+            return Err(Failure::input(
+                "--live needs a ktwin.yaml: it checks the running twin that project describes",
+                None,
+            ));
+        };
+        findings.extend(live_findings(l)?);
+    }
     relativize(&mut findings, &base);
     let text = match a.output {
         DoctorFormat::Json => to_json(&findings),
@@ -110,4 +119,59 @@ fn relativize(findings: &mut [Finding], base: &std::path::Path) {
             }
         }
     }
+}
+
+/// Checks against the running twin (the local environment's cluster).
+fn live_findings(l: &ktwin_config::Loaded) -> Result<Vec<Finding>, Failure> {
+    use ktwin_config::LOCAL_ENV;
+    use ktwin_kube::live::{findings, observe, Level};
+    let p = &l.project;
+    let context = super::deploy::guarded(l, LOCAL_ENV, None)?;
+    let rendered: Vec<serde_json::Value> = match p.environment(LOCAL_ENV) {
+        Some(_) => ktwin_manifest::render_env(l, LOCAL_ENV, &ExternalKustomize)
+            .map_err(render_failure)?
+            .docs
+            .into_iter()
+            .map(|d| d.value)
+            .collect(),
+        None => vec![],
+    };
+    let observed = ktwin_kube::block_on(async {
+        let client = ktwin_kube::connect(&context).await?;
+        observe(&client).await
+    })
+    .map_err(super::deploy::kube_failure)?;
+    let hosts = vec![
+        format!("localhost:{}", p.registry.host_port),
+        format!("{}:5000", p.registry.name),
+    ];
+    let wants = super::deploy::node_wants(p);
+    Ok(findings(
+        &observed,
+        &wants,
+        super::deploy::single_node(p),
+        &rendered,
+        &hosts,
+    )
+    .into_iter()
+    .map(|f| Finding {
+        check: f.check,
+        severity: match f.level {
+            Level::Warning => Severity::Warning,
+            Level::Error => Severity::Error,
+        },
+        object: ktwin_manifest::ObjRef {
+            api_version: "v1".into(),
+            kind: f.kind,
+            namespace: f.namespace,
+            name: f.name,
+        },
+        container: None,
+        message: f.message,
+        fix: f.fix,
+        fixed_by: None,
+        file: None,
+        line: None,
+    })
+    .collect())
 }

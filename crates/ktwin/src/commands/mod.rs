@@ -2,6 +2,7 @@
 
 mod build;
 mod cluster;
+mod deploy;
 mod diff;
 mod doctor;
 mod images;
@@ -37,6 +38,11 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Images(c) => images::run(&cli, c),
         Command::Up(a) => up::up(&cli, a),
         Command::Down(a) => up::down(&cli, a),
+        Command::Deploy(a) => deploy::run(&cli, a),
+        Command::Status(a) => deploy::status(&cli, a),
+        Command::Heal(a) => deploy::heal(&cli, a),
+        Command::Logs(a) => deploy::logs(&cli, a),
+        Command::Restart(a) => deploy::restart(&cli, a),
         Command::Registry(c) => registry::run(&cli, c),
         Command::Schema => schema::run(),
     }

@@ -76,6 +76,7 @@ pub fn up(cli: &Cli, a: &UpArgs) -> Result<u8, Failure> {
             format!("cluster {name}: fixed in place ({})", d.join("; "))
         }
     });
+    let has_local = p.environment(LOCAL_ENV).is_some();
     if a.dry_run {
         for i in &p.images {
             printer::err(&format!(
@@ -83,18 +84,41 @@ pub fn up(cli: &Cli, a: &UpArgs) -> Result<u8, Failure> {
                 i.image
             ));
         }
+        if has_local {
+            printer::err("would deploy the local environment (as `ktwin deploy`)");
+        }
         return Ok(0);
     }
-    if p.images.is_empty() {
+    if !p.images.is_empty() {
+        let code = super::build::run(
+            cli,
+            &BuildArgs {
+                images: vec![],
+                output: StatusFormat::Text,
+            },
+        )?;
+        if code != 0 {
+            return Ok(code);
+        }
+    }
+    if !has_local {
+        printer::err("no `local` environment in ktwin.yaml: nothing to deploy");
         return Ok(0);
     }
-    super::build::run(
-        cli,
-        &BuildArgs {
-            images: vec![],
-            output: StatusFormat::Text,
+    let context = guard(p, LOCAL_ENV, a.context.as_deref())
+        .map_err(|e| Failure::input(e.to_string(), Some(e.help())))?;
+    let r = super::deploy::deploy_env(
+        &loaded,
+        &super::deploy::Deploy {
+            env: LOCAL_ENV.into(),
+            context,
+            prune: true,
+            force_conflicts: false,
+            timeout: a.timeout,
         },
-    )
+    )?;
+    printer::err(&super::deploy::summary(&r));
+    Ok(0)
 }
 
 pub fn down(cli: &Cli, a: &DownArgs) -> Result<u8, Failure> {
