@@ -8,6 +8,10 @@
 #   ktwin up on examples/swarm → node labels per pool (kubectl) → a pod from
 #   localhost:<port>/... on every node → the kube-public/local-registry-hosting ConfigMap →
 #   ktwin up again reports no change → ktwin down → the registry still holds the images.
+#   Then: ktwin up (which ends with a deploy of local) → ktwin status healthy → a second
+#   deploy is all "unchanged" → docker restart of one agent/worker node container →
+#   ktwin heal → ktwin status healthy again within 3 minutes → a second heal: "nothing to
+#   heal" → ktwin down.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 provider=${KTWIN_E2E_PROVIDER:-k3d}

@@ -165,3 +165,63 @@ fn up_wires_pools_and_registry_and_is_idempotent_and_down_keeps_images() {
         "images survived the cluster: {skipped}"
     );
 }
+
+/// The tier-3 twin of twin_api.rs: deploy, status, a node container restarted, heal.
+#[test]
+#[ignore = "needs cluster"]
+fn deploy_status_restart_a_node_heal_and_healthy_again() {
+    let (_tp, dir) = swarm();
+    let d = dir.as_path();
+    let ktwin = env!("CARGO_BIN_EXE_ktwin");
+    let kind = std::env::var("KTWIN_E2E_PROVIDER").as_deref() == Ok("kind");
+    // `up` ends with a deploy of local and waits for every rollout.
+    ok(&run(ktwin, &["up"], d));
+    let status = ok(&run(ktwin, &["status", "-o", "json"], d));
+    let s: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(s["healthy"], true, "{status}");
+
+    // A second deploy changes nothing.
+    let again = ok(&run(ktwin, &["deploy", "-o", "json"], d));
+    let r: serde_json::Value = serde_json::from_str(&again).unwrap();
+    assert!(
+        r["applied"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["action"] == "unchanged"),
+        "{again}"
+    );
+
+    // Restart a node container, as a reboot would; then heal.
+    let node = if kind {
+        "swarm-worker"
+    } else {
+        "k3d-swarm-agent-0"
+    };
+    ok(&run("docker", &["restart", node], d));
+    let healed = run(ktwin, &["heal"], d);
+    let err = String::from_utf8_lossy(&healed.stderr).into_owned();
+    assert!(healed.status.success(), "{err}");
+
+    // Healthy again within three minutes; a second heal finds nothing to do.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    loop {
+        let o = run(ktwin, &["status", "-o", "json"], d);
+        if o.status.success() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still unhealthy: {}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+        std::thread::sleep(std::time::Duration::from_secs(5));
+    }
+    let second = run(ktwin, &["heal"], d);
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains("nothing to heal"),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    ok(&run(ktwin, &["down"], d));
+}
