@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use ktwin_config::names::parse_taint;
+use ktwin_config::names::{parse_taint, NodeWant};
 use ktwin_config::Project;
 use ktwin_engine::engine::{Engine, EngineKind};
 use ktwin_engine::runner::{Cmd, RunError};
@@ -345,6 +345,26 @@ fn wire_registry(
     Ok(())
 }
 
+/// Whether the registry container is attached to the cluster's network (a read-only probe).
+pub fn registry_attached(
+    p: &Project,
+    prov: &dyn ClusterProvider,
+    engine: &Engine,
+    x: &Exec,
+) -> bool {
+    let networks = x
+        .probe(&engine.cmd([
+            "inspect",
+            "-f",
+            "{{json .NetworkSettings.Networks}}",
+            p.registry.name.as_str(),
+        ]))
+        .unwrap_or_default();
+    serde_json::from_str::<Value>(networks.trim())
+        .ok()
+        .is_some_and(|v| v.get(prov.network(p.cluster_name())).is_some())
+}
+
 /// Connect the registry container to the cluster network unless it is; true if it was not.
 pub fn attach_registry(
     p: &Project,
@@ -352,27 +372,15 @@ pub fn attach_registry(
     engine: &Engine,
     x: &Exec,
 ) -> Result<bool, UpError> {
-    let net = prov.network(p.cluster_name());
-    let reg = &p.registry.name;
-    let networks = x
-        .probe(&engine.cmd([
-            "inspect",
-            "-f",
-            "{{json .NetworkSettings.Networks}}",
-            reg.as_str(),
-        ]))
-        .unwrap_or_default();
-    let attached = serde_json::from_str::<Value>(networks.trim())
-        .ok()
-        .and_then(|v| v.get(&net).map(|_| ()))
-        .is_some();
-    if !attached {
-        x.change(
-            "connect the registry to the cluster network",
-            &engine.cmd(["network", "connect", net.as_str(), reg.as_str()]),
-        )?;
+    if registry_attached(p, prov, engine, x) {
+        return Ok(false);
     }
-    Ok(!attached)
+    let net = prov.network(p.cluster_name());
+    x.change(
+        "connect the registry to the cluster network",
+        &engine.cmd(["network", "connect", net.as_str(), p.registry.name.as_str()]),
+    )?;
+    Ok(true)
 }
 
 /// kind only: each node's containerd hosts.toml for every mirrored host. With
@@ -425,79 +433,55 @@ pub fn write_mirrors(
     Ok(written)
 }
 
-/// Labels and taints each node must carry, by node name.
-pub fn expected_nodes(
-    p: &Project,
-    prov: &dyn ClusterProvider,
-) -> Vec<(String, BTreeMap<String, String>, Vec<String>)> {
-    let pools: BTreeMap<&str, &ktwin_config::Agent> = p
-        .cluster
-        .agents
-        .iter()
-        .map(|a| (a.name.as_str(), a))
-        .collect();
+/// Labels and taints each node must carry, from its pool.
+pub fn expected_nodes(p: &Project, prov: &dyn ClusterProvider) -> Vec<NodeWant> {
     prov.nodes(p)
         .into_iter()
         .filter_map(|n| {
-            let node = n.node?;
-            let pool = n.pool.as_deref().and_then(|x| pools.get(x).copied());
-            Some((
-                node,
-                pool.map(|a| a.labels.clone()).unwrap_or_default(),
-                pool.map(|a| a.taints.clone()).unwrap_or_default(),
-            ))
+            let name = n.node?;
+            let pool = n
+                .pool
+                .as_deref()
+                .and_then(|x| p.cluster.agents.iter().find(|a| a.name == x));
+            Some(NodeWant {
+                name,
+                labels: pool.map(|a| a.labels.clone()).unwrap_or_default(),
+                taints: pool.map(|a| a.taints.clone()).unwrap_or_default(),
+                pool: n.pool,
+            })
         })
         .collect()
 }
 
 /// Pure: the kubectl fixes that make `nodes` (a `kubectl get nodes -o json`) match.
-pub fn node_fixes(
-    expected: &[(String, BTreeMap<String, String>, Vec<String>)],
-    nodes: &Value,
-) -> Vec<Vec<String>> {
+pub fn node_fixes(expected: &[NodeWant], nodes: &Value) -> Vec<Vec<String>> {
     let mut fixes = Vec::new();
-    for (name, labels, taints) in expected {
+    for w in expected {
         let node = nodes["items"]
             .as_array()
             .into_iter()
             .flatten()
-            .find(|n| n["metadata"]["name"] == name.as_str());
+            .find(|n| n["metadata"]["name"] == w.name.as_str());
         let Some(node) = node else {
             continue;
         };
-        for (k, v) in labels {
+        let fix = |verb: &str, what: String| {
+            vec![
+                verb.into(),
+                "node".into(),
+                w.name.clone(),
+                what,
+                "--overwrite".into(),
+            ]
+        };
+        for (k, v) in &w.labels {
             if node["metadata"]["labels"][k].as_str() != Some(v.as_str()) {
-                fixes.push(vec![
-                    "label".into(),
-                    "node".into(),
-                    name.clone(),
-                    format!("{k}={v}"),
-                    "--overwrite".into(),
-                ]);
+                fixes.push(fix("label", format!("{k}={v}")));
             }
         }
-        for t in taints.iter().filter_map(|t| parse_taint(t).ok()) {
-            let present = node["spec"]["taints"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|x| {
-                    x["key"] == t.key.as_str()
-                        && x["effect"] == t.effect.as_str()
-                        && x["value"].as_str().unwrap_or("") == t.value.as_deref().unwrap_or("")
-                });
-            if !present {
-                let spec = match &t.value {
-                    Some(v) => format!("{}={v}:{}", t.key, t.effect),
-                    None => format!("{}:{}", t.key, t.effect),
-                };
-                fixes.push(vec![
-                    "taint".into(),
-                    "node".into(),
-                    name.clone(),
-                    spec,
-                    "--overwrite".into(),
-                ]);
+        for t in w.taints.iter().filter_map(|t| parse_taint(t).ok()) {
+            if !t.on(node) {
+                fixes.push(fix("taint", t.spec()));
             }
         }
     }
@@ -524,14 +508,14 @@ fn fix_nodes(
     };
     let missing: Vec<String> = expected
         .iter()
-        .filter(|(n, _, _)| {
+        .filter(|w| {
             !nodes["items"]
                 .as_array()
                 .into_iter()
                 .flatten()
-                .any(|i| i["metadata"]["name"] == n.as_str())
+                .any(|i| i["metadata"]["name"] == w.name.as_str())
         })
-        .map(|(n, _, _)| format!("  - node {n} is not in the cluster"))
+        .map(|w| format!("  - node {} is not in the cluster", w.name))
         .collect();
     if !missing.is_empty() {
         return Err(UpError::NodesDrifted(missing));

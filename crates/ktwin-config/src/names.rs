@@ -125,6 +125,16 @@ pub fn kubelet_may_set(key: &str) -> Result<(), String> {
     ))
 }
 
+/// What one node of the twin must carry, from its pool in ktwin.yaml.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeWant {
+    pub name: String,
+    pub pool: Option<String>,
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// `key[=value]:Effect`.
+    pub taints: Vec<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Taint {
     pub key: String,
@@ -161,6 +171,29 @@ pub fn parse_taint(s: &str) -> Result<Taint, String> {
         value: value.map(str::to_string),
         effect: effect.to_string(),
     })
+}
+
+impl Taint {
+    /// Whether a node (as the API shows it) carries this taint.
+    pub fn on(&self, node: &serde_json::Value) -> bool {
+        node["spec"]["taints"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|x| {
+                x["key"] == self.key.as_str()
+                    && x["effect"] == self.effect.as_str()
+                    && x["value"].as_str().unwrap_or("") == self.value.as_deref().unwrap_or("")
+            })
+    }
+
+    /// `key[=value]:Effect`, as kubectl takes it.
+    pub fn spec(&self) -> String {
+        match &self.value {
+            Some(v) => format!("{}={v}:{}", self.key, self.effect),
+            None => format!("{}:{}", self.key, self.effect),
+        }
+    }
 }
 
 #[cfg(test)]

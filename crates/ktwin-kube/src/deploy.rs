@@ -122,68 +122,38 @@ fn key(v: &Value) -> (String, String, String, String) {
 }
 
 fn api_err(obj: &Value, e: &kube::Error) -> KubeError {
-    match e {
-        kube::Error::Api(s) if s.code == 409 && s.reason == "Conflict" => KubeError::Conflict {
-            object: describe(obj),
-            message: s.message.clone(),
-        },
-        kube::Error::Api(_) => KubeError::Api {
-            object: describe(obj),
-            message: message(e),
-        },
-        other => KubeError::Connect {
-            context: String::new(),
-            message: other.to_string(),
-        },
-    }
-}
-
-async fn resolve(
-    disc: &mut Discovery,
-    obj: &Value,
-) -> Result<
-    (
-        kube::discovery::ApiResource,
-        kube::discovery::ApiCapabilities,
-    ),
-    KubeError,
-> {
-    let av = obj["apiVersion"].as_str().unwrap_or("");
-    let kind = obj["kind"].as_str().unwrap_or("");
-    disc.resolve(av, kind).await.map_err(|e| match &e {
-        kube::Error::Api(s) if s.code == 404 => KubeError::NotServed {
-            object: describe(obj),
-            api_version: av.into(),
-            kind: kind.into(),
-        },
-        // pinned_kind reports a kind missing from a served group this way.
-        kube::Error::Discovery(_) => KubeError::NotServed {
-            object: describe(obj),
-            api_version: av.into(),
-            kind: kind.into(),
-        },
-        _ => api_err(obj, &e),
-    })
+    crate::api_err(describe(obj), e)
 }
 
 /// Server-side apply one object; says whether it was created, changed or left alone.
+/// The server-side apply itself.
+async fn ssa(
+    api: &Api<DynamicObject>,
+    obj: &Value,
+    force: bool,
+) -> Result<DynamicObject, KubeError> {
+    let mut pp = PatchParams::apply(FIELD_MANAGER);
+    if force {
+        pp = pp.force();
+    }
+    api.patch(
+        obj["metadata"]["name"].as_str().unwrap_or(""),
+        &pp,
+        &Patch::Apply(obj),
+    )
+    .await
+    .map_err(|e| api_err(obj, &e))
+}
+
 async fn apply_one(
     disc: &mut Discovery,
     obj: &Value,
     force: bool,
 ) -> Result<&'static str, KubeError> {
-    let (ar, caps) = resolve(disc, obj).await?;
-    let api = disc.api(&ar, &caps, obj["metadata"]["namespace"].as_str());
+    let api = disc.api_for(obj).await?;
     let name = obj["metadata"]["name"].as_str().unwrap_or("");
     let before = api.get_opt(name).await.map_err(|e| api_err(obj, &e))?;
-    let mut pp = PatchParams::apply(FIELD_MANAGER);
-    if force {
-        pp = pp.force();
-    }
-    let after = api
-        .patch(name, &pp, &Patch::Apply(obj))
-        .await
-        .map_err(|e| api_err(obj, &e))?;
+    let after = ssa(&api, obj, force).await?;
     Ok(match before {
         None => "created",
         Some(b) if b.metadata.resource_version == after.metadata.resource_version => "unchanged",
@@ -196,8 +166,7 @@ async fn wait_established(
     crd: &Value,
     timeout: Duration,
 ) -> Result<(), KubeError> {
-    let (ar, caps) = resolve(disc, crd).await?;
-    let api = disc.api(&ar, &caps, None);
+    let api = disc.api_for(crd).await?;
     let name = crd["metadata"]["name"].as_str().unwrap_or("");
     let deadline = Instant::now() + timeout;
     loop {
@@ -249,15 +218,14 @@ pub async fn deploy(
     for ns in needed {
         let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns,
             "labels": {LABEL_MANAGED_BY: "ktwin", LABEL_PROJECT: o.project, LABEL_ENV: o.env}}});
-        let (ar, caps) = resolve(disc, &obj).await?;
-        let api = disc.api(&ar, &caps, None);
+        let api = disc.api_for(&obj).await?;
         if api
             .get_opt(ns)
             .await
             .map_err(|e| api_err(&obj, &e))?
             .is_none()
         {
-            apply_one(disc, &obj, false).await?;
+            ssa(&api, &obj, false).await?;
             (o.say)(&format!("namespace/{ns}: created"));
             report.namespaces_created.push(ns.to_string());
         }
@@ -348,10 +316,11 @@ async fn prune(
         let Ok((ar, caps)) = disc.resolve(av, kind).await else {
             continue;
         };
-        let list = disc.all(&ar).list(&lp).await.map_err(|e| KubeError::Api {
-            object: format!("{kind} list"),
-            message: message(&e),
-        })?;
+        let list = disc
+            .all(&ar)
+            .list(&lp)
+            .await
+            .map_err(|e| crate::api_err(format!("{kind} list"), &e))?;
         for item in list.items {
             let mut v = serde_json::to_value(&item).unwrap_or_default();
             v["apiVersion"] = json!(av);
@@ -398,8 +367,7 @@ pub async fn wait_rollouts(
     let start = Instant::now();
     let mut apis = Vec::new();
     for w in workloads {
-        let (ar, caps) = resolve(disc, w).await?;
-        apis.push(disc.api(&ar, &caps, w["metadata"]["namespace"].as_str()));
+        apis.push(disc.api_for(w).await?);
     }
     let last: RefCell<BTreeMap<String, String>> = RefCell::new(BTreeMap::new());
     let waits = workloads.iter().zip(apis.iter()).map(|(w, api)| {
@@ -453,12 +421,7 @@ pub async fn wait_rollouts(
                 }
             }
             Ok(Ok(None)) => stuck.push((*w, "it was deleted while waiting".into())),
-            Ok(Err(e)) => {
-                return Err(KubeError::Api {
-                    object: label,
-                    message: e.to_string(),
-                })
-            }
+            Ok(Err(e)) => return Err(KubeError::Unreachable(format!("watching {label}: {e}"))),
             Err(_) => {
                 let m = last.borrow().get(&label).cloned().unwrap_or_default();
                 stuck.push((*w, m));

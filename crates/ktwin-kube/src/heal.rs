@@ -7,7 +7,7 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use serde_json::{json, Value};
 
 use crate::status::{has_taint, NodeWant};
-use crate::{message, KubeError, FIELD_MANAGER};
+use crate::{KubeError, FIELD_MANAGER};
 
 pub const CONTROL_PLANE_TAINTS: &[&str] = &[
     "node-role.kubernetes.io/control-plane",
@@ -28,10 +28,7 @@ pub struct Options<'a> {
 }
 
 fn op(e: kube::Error, what: &str) -> KubeError {
-    KubeError::Api {
-        object: what.into(),
-        message: message(&e),
-    }
+    crate::api_err(what, &e)
 }
 
 /// Pure: the merge patch that makes `node` what `want` says (None when nothing to do),

@@ -28,6 +28,8 @@ pub enum KubeError {
     Kubeconfig(String),
     #[error("cannot talk to the API server of context `{context}`: {message}")]
     Connect { context: String, message: String },
+    #[error("the API server did not answer: {0}")]
+    Unreachable(String),
     #[error("{object}: the API server does not serve {api_version} {kind}")]
     NotServed {
         object: String,
@@ -56,7 +58,7 @@ impl KubeError {
             KubeError::Kubeconfig(_) => Some(
                 "ktwin reads $KUBECONFIG or ~/.kube/config; `ktwin up` writes the twin's context there".into(),
             ),
-            KubeError::Connect { .. } => {
+            KubeError::Connect { .. } | KubeError::Unreachable(_) => {
                 Some("is the cluster running? `ktwin status` shows it, `ktwin heal` restarts it".into())
             }
             KubeError::NotServed { .. } => Some(
@@ -113,8 +115,27 @@ pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
         .block_on(f)
 }
 
-pub async fn sleep(d: std::time::Duration) {
-    tokio::time::sleep(d).await
+/// After node containers were started: wait until the API server answers `/version`.
+pub async fn wait_for_api(
+    client: &Client,
+    context: &str,
+    timeout: std::time::Duration,
+    say: &dyn Fn(&str),
+) -> Result<(), KubeError> {
+    let deadline = std::time::Instant::now() + timeout;
+    say("waiting for the API server to answer");
+    loop {
+        match client.apiserver_version().await {
+            Ok(_) => return Ok(()),
+            Err(e) if std::time::Instant::now() >= deadline => {
+                return Err(KubeError::Connect {
+                    context: context.into(),
+                    message: message(&e),
+                })
+            }
+            Err(_) => tokio::time::sleep(std::time::Duration::from_secs(2)).await,
+        }
+    }
 }
 
 /// Now, as the API writes timestamps.
@@ -130,6 +151,21 @@ pub fn message(e: &kube::Error) -> String {
     match e {
         kube::Error::Api(s) => s.message.clone(),
         other => other.to_string(),
+    }
+}
+
+/// The one mapping from kube-rs errors, naming the object the request was about.
+pub fn api_err(object: impl Into<String>, e: &kube::Error) -> KubeError {
+    match e {
+        kube::Error::Api(s) if s.code == 409 && s.reason == "Conflict" => KubeError::Conflict {
+            object: object.into(),
+            message: s.message.clone(),
+        },
+        kube::Error::Api(s) => KubeError::Api {
+            object: object.into(),
+            message: s.message.clone(),
+        },
+        other => KubeError::Unreachable(other.to_string()),
     }
 }
 
@@ -189,6 +225,27 @@ impl Discovery {
             .find(|(ar, _)| ar.kind == kind)
             .cloned()
             .ok_or_else(|| not_served(api_version, kind))
+    }
+
+    /// The API serving `obj` (its kind resolved, its namespace or `default`).
+    pub async fn api_for(
+        &mut self,
+        obj: &serde_json::Value,
+    ) -> Result<Api<DynamicObject>, KubeError> {
+        let av = obj["apiVersion"].as_str().unwrap_or("");
+        let kind = obj["kind"].as_str().unwrap_or("");
+        let (ar, caps) = self.resolve(av, kind).await.map_err(|e| {
+            if is_not_found(&e) {
+                KubeError::NotServed {
+                    object: describe(obj),
+                    api_version: av.into(),
+                    kind: kind.into(),
+                }
+            } else {
+                api_err(describe(obj), &e)
+            }
+        })?;
+        Ok(self.api(&ar, &caps, obj["metadata"]["namespace"].as_str()))
     }
 
     /// The API for one object of a resolved kind (namespaced ones default to `default`).

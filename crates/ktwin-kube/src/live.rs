@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::heal::CONTROL_PLANE_TAINTS;
 use crate::status::{node_drift, NodeWant};
-use crate::{message, KubeError};
+use crate::{describe, KubeError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Level {
@@ -143,9 +143,7 @@ pub fn findings(
         .collect();
     let mut seen = std::collections::BTreeSet::new();
     for (sc, d) in wanted_classes(rendered) {
-        if !present.contains(&sc.as_str())
-            && seen.insert((sc.clone(), d["metadata"]["name"].clone().to_string()))
-        {
+        if !present.contains(&sc.as_str()) && seen.insert((sc.clone(), describe(d))) {
             out.push(find(
                 "live-storage-class",
                 Level::Error,
@@ -222,10 +220,7 @@ fn values<T: serde::Serialize>(items: Vec<T>) -> Vec<Value> {
 /// Read what the checks need.
 pub async fn observe(client: &kube::Client) -> Result<Observed, KubeError> {
     let lp = ListParams::default();
-    let err = |e: kube::Error| KubeError::Connect {
-        context: String::new(),
-        message: message(&e),
-    };
+    let err = |e: kube::Error| crate::api_err("cluster state", &e);
     Ok(Observed {
         nodes: values(
             Api::<Node>::all(client.clone())

@@ -6,7 +6,7 @@ use kube::api::{Api, ListParams, LogParams, Patch, PatchParams};
 use serde_json::{json, Value};
 
 use crate::rollout::{is_workload, selector};
-use crate::{describe, message, Discovery, KubeError};
+use crate::{describe, Discovery, KubeError};
 
 /// The field manager of restarts: kept apart from `ktwin`'s applies so the next deploy
 /// neither conflicts with nor removes the restart annotation.
@@ -55,6 +55,12 @@ pub struct Source {
     pub pod_index: usize,
 }
 
+impl Source {
+    pub fn label(&self) -> String {
+        format!("pod/{} ({})", self.pod, self.namespace)
+    }
+}
+
 pub async fn sources(
     client: &kube::Client,
     workloads: &[&Value],
@@ -68,10 +74,7 @@ pub async fn sources(
         let pods = api
             .list(&ListParams::default().labels(&sel))
             .await
-            .map_err(|e| KubeError::Api {
-                object: describe(w),
-                message: message(&e),
-            })?;
+            .map_err(|e| crate::api_err(describe(w), &e))?;
         for p in pods.items {
             let v = serde_json::to_value(&p).unwrap_or_default();
             let pod = v["metadata"]["name"].as_str().unwrap_or("").to_string();
@@ -110,10 +113,7 @@ pub async fn stream(
             let text = api
                 .logs(&s.pod, &params(s))
                 .await
-                .map_err(|e| KubeError::Api {
-                    object: format!("pod/{} ({})", s.pod, s.namespace),
-                    message: message(&e),
-                })?;
+                .map_err(|e| crate::api_err(s.label(), &e))?;
             for l in text.lines() {
                 line(s, l);
             }
@@ -126,10 +126,7 @@ pub async fn stream(
         let r = api
             .log_stream(&s.pod, &params(s))
             .await
-            .map_err(|e| KubeError::Api {
-                object: format!("pod/{} ({})", s.pod, s.namespace),
-                message: message(&e),
-            })?;
+            .map_err(|e| crate::api_err(s.label(), &e))?;
         streams.push(r.lines().map(move |l| (i, l)).boxed());
     }
     let mut all = futures::stream::select_all(streams);
@@ -143,13 +140,7 @@ pub async fn stream(
 
 /// `kubectl rollout restart`: stamp the pod template so the controller replaces every pod.
 pub async fn restart(disc: &mut Discovery, w: &Value, at: &str) -> Result<(), KubeError> {
-    let av = w["apiVersion"].as_str().unwrap_or("");
-    let kind = w["kind"].as_str().unwrap_or("");
-    let (ar, caps) = disc.resolve(av, kind).await.map_err(|e| KubeError::Api {
-        object: describe(w),
-        message: message(&e),
-    })?;
-    let api = disc.api(&ar, &caps, w["metadata"]["namespace"].as_str());
+    let api = disc.api_for(w).await?;
     let patch = json!({"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: at}}}}});
     let pp = PatchParams {
         field_manager: Some(RESTART_MANAGER.into()),
@@ -161,10 +152,7 @@ pub async fn restart(disc: &mut Discovery, w: &Value, at: &str) -> Result<(), Ku
         &Patch::Merge(&patch),
     )
     .await
-    .map_err(|e| KubeError::Api {
-        object: describe(w),
-        message: message(&e),
-    })?;
+    .map_err(|e| crate::api_err(describe(w), &e))?;
     Ok(())
 }
 

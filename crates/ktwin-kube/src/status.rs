@@ -1,26 +1,17 @@
 //! `ktwin status`: nodes against ktwin.yaml, workloads of the environment, health checks.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use ktwin_config::names::parse_taint;
 use ktwin_config::HealthCheck;
-use kube::api::{Api, DynamicObject, ListParams};
+use kube::api::{Api, ListParams};
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::rollout::{self, Rollout};
-use crate::{describe, message, Discovery, KubeError};
+use crate::{describe, Discovery, KubeError};
 
-/// What one node must carry, from ktwin.yaml's pools.
-#[derive(Debug, Clone, Default)]
-pub struct NodeWant {
-    pub name: String,
-    pub pool: Option<String>,
-    pub labels: BTreeMap<String, String>,
-    /// `key[=value]:Effect`.
-    pub taints: Vec<String>,
-}
+pub use ktwin_config::names::NodeWant;
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -58,18 +49,7 @@ pub struct CheckResult {
 
 /// A taint as the API shows it matches `spec` (`key[=value]:Effect`).
 pub fn has_taint(node: &Value, spec: &str) -> bool {
-    let Ok(t) = parse_taint(spec) else {
-        return true;
-    };
-    node["spec"]["taints"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|x| {
-            x["key"] == t.key.as_str()
-                && x["effect"] == t.effect.as_str()
-                && x["value"].as_str().unwrap_or("") == t.value.as_deref().unwrap_or("")
-        })
+    parse_taint(spec).map_or(true, |t| t.on(node))
 }
 
 /// Pure: how a node differs from what ktwin.yaml wants.
@@ -192,10 +172,7 @@ pub async fn nodes(disc: &mut Discovery, wants: &[NodeWant]) -> Result<Vec<NodeS
     let list = api
         .list(&ListParams::default())
         .await
-        .map_err(|e| KubeError::Connect {
-            context: String::new(),
-            message: message(&e),
-        })?;
+        .map_err(|e| crate::api_err("nodes", &e))?;
     let nodes: Vec<Value> = list
         .items
         .iter()
@@ -216,19 +193,13 @@ pub async fn workloads(
         .iter()
         .filter(|d| rollout::is_workload(d["kind"].as_str().unwrap_or("")))
     {
-        let av = w["apiVersion"].as_str().unwrap_or("");
-        let kind = w["kind"].as_str().unwrap_or("");
-        let (ar, caps) = disc.resolve(av, kind).await.map_err(|e| KubeError::Api {
-            object: describe(w),
-            message: message(&e),
-        })?;
         let ns = w["metadata"]["namespace"].as_str();
-        let api: Api<DynamicObject> = disc.api(&ar, &caps, ns);
+        let api = disc.api_for(w).await?;
         let name = w["metadata"]["name"].as_str().unwrap_or("");
-        let Some(obj) = api.get_opt(name).await.map_err(|e| KubeError::Api {
-            object: describe(w),
-            message: message(&e),
-        })?
+        let Some(obj) = api
+            .get_opt(name)
+            .await
+            .map_err(|e| crate::api_err(describe(w), &e))?
         else {
             out.push(WorkloadStatus {
                 object: describe(w),

@@ -117,8 +117,6 @@ pub struct Request {
     pub method: String,
     pub path: String,
     pub query: String,
-    /// Milliseconds since the stand-in started.
-    pub at_ms: u128,
 }
 
 /// A controller hook: called (under the store lock) after every write a client makes.
@@ -134,7 +132,6 @@ pub struct Store {
     /// Number of client requests that changed stored state.
     pub writes: u64,
     requests: Vec<Request>,
-    started: Instant,
 }
 
 fn res_key(k: &Kind) -> String {
@@ -345,7 +342,6 @@ impl ApiStandIn {
                     logs: BTreeMap::new(),
                     writes: 0,
                     requests: Vec::new(),
-                    started: Instant::now(),
                 },
                 controllers: Vec::new(),
                 stopped: false,
@@ -998,12 +994,10 @@ fn discovery(store: &Store, path: &str) -> Option<Value> {
 fn handle(req: &Req, shared: &Arc<(Mutex<Inner>, Condvar)>) -> (u16, &'static str, Vec<u8>) {
     let (m, cv) = &**shared;
     let mut inner = m.lock().unwrap();
-    let at_ms = inner.store.started.elapsed().as_millis();
     inner.store.requests.push(Request {
         method: req.method.clone(),
         path: req.path.clone(),
         query: req.raw_query.clone(),
-        at_ms,
     });
     let writes_before = inner.store.writes;
     let (code, body) = route(&mut inner.store, req);
@@ -1245,12 +1239,10 @@ fn merge(target: &mut Value, patch: &Value) {
 fn stream_watch(w: &mut TcpStream, req: &Req, shared: &Arc<(Mutex<Inner>, Condvar)>) {
     let (m, cv) = &**shared;
     let mut inner = m.lock().unwrap();
-    let at_ms = inner.store.started.elapsed().as_millis();
     inner.store.requests.push(Request {
         method: "WATCH".into(),
         path: req.path.clone(),
         query: req.raw_query.clone(),
-        at_ms,
     });
     let t = match parse_target(&inner.store, &req.path) {
         Ok(t) => t,

@@ -154,6 +154,59 @@ pub fn assert_expected(path: &Path, actual: &str) {
     }
 }
 
+/// Answers every HTTP request on 127.0.0.1 with 200 `{}` and counts connections (the
+/// registry's `GET /v2/` health check, a listener a guard must never reach). Not a registry.
+pub struct Responder {
+    pub port: u16,
+    pub connections: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Responder {
+    pub fn start() -> Responder {
+        use std::io::{Read, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind responder");
+        let port = l.local_addr().expect("addr").port();
+        let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let c = connections.clone();
+        std::thread::spawn(move || {
+            for s in l.incoming() {
+                let Ok(mut s) = s else { continue };
+                c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf);
+                let _ = s.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+                );
+            }
+        });
+        Responder { port, connections }
+    }
+
+    pub fn connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// The `ktwin` binary run in `dir` with `stubs` first on PATH, an engine socket that does not
+/// exist (so only the stub `docker` answers), its own state dir, and none of the user's
+/// ktwin or kube settings.
+pub fn ktwin_with_stubs(
+    bin: &str,
+    dir: &Path,
+    stubs: &StubBin,
+    state: &Path,
+) -> std::process::Command {
+    let mut c = std::process::Command::new(bin);
+    c.current_dir(dir)
+        .env("PATH", format!("{}:/usr/bin:/bin", stubs.path().display()))
+        .env("DOCKER_HOST", "unix:///nonexistent/stub-docker.sock")
+        .env("XDG_STATE_HOME", state)
+        .env_remove("KTWIN_REGISTRY_IMAGE")
+        .env_remove("KTWIN_ENGINE")
+        .env_remove("KUBECONFIG");
+    c
+}
+
 /// A directory of stub executables to put first on PATH. Each stub appends its argv (one
 /// line, arguments separated by spaces) to `calls.log` and prints its canned output.
 pub struct StubBin {

@@ -3,29 +3,11 @@
 //! through a kubeconfig) and to stub `docker` / `k3d` executables that record their argv.
 //! The registry's `GET /v2/` is answered by a small responder; it is not a registry.
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use ktwin_testkit::kubeapi::{healthy_workloads, ApiStandIn};
-use ktwin_testkit::{StubBin, TempProject};
+use ktwin_testkit::{ktwin_with_stubs, Responder, StubBin, TempProject};
 use serde_json::{json, Value};
-
-/// Answers every HTTP request with 200 `{}`.
-fn responder() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for s in l.incoming() {
-            let Ok(mut s) = s else { continue };
-            let mut buf = [0u8; 4096];
-            let _ = s.read(&mut buf);
-            let _ =
-                s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}");
-        }
-    });
-    port
-}
 
 const MANIFESTS: &str = "\
 apiVersion: apps/v1
@@ -64,7 +46,8 @@ impl World {
         let tp = TempProject::new();
         let api = ApiStandIn::start();
         let kubeconfig = api.kubeconfig(tp.path(), &["k3d-shop", "prod"]);
-        let reg_port = responder();
+        // Its listener lives as long as the test process.
+        let reg_port = Responder::start().port;
         tp.write(
             "ktwin.yaml",
             &format!(
@@ -131,19 +114,16 @@ impl World {
     }
 
     fn ktwin(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_ktwin"))
-            .args(args)
-            .current_dir(self.tp.path())
-            .env(
-                "PATH",
-                format!("{}:/usr/bin:/bin", self.stubs.path().display()),
-            )
-            .env("DOCKER_HOST", "unix:///nonexistent/stub-docker.sock")
-            .env("XDG_STATE_HOME", self.state.path())
-            .env("KUBECONFIG", &self.kubeconfig)
-            .env_remove("KTWIN_ENGINE")
-            .output()
-            .unwrap()
+        ktwin_with_stubs(
+            env!("CARGO_BIN_EXE_ktwin"),
+            self.tp.path(),
+            &self.stubs,
+            self.state.path(),
+        )
+        .env("KUBECONFIG", &self.kubeconfig)
+        .args(args)
+        .output()
+        .unwrap()
     }
 }
 

@@ -4,40 +4,11 @@
 //! responder on 127.0.0.1 (it answers 200 to everything; it is not a registry).
 //! The exact command sequences are snapshots in tests/expected/up/.
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 
-use ktwin_testkit::{assert_expected, workspace_root, StubBin, TempProject};
-
-/// Answers every HTTP request with 200 and counts connections.
-struct Responder {
-    port: u16,
-    connections: Arc<AtomicUsize>,
-}
-
-impl Responder {
-    fn start() -> Responder {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = l.local_addr().unwrap().port();
-        let connections = Arc::new(AtomicUsize::new(0));
-        let c = connections.clone();
-        std::thread::spawn(move || {
-            for s in l.incoming() {
-                let Ok(mut s) = s else { continue };
-                c.fetch_add(1, Ordering::SeqCst);
-                let mut buf = [0u8; 4096];
-                let _ = s.read(&mut buf);
-                let _ = s.write_all(
-                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
-                );
-            }
-        });
-        Responder { port, connections }
-    }
-}
+use ktwin_testkit::{
+    assert_expected, ktwin_with_stubs, workspace_root, Responder, StubBin, TempProject,
+};
 
 struct Twin {
     tp: TempProject,
@@ -155,20 +126,15 @@ impl Twin {
         }
     }
     fn ktwin(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_ktwin"))
-            .args(args)
-            .current_dir(self.tp.path())
-            .env(
-                "PATH",
-                format!("{}:/usr/bin:/bin", self.stubs.path().display()),
-            )
-            .env("DOCKER_HOST", "unix:///nonexistent/stub-docker.sock")
-            .env("XDG_STATE_HOME", self.state.path())
-            .env_remove("KTWIN_REGISTRY_IMAGE")
-            .env_remove("KTWIN_ENGINE")
-            .env_remove("KUBECONFIG")
-            .output()
-            .unwrap()
+        ktwin_with_stubs(
+            env!("CARGO_BIN_EXE_ktwin"),
+            self.tp.path(),
+            &self.stubs,
+            self.state.path(),
+        )
+        .args(args)
+        .output()
+        .unwrap()
     }
     /// The recorded calls with temp paths and ports made stable.
     fn calls(&self) -> String {
@@ -360,7 +326,7 @@ fn a_wrong_context_is_refused_before_any_connection() {
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("prod") && err.contains("k3d-shop"), "{err}");
-    assert_eq!(api.connections.load(Ordering::SeqCst), 0);
+    assert_eq!(api.connections(), 0);
     assert!(
         t.stubs.calls().is_empty(),
         "nothing ran: {:?}",
@@ -381,5 +347,5 @@ fn a_wrong_context_is_refused_before_any_connection() {
         ])
         .output()
         .expect("kubectl on PATH");
-    assert!(api.connections.load(Ordering::SeqCst) > 0);
+    assert!(api.connections() > 0);
 }

@@ -49,7 +49,7 @@ pub fn deploy_env(loaded: &Loaded, d: &Deploy) -> Result<Report, Failure> {
         prune: d.prune,
         force_conflicts: d.force_conflicts,
         timeout: d.timeout,
-        registry_prefix: Some(format!("localhost:{}/", p.registry.host_port)),
+        registry_prefix: Some(registry_prefix(p)),
         state_file: Some(state),
         say: &say,
     };
@@ -112,22 +112,12 @@ pub fn run(cli: &Cli, a: &DeployArgs) -> Result<u8, Failure> {
 /// What every node of the twin must carry, from ktwin.yaml's pools.
 pub fn node_wants(p: &ktwin_config::Project) -> Vec<NodeWant> {
     let prov = ktwin_cluster::provider_for(p.cluster.provider);
-    prov.nodes(p)
-        .into_iter()
-        .filter_map(|n| {
-            let node = n.node?;
-            let pool = n
-                .pool
-                .as_deref()
-                .and_then(|x| p.cluster.agents.iter().find(|a| a.name == x));
-            Some(NodeWant {
-                name: node,
-                pool: n.pool.clone(),
-                labels: pool.map(|a| a.labels.clone()).unwrap_or_default(),
-                taints: pool.map(|a| a.taints.clone()).unwrap_or_default(),
-            })
-        })
-        .collect()
+    ktwin_cluster::up::expected_nodes(p, prov.as_ref())
+}
+
+/// How images from ktwin's registry are named on the host and in the nodes.
+fn registry_prefix(p: &ktwin_config::Project) -> String {
+    format!("localhost:{}/", p.registry.host_port)
 }
 
 pub fn single_node(p: &ktwin_config::Project) -> bool {
@@ -182,18 +172,13 @@ fn registry_status(cli: &Cli, p: &ktwin_config::Project, pull_failing: bool) -> 
         spec: RegistrySpec::from_config(&p.registry),
     };
     let running = matches!(reg.observe(), Ok(Observed::Present { running: true, .. }));
-    let net = ktwin_cluster::provider_for(p.cluster.provider).network(p.cluster_name());
-    let on_net = eng
-        .cmd([
-            "inspect",
-            "-f",
-            "{{json .NetworkSettings.Networks}}",
-            name.as_str(),
-        ])
-        .run()
-        .ok()
-        .and_then(|o| serde_json::from_slice::<Value>(&o.stdout).ok())
-        .is_some_and(|v| v.get(&net).is_some());
+    let prov = ktwin_cluster::provider_for(p.cluster.provider);
+    let say = |_: &str| {};
+    let probe = ktwin_cluster::up::Exec {
+        dry_run: true,
+        say: &say,
+    };
+    let on_net = ktwin_cluster::up::registry_attached(p, prov.as_ref(), &eng, &probe);
     RegistryStatus {
         running,
         reachable: running && reg.api().healthy(),
@@ -210,7 +195,7 @@ pub fn status(cli: &Cli, a: &StatusArgs) -> Result<u8, Failure> {
     let docs = rendered(&loaded, &a.env)?;
     let local = a.env == LOCAL_ENV;
     let wants = if local { node_wants(p) } else { vec![] };
-    let prefix = format!("localhost:{}/", p.registry.host_port);
+    let prefix = registry_prefix(p);
     let observed = block_on(async {
         let client = connect(&context).await?;
         let mut disc = Discovery::new(client);
@@ -376,12 +361,12 @@ pub fn heal(cli: &Cli, a: &HealArgs) -> Result<u8, Failure> {
         Some(_) => rendered(&loaded, LOCAL_ENV)?,
         None => vec![],
     };
-    let prefix = format!("localhost:{}/", p.registry.host_port);
-    let started_any = !engine_half.fixed.is_empty() && !a.dry_run;
+    let prefix = registry_prefix(p);
+    let engine_changed = !engine_half.fixed.is_empty() && !a.dry_run;
     let still = block_on(async {
         let client = connect(&context).await?;
-        if started_any {
-            wait_for_api(&client, &context, &say).await?;
+        if engine_changed {
+            ktwin_kube::wait_for_api(&client, &context, Duration::from_secs(180), &say).await?;
         }
         let o = ktwin_kube::heal::Options {
             dry_run: a.dry_run,
@@ -420,32 +405,6 @@ pub fn heal(cli: &Cli, a: &HealArgs) -> Result<u8, Failure> {
         }
     }
     Ok(1)
-}
-
-/// After containers were started: wait until the API server answers.
-async fn wait_for_api(
-    client: &kube::Client,
-    context: &str,
-    say: &dyn Fn(&str),
-) -> Result<(), KubeError> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(180);
-    say("waiting for the API server to answer");
-    loop {
-        match client.apiserver_version().await {
-            Ok(_) => return Ok(()),
-            Err(e) if std::time::Instant::now() >= deadline => {
-                return Err(KubeError::Connect {
-                    context: context.into(),
-                    message: ktwin_kube::message(&e),
-                })
-            }
-            Err(_) => tokio_sleep(Duration::from_secs(2)).await,
-        }
-    }
-}
-
-async fn tokio_sleep(d: Duration) {
-    ktwin_kube::sleep(d).await
 }
 
 pub fn logs(cli: &Cli, a: &LogsArgs) -> Result<u8, Failure> {
@@ -509,7 +468,7 @@ pub fn restart(cli: &Cli, a: &RestartArgs) -> Result<u8, Failure> {
         prune: false,
         force_conflicts: false,
         timeout: a.timeout,
-        registry_prefix: Some(format!("localhost:{}/", p.registry.host_port)),
+        registry_prefix: Some(registry_prefix(p)),
         state_file: None,
         say: &say,
     };
