@@ -66,7 +66,11 @@ mod tests {
 
     #[test]
     fn names_the_holder() {
-        let l = TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        // A port below the ephemeral range, so a parallel test binding port 0 cannot be
+        // handed the same port after the drop below.
+        let l = (20_000..21_000)
+            .find_map(|p| TcpListener::bind(("127.0.0.1", p)).ok())
+            .expect("a free port in 20000..21000");
         let port = l.local_addr().unwrap().port();
         let who = taken_by(port).expect("taken");
         assert!(

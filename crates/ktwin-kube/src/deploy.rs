@@ -449,35 +449,41 @@ pub async fn explain_workload(
     w: &Value,
     registry_prefix: Option<&str>,
 ) -> Vec<String> {
-    let ns = w["metadata"]["namespace"].as_str().unwrap_or("default");
-    let Some(sel) = rollout::selector(w) else {
-        return vec!["  (no matchLabels selector: cannot find its pods)".into()];
-    };
-    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(disc.client().clone(), ns);
-    let list = match pods.list(&ListParams::default().labels(&sel)).await {
-        Ok(l) => l.items,
-        Err(e) => return vec![format!("  (cannot list its pods: {})", message(&e))],
+    let listed = crate::pods_of(disc.client(), w).await;
+    explain_listed(disc, w, &listed, registry_prefix).await
+}
+
+/// [`explain_workload`] for pods already listed with [`crate::pods_of`].
+pub async fn explain_listed(
+    disc: &mut Discovery,
+    w: &Value,
+    listed: &Result<Option<Vec<Value>>, kube::Error>,
+    registry_prefix: Option<&str>,
+) -> Vec<String> {
+    let list = match listed {
+        Ok(Some(l)) => l,
+        Ok(None) => return vec!["  (no matchLabels selector: cannot find its pods)".into()],
+        Err(e) => return vec![format!("  (cannot list its pods: {})", message(e))],
     };
     if list.is_empty() {
-        return vec![format!("  no pod matches {sel} yet")];
+        return vec![format!(
+            "  no pod matches {} yet",
+            rollout::selector(w).unwrap_or_default()
+        )];
     }
+    let ns = w["metadata"]["namespace"].as_str().unwrap_or("default");
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(disc.client().clone(), ns);
     let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(disc.client().clone(), ns);
     let mut out = Vec::new();
-    for pod in list.iter().take(3) {
-        let v = serde_json::to_value(pod).unwrap_or_default();
+    for v in list.iter().take(3) {
         let name = v["metadata"]["name"].as_str().unwrap_or("").to_string();
-        let Some(problem) = rollout::pod_problem(&v) else {
+        let Some(problem) = rollout::pod_problem(v) else {
             continue;
         };
         let evs: Vec<Value> = events
             .list(&ListParams::default().fields(&format!("involvedObject.name={name}")))
             .await
-            .map(|l| {
-                l.items
-                    .iter()
-                    .map(|e| serde_json::to_value(e).unwrap_or_default())
-                    .collect()
-            })
+            .map(|l| crate::to_values(&l.items))
             .unwrap_or_default();
         let log = if let rollout::PodProblem::Crash { container, .. } = &problem {
             let lp = LogParams {

@@ -272,6 +272,30 @@ impl Discovery {
     }
 }
 
+/// Typed API objects as JSON, the form every pure function here reads.
+pub fn to_values<T: serde::Serialize>(items: &[T]) -> Vec<serde_json::Value> {
+    items
+        .iter()
+        .map(|i| serde_json::to_value(i).unwrap_or_default())
+        .collect()
+}
+
+/// The pods a workload selects (its `matchLabels`); `None` when it has no such selector.
+pub async fn pods_of(
+    client: &Client,
+    w: &serde_json::Value,
+) -> Result<Option<Vec<serde_json::Value>>, kube::Error> {
+    let Some(sel) = rollout::selector(w) else {
+        return Ok(None);
+    };
+    let ns = w["metadata"]["namespace"].as_str().unwrap_or("default");
+    let api: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), ns);
+    let list = api
+        .list(&kube::api::ListParams::default().labels(&sel))
+        .await?;
+    Ok(Some(to_values(&list.items)))
+}
+
 /// `kind/name` or `kind/name (ns)` as printed everywhere.
 pub fn describe(v: &serde_json::Value) -> String {
     let kind = v["kind"].as_str().unwrap_or("?").to_lowercase();

@@ -210,41 +210,34 @@ pub fn findings(
     out
 }
 
-fn values<T: serde::Serialize>(items: Vec<T>) -> Vec<Value> {
-    items
-        .iter()
-        .map(|i| serde_json::to_value(i).unwrap_or_default())
-        .collect()
-}
-
 /// Read what the checks need.
 pub async fn observe(client: &kube::Client) -> Result<Observed, KubeError> {
     let lp = ListParams::default();
     let err = |e: kube::Error| crate::api_err("cluster state", &e);
     Ok(Observed {
-        nodes: values(
-            Api::<Node>::all(client.clone())
+        nodes: crate::to_values(
+            &Api::<Node>::all(client.clone())
                 .list(&lp)
                 .await
                 .map_err(err)?
                 .items,
         ),
-        storage_classes: values(
-            Api::<StorageClass>::all(client.clone())
+        storage_classes: crate::to_values(
+            &Api::<StorageClass>::all(client.clone())
                 .list(&lp)
                 .await
                 .map_err(err)?
                 .items,
         ),
-        pods: values(
-            Api::<Pod>::all(client.clone())
+        pods: crate::to_values(
+            &Api::<Pod>::all(client.clone())
                 .list(&lp)
                 .await
                 .map_err(err)?
                 .items,
         ),
-        events: values(
-            Api::<Event>::all(client.clone())
+        events: crate::to_values(
+            &Api::<Event>::all(client.clone())
                 .list(&lp)
                 .await
                 .map_err(err)?

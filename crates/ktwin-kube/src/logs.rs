@@ -2,10 +2,10 @@
 
 use futures::{AsyncBufReadExt, StreamExt};
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ListParams, LogParams, Patch, PatchParams};
+use kube::api::{Api, LogParams, Patch, PatchParams};
 use serde_json::{json, Value};
 
-use crate::rollout::{is_workload, selector};
+use crate::rollout::is_workload;
 use crate::{describe, Discovery, KubeError};
 
 /// The field manager of restarts: kept apart from `ktwin`'s applies so the next deploy
@@ -69,14 +69,11 @@ pub async fn sources(
     let mut pod_index = 0;
     for w in workloads {
         let ns = w["metadata"]["namespace"].as_str().unwrap_or("default");
-        let Some(sel) = selector(w) else { continue };
-        let api: Api<Pod> = Api::namespaced(client.clone(), ns);
-        let pods = api
-            .list(&ListParams::default().labels(&sel))
+        let pods = crate::pods_of(client, w)
             .await
-            .map_err(|e| crate::api_err(describe(w), &e))?;
-        for p in pods.items {
-            let v = serde_json::to_value(&p).unwrap_or_default();
+            .map_err(|e| crate::api_err(describe(w), &e))?
+            .unwrap_or_default();
+        for v in pods {
             let pod = v["metadata"]["name"].as_str().unwrap_or("").to_string();
             for c in v["spec"]["containers"].as_array().into_iter().flatten() {
                 out.push(Source {

@@ -173,12 +173,7 @@ pub async fn nodes(disc: &mut Discovery, wants: &[NodeWant]) -> Result<Vec<NodeS
         .list(&ListParams::default())
         .await
         .map_err(|e| crate::api_err("nodes", &e))?;
-    let nodes: Vec<Value> = list
-        .items
-        .iter()
-        .map(|n| serde_json::to_value(n).unwrap_or_default())
-        .collect();
-    Ok(nodes_status(wants, &nodes))
+    Ok(nodes_status(wants, &crate::to_values(&list.items)))
 }
 
 /// Observe the rendered workloads (Deployments, StatefulSets, DaemonSets).
@@ -193,7 +188,6 @@ pub async fn workloads(
         .iter()
         .filter(|d| rollout::is_workload(d["kind"].as_str().unwrap_or("")))
     {
-        let ns = w["metadata"]["namespace"].as_str();
         let api = disc.api_for(w).await?;
         let name = w["metadata"]["name"].as_str().unwrap_or("");
         let Some(obj) = api
@@ -215,25 +209,11 @@ pub async fn workloads(
         let mut v = serde_json::to_value(&obj).unwrap_or_default();
         v["apiVersion"] = w["apiVersion"].clone();
         v["kind"] = w["kind"].clone();
-        let pods: Vec<Value> = match rollout::selector(&v) {
-            Some(sel) => {
-                let api: Api<k8s_openapi::api::core::v1::Pod> =
-                    Api::namespaced(disc.client().clone(), ns.unwrap_or("default"));
-                api.list(&ListParams::default().labels(&sel))
-                    .await
-                    .map(|l| {
-                        l.items
-                            .iter()
-                            .map(|p| serde_json::to_value(p).unwrap_or_default())
-                            .collect()
-                    })
-                    .unwrap_or_default()
-            }
-            None => vec![],
-        };
+        let listed = crate::pods_of(disc.client(), &v).await;
+        let pods = listed.as_ref().ok().cloned().flatten().unwrap_or_default();
         let mut s = workload_status(&v, &pods, now);
         if !s.rolled_out || s.ready < s.desired {
-            s.problems = crate::deploy::explain_workload(disc, &v, registry_prefix).await;
+            s.problems = crate::deploy::explain_listed(disc, &v, &listed, registry_prefix).await;
         }
         out.push(s);
     }
