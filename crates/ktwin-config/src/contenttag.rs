@@ -292,11 +292,8 @@ impl HashCache {
         if self.new == self.old {
             return;
         }
-        if let (Some(dir), Ok(bytes)) = (path.parent(), serde_json::to_vec(&self.new)) {
-            let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-            if std::fs::create_dir_all(dir).is_ok() && std::fs::write(&tmp, bytes).is_ok() {
-                let _ = std::fs::rename(&tmp, &path);
-            }
+        if let Ok(bytes) = serde_json::to_vec(&self.new) {
+            let _ = crate::state::write_atomic(&path, &bytes);
         }
     }
 }

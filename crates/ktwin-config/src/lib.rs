@@ -10,6 +10,7 @@ pub mod load;
 pub mod model;
 pub mod names;
 pub mod pos;
+pub mod state;
 pub mod validate;
 
 pub use error::{ConfigError, SourceDiag};

@@ -11,6 +11,8 @@ use kube::api::{DeleteParams, ListParams, LogParams, Patch, PatchParams, Propaga
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use kube::discovery::Scope;
+
 use crate::rollout::{self, is_workload, Rollout};
 use crate::{
     describe, message, Discovery, KubeError, FIELD_MANAGER, LABEL_ENV, LABEL_MANAGED_BY,
@@ -21,6 +23,10 @@ pub struct Options<'a> {
     pub project: &'a str,
     pub env: &'a str,
     pub prune: bool,
+    /// Also prune PersistentVolumeClaims and PersistentVolumes (their data goes with them).
+    pub prune_volumes: bool,
+    /// Say the whole prune set before the first delete (remote environments).
+    pub announce_prune: bool,
     pub force_conflicts: bool,
     pub timeout: Duration,
     /// `localhost:<port>/`: images from ktwin's registry get a `ktwin build` hint.
@@ -38,12 +44,22 @@ pub struct Applied {
     pub action: &'static str,
 }
 
+/// An object prune would have deleted and did not, with why.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Kept {
+    pub object: String,
+    /// `volume`: a claim or volume, pruned only with `--prune-volumes`.
+    pub reason: &'static str,
+}
+
 #[derive(Debug, Clone, Serialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct Report {
     pub namespaces_created: Vec<String>,
     pub applied: Vec<Applied>,
     pub pruned: Vec<String>,
+    pub kept: Vec<Kept>,
     pub rolled_out: Vec<String>,
 }
 
@@ -65,6 +81,10 @@ const PRUNE_KINDS: &[(&str, &str)] = &[
 
 /// Kinds never pruned: deleting them takes everything inside with them.
 const NEVER_PRUNED: &[&str] = &["Namespace", "CustomResourceDefinition"];
+
+/// Kinds that hold data: pruned only when asked (`--prune-volumes`). With local-path,
+/// deleting the claim deletes the data.
+const VOLUME_KINDS: &[&str] = &["PersistentVolumeClaim", "PersistentVolume"];
 
 /// Apply order: what others refer to first, workloads last.
 fn rank(kind: &str) -> u8 {
@@ -109,9 +129,14 @@ pub fn own_selector(project: &str, env: &str) -> String {
     format!("{LABEL_MANAGED_BY}=ktwin,{LABEL_PROJECT}={project},{LABEL_ENV}={env}")
 }
 
-fn key(v: &Value) -> (String, String, String, String) {
+/// What names one object on the server, whatever version it was written or read through:
+/// (API group, kind, namespace — empty for cluster-scoped kinds — and name).
+pub type Identity = (String, String, String, String);
+
+fn identity(v: &Value) -> Identity {
+    let (group, _) = crate::group_version(v["apiVersion"].as_str().unwrap_or(""));
     (
-        v["apiVersion"].as_str().unwrap_or("").to_string(),
+        group.to_string(),
         v["kind"].as_str().unwrap_or("").to_string(),
         v["metadata"]["namespace"]
             .as_str()
@@ -121,11 +146,43 @@ fn key(v: &Value) -> (String, String, String, String) {
     )
 }
 
+/// Pure: the namespace the API server will give `obj`, written into it. A namespaced kind
+/// keeps its namespace or gets `default` (the request path decides, and ktwin sends
+/// namespace-less objects to `default`); a cluster-scoped kind has none (the server drops one
+/// that kustomize's `namespace:` added).
+pub fn normalize_namespace(obj: &mut Value, scope: &Scope) {
+    let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return;
+    };
+    match scope {
+        Scope::Namespaced => {
+            if meta
+                .get("namespace")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+            {
+                meta.insert("namespace".into(), json!("default"));
+            }
+        }
+        Scope::Cluster => {
+            meta.remove("namespace");
+        }
+    }
+}
+
+/// Did the field manager `ktwin` server-side apply this object (its managedFields say so)?
+pub fn applied_by_ktwin(v: &Value) -> bool {
+    v["metadata"]["managedFields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|m| m["manager"] == FIELD_MANAGER && m["operation"] == "Apply")
+}
+
 fn api_err(obj: &Value, e: &kube::Error) -> KubeError {
     crate::api_err(describe(obj), e)
 }
 
-/// Server-side apply one object; says whether it was created, changed or left alone.
 /// The server-side apply itself.
 async fn ssa(
     api: &Api<DynamicObject>,
@@ -145,20 +202,23 @@ async fn ssa(
     .map_err(|e| api_err(obj, &e))
 }
 
+/// Server-side apply one object (its namespace already normalised); says whether it was
+/// created, changed or left alone, and returns the uid the server gave it.
 async fn apply_one(
     disc: &mut Discovery,
     obj: &Value,
     force: bool,
-) -> Result<&'static str, KubeError> {
+) -> Result<(&'static str, Option<String>), KubeError> {
     let api = disc.api_for(obj).await?;
     let name = obj["metadata"]["name"].as_str().unwrap_or("");
     let before = api.get_opt(name).await.map_err(|e| api_err(obj, &e))?;
     let after = ssa(&api, obj, force).await?;
-    Ok(match before {
+    let action = match before {
         None => "created",
         Some(b) if b.metadata.resource_version == after.metadata.resource_version => "unchanged",
         Some(_) => "configured",
-    })
+    };
+    Ok((action, after.metadata.uid))
 }
 
 async fn wait_established(
@@ -186,13 +246,46 @@ async fn wait_established(
     }
 }
 
-fn read_kinds(path: &Option<PathBuf>) -> BTreeSet<(String, String)> {
-    path.as_ref()
-        .and_then(|p| std::fs::read_to_string(p).ok())
-        .and_then(|t| serde_json::from_str::<Vec<(String, String)>>(&t).ok())
-        .unwrap_or_default()
-        .into_iter()
-        .collect()
+/// What a deploy records for the next one: the kinds it applied (to prune kinds that left)
+/// and the images it deployed (so `registry gc` keeps them).
+#[derive(Debug, Default, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeployRecord {
+    /// (apiVersion, kind)
+    pub kinds: Vec<(String, String)>,
+    #[serde(default)]
+    pub images: Vec<String>,
+}
+
+fn state_err(e: ktwin_config::state::StateError) -> KubeError {
+    KubeError::State {
+        help: e.help(),
+        message: e.to_string(),
+    }
+}
+
+/// Every image a pod template of `objs` runs.
+fn images_of(objs: &[Value]) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for o in objs {
+        let Some(ptr) = ktwin_manifest::doc::pod_spec_pointer(o["kind"].as_str().unwrap_or(""))
+        else {
+            continue;
+        };
+        for list in ktwin_manifest::doc::CONTAINER_LISTS {
+            for c in o
+                .pointer(&format!("{ptr}/{list}"))
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(i) = c["image"].as_str() {
+                    out.insert(i.to_string());
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Deploy rendered documents. Errors stop at the first failing object.
@@ -201,46 +294,30 @@ pub async fn deploy(
     docs: &[Value],
     o: &Options<'_>,
 ) -> Result<Report, KubeError> {
-    let objs = prepare(docs, o.project, o.env);
+    let previous: DeployRecord = match &o.state_file {
+        Some(p) => ktwin_config::state::read_json(p)
+            .map_err(state_err)?
+            .unwrap_or_default(),
+        None => DeployRecord::default(),
+    };
+    let mut objs = prepare(docs, o.project, o.env);
     let mut report = Report::default();
+    let mut applied_uids = BTreeSet::new();
 
-    // Namespaces the objects need and the render does not declare.
-    let declared: BTreeSet<&str> = objs
+    // Namespaces and CRDs first (both cluster-scoped); then the rest is discovered again.
+    let split = objs
         .iter()
-        .filter(|d| d["kind"] == "Namespace")
-        .filter_map(|d| d["metadata"]["name"].as_str())
-        .collect();
-    let needed: BTreeSet<&str> = objs
-        .iter()
-        .filter_map(|d| d["metadata"]["namespace"].as_str())
-        .filter(|n| !declared.contains(n))
-        .collect();
-    for ns in needed {
-        let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns,
-            "labels": {LABEL_MANAGED_BY: "ktwin", LABEL_PROJECT: o.project, LABEL_ENV: o.env}}});
-        let api = disc.api_for(&obj).await?;
-        if api
-            .get_opt(ns)
-            .await
-            .map_err(|e| api_err(&obj, &e))?
-            .is_none()
-        {
-            ssa(&api, &obj, false).await?;
-            (o.say)(&format!("namespace/{ns}: created"));
-            report.namespaces_created.push(ns.to_string());
-        }
-    }
-
-    // Namespaces and CRDs first; then the rest is discovered again.
-    let (first, rest): (Vec<&Value>, Vec<&Value>) = objs
-        .iter()
-        .partition(|d| rank(d["kind"].as_str().unwrap_or("")) <= 1);
+        .position(|d| rank(d["kind"].as_str().unwrap_or("")) > 1)
+        .unwrap_or(objs.len());
     let mut crds = Vec::new();
-    for obj in &first {
-        let action = apply_one(disc, obj, o.force_conflicts).await?;
+    for obj in objs[..split].iter_mut() {
+        let (_, caps) = disc.resolve_obj(obj).await?;
+        normalize_namespace(obj, &caps.scope);
+        let (action, uid) = apply_one(disc, obj, o.force_conflicts).await?;
+        applied_uids.extend(uid);
         say_applied(o, obj, action, &mut report);
         if obj["kind"] == "CustomResourceDefinition" {
-            crds.push(*obj);
+            crds.push(obj.clone());
         }
     }
     for crd in &crds {
@@ -249,8 +326,43 @@ pub async fn deploy(
     if !crds.is_empty() {
         disc.forget();
     }
-    for obj in &rest {
-        let action = apply_one(disc, obj, o.force_conflicts).await?;
+    // Every other object's kind resolved (a kind the server does not serve is an error
+    // before anything else is written) and its namespace made the one the server will use.
+    for obj in objs[split..].iter_mut() {
+        let (_, caps) = disc.resolve_obj(obj).await?;
+        normalize_namespace(obj, &caps.scope);
+    }
+
+    // Namespaces the objects need and the render does not declare.
+    let declared: BTreeSet<String> = objs[..split]
+        .iter()
+        .filter(|d| d["kind"] == "Namespace")
+        .filter_map(|d| d["metadata"]["name"].as_str().map(str::to_string))
+        .collect();
+    let needed: BTreeSet<String> = objs[split..]
+        .iter()
+        .filter_map(|d| d["metadata"]["namespace"].as_str().map(str::to_string))
+        .filter(|n| !declared.contains(n))
+        .collect();
+    for ns in needed {
+        let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns,
+            "labels": {LABEL_MANAGED_BY: "ktwin", LABEL_PROJECT: o.project, LABEL_ENV: o.env}}});
+        let api = disc.api_for(&obj).await?;
+        if api
+            .get_opt(&ns)
+            .await
+            .map_err(|e| api_err(&obj, &e))?
+            .is_none()
+        {
+            ssa(&api, &obj, false).await?;
+            (o.say)(&format!("namespace/{ns}: created"));
+            report.namespaces_created.push(ns);
+        }
+    }
+
+    for obj in &objs[split..] {
+        let (action, uid) = apply_one(disc, obj, o.force_conflicts).await?;
+        applied_uids.extend(uid);
         say_applied(o, obj, action, &mut report);
     }
 
@@ -264,22 +376,24 @@ pub async fn deploy(
         })
         .collect();
     if o.prune {
-        let mut kinds = read_kinds(&o.state_file);
-        kinds.extend(kinds_now.iter().cloned());
+        let mut kinds: Vec<(String, String)> = kinds_now.iter().cloned().collect();
+        kinds.extend(previous.kinds.iter().cloned());
         kinds.extend(
             PRUNE_KINDS
                 .iter()
                 .map(|(a, k)| (a.to_string(), k.to_string())),
         );
-        let desired: BTreeSet<_> = objs.iter().map(key).collect();
-        report.pruned = prune(disc, &kinds, &desired, o).await?;
+        let desired: BTreeSet<Identity> = objs.iter().map(identity).collect();
+        let (pruned, kept) = prune(disc, &kinds, &desired, &applied_uids, o).await?;
+        report.pruned = pruned;
+        report.kept = kept;
     }
     if let Some(p) = &o.state_file {
-        if let Some(dir) = p.parent() {
-            let _ = std::fs::create_dir_all(dir);
-        }
-        let kinds: Vec<_> = kinds_now.into_iter().collect();
-        let _ = std::fs::write(p, serde_json::to_string(&kinds).unwrap_or_default());
+        let record = DeployRecord {
+            kinds: kinds_now.into_iter().collect(),
+            images: images_of(&objs).into_iter().collect(),
+        };
+        ktwin_config::state::write_json(p, &record).map_err(state_err)?;
     }
 
     let workloads: Vec<&Value> = objs
@@ -300,20 +414,57 @@ fn say_applied(o: &Options, obj: &Value, action: &'static str, report: &mut Repo
     });
 }
 
+/// One object prune will delete: found by its labels, examined, and deleted only while its
+/// uid is still the one examined.
+struct Doomed {
+    api: Api<DynamicObject>,
+    name: String,
+    uid: Option<String>,
+    label: String,
+}
+
+/// Delete what this project and environment applied before and the render no longer has.
+/// The candidates are this run's labels on the server; of those, never deleted: an object
+/// whose identity (group, kind, namespace, name) was rendered now, whatever its version; one
+/// whose uid an apply of this run returned; one with an ownerReference (a controller made
+/// it, and may have copied the labels from its parent); one whose managedFields show no
+/// server-side apply by `ktwin`; Namespaces and CRDs; and claims and volumes unless
+/// `prune_volumes`.
 async fn prune(
     disc: &mut Discovery,
-    kinds: &BTreeSet<(String, String)>,
-    desired: &BTreeSet<(String, String, String, String)>,
+    kinds: &[(String, String)],
+    desired: &BTreeSet<Identity>,
+    applied_uids: &BTreeSet<String>,
     o: &Options<'_>,
-) -> Result<Vec<String>, KubeError> {
-    let mut pruned = Vec::new();
-    let lp = ListParams::default().labels(&own_selector(o.project, o.env));
+) -> Result<(Vec<String>, Vec<Kept>), KubeError> {
+    // One listing per (group, kind): a kind served under several versions is one storage.
+    let mut by_kind: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
     for (av, kind) in kinds {
+        let (group, _) = crate::group_version(av);
+        let versions = by_kind
+            .entry((group.to_string(), kind.clone()))
+            .or_default();
+        if !versions.contains(av) {
+            versions.push(av.clone());
+        }
+    }
+    let lp = ListParams::default().labels(&own_selector(o.project, o.env));
+    let mut doomed: Vec<Doomed> = Vec::new();
+    let mut kept = Vec::new();
+    let mut seen_uids = BTreeSet::new();
+    for ((group, kind), versions) in &by_kind {
         if NEVER_PRUNED.contains(&kind.as_str()) {
             continue;
         }
-        // A kind the server no longer serves has nothing left to prune.
-        let Ok((ar, caps)) = disc.resolve(av, kind).await else {
+        // The first version the server still serves; none: nothing left to prune.
+        let mut resolved = None;
+        for av in versions {
+            if let Ok(r) = disc.resolve(av, kind).await {
+                resolved = Some(r);
+                break;
+            }
+        }
+        let Some((ar, caps)) = resolved else {
             continue;
         };
         let list = disc
@@ -323,35 +474,83 @@ async fn prune(
             .map_err(|e| crate::api_err(format!("{kind} list"), &e))?;
         for item in list.items {
             let mut v = serde_json::to_value(&item).unwrap_or_default();
-            v["apiVersion"] = json!(av);
+            v["apiVersion"] = json!(ar.api_version);
             v["kind"] = json!(kind);
-            // The selector decides, and the labels are checked again before deleting.
+            let uid = v["metadata"]["uid"].as_str().map(str::to_string);
+            let id = identity(&v);
+            debug_assert_eq!(&id.0, group);
             let l = &v["metadata"]["labels"];
-            if l[LABEL_MANAGED_BY] != "ktwin"
-                || l[LABEL_PROJECT] != o.project
-                || l[LABEL_ENV] != o.env
+            let ours = l[LABEL_MANAGED_BY] == "ktwin"
+                && l[LABEL_PROJECT] == o.project
+                && l[LABEL_ENV] == o.env;
+            let owned = v["metadata"]["ownerReferences"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty());
+            if !ours
+                || desired.contains(&id)
+                || uid.as_ref().is_some_and(|u| applied_uids.contains(u))
+                || owned
+                || !applied_by_ktwin(&v)
+                || uid.as_ref().is_some_and(|u| !seen_uids.insert(u.clone()))
             {
                 continue;
             }
-            if desired.contains(&key(&v)) {
+            if VOLUME_KINDS.contains(&kind.as_str()) && !o.prune_volumes {
+                (o.say)(&format!(
+                    "{}: kept (volume; --prune-volumes deletes it and its data)",
+                    describe(&v)
+                ));
+                kept.push(Kept {
+                    object: describe(&v),
+                    reason: "volume",
+                });
                 continue;
             }
-            let api = disc.api(&ar, &caps, v["metadata"]["namespace"].as_str());
-            let name = v["metadata"]["name"].as_str().unwrap_or("").to_string();
-            let dp = DeleteParams {
-                propagation_policy: Some(PropagationPolicy::Background),
-                ..Default::default()
-            };
-            match api.delete(&name, &dp).await {
-                Ok(_) => {}
-                Err(e) if crate::is_not_found(&e) => {}
-                Err(e) => return Err(api_err(&v, &e)),
-            }
-            (o.say)(&format!("{}: pruned", describe(&v)));
-            pruned.push(describe(&v));
+            doomed.push(Doomed {
+                api: disc.api(&ar, &caps, v["metadata"]["namespace"].as_str()),
+                name: id.3.clone(),
+                uid,
+                label: describe(&v),
+            });
         }
     }
-    Ok(pruned)
+    if o.announce_prune && !doomed.is_empty() {
+        (o.say)(&format!(
+            "pruning {} object(s) no longer rendered:",
+            doomed.len()
+        ));
+        for d in &doomed {
+            (o.say)(&format!("  - {}", d.label));
+        }
+    }
+    let mut pruned = Vec::new();
+    for d in doomed {
+        let dp = DeleteParams {
+            propagation_policy: Some(PropagationPolicy::Background),
+            preconditions: d.uid.clone().map(|uid| kube::api::Preconditions {
+                uid: Some(uid),
+                resource_version: None,
+            }),
+            ..Default::default()
+        };
+        match d.api.delete(&d.name, &dp).await {
+            Ok(_) => {}
+            Err(e) if crate::is_not_found(&e) => {}
+            // The uid precondition failed: it was deleted and made again since it was
+            // listed, so it is not the object examined.
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                (o.say)(&format!(
+                    "{}: not pruned (it was recreated meanwhile)",
+                    d.label
+                ));
+                continue;
+            }
+            Err(e) => return Err(crate::api_err(d.label, &e)),
+        }
+        (o.say)(&format!("{}: pruned", d.label));
+        pruned.push(d.label);
+    }
+    Ok((pruned, kept))
 }
 
 /// Wait for every workload the way `kubectl rollout status` does, one progress line per

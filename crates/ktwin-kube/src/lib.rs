@@ -50,6 +50,8 @@ pub enum KubeError {
     },
     #[error("no workload named `{0}` in the rendered environment")]
     NoWorkload(String),
+    #[error("{message}")]
+    State { message: String, help: String },
 }
 
 impl KubeError {
@@ -69,6 +71,7 @@ impl KubeError {
             ),
             KubeError::Stuck { lines, .. } => Some(lines.join("\n")),
             KubeError::NoWorkload(_) => Some("`ktwin render` lists the rendered objects".into()),
+            KubeError::State { help, .. } => Some(help.clone()),
             _ => None,
         }
     }
@@ -227,14 +230,14 @@ impl Discovery {
             .ok_or_else(|| not_served(api_version, kind))
     }
 
-    /// The API serving `obj` (its kind resolved, its namespace or `default`).
-    pub async fn api_for(
+    /// `obj`'s kind resolved, or the error naming the object.
+    pub async fn resolve_obj(
         &mut self,
         obj: &serde_json::Value,
-    ) -> Result<Api<DynamicObject>, KubeError> {
+    ) -> Result<(ApiResource, ApiCapabilities), KubeError> {
         let av = obj["apiVersion"].as_str().unwrap_or("");
         let kind = obj["kind"].as_str().unwrap_or("");
-        let (ar, caps) = self.resolve(av, kind).await.map_err(|e| {
+        self.resolve(av, kind).await.map_err(|e| {
             if is_not_found(&e) {
                 KubeError::NotServed {
                     object: describe(obj),
@@ -244,7 +247,15 @@ impl Discovery {
             } else {
                 api_err(describe(obj), &e)
             }
-        })?;
+        })
+    }
+
+    /// The API serving `obj` (its kind resolved, its namespace or `default`).
+    pub async fn api_for(
+        &mut self,
+        obj: &serde_json::Value,
+    ) -> Result<Api<DynamicObject>, KubeError> {
+        let (ar, caps) = self.resolve_obj(obj).await?;
         Ok(self.api(&ar, &caps, obj["metadata"]["namespace"].as_str()))
     }
 

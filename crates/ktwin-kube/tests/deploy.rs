@@ -30,22 +30,37 @@ impl Twin {
         force: bool,
         timeout: Duration,
     ) -> (Result<Report, KubeError>, Vec<String>) {
+        self.deploy_tweaked(docs, env, prune, force, timeout, |_| {})
+    }
+
+    fn deploy_tweaked(
+        &self,
+        docs: &[Value],
+        env: &str,
+        prune: bool,
+        force: bool,
+        timeout: Duration,
+        tweak: impl FnOnce(&mut Options),
+    ) -> (Result<Report, KubeError>, Vec<String>) {
         let said = RefCell::new(Vec::new());
         let say = |s: &str| said.borrow_mut().push(s.to_string());
         let state = self.dir.path().join(format!("state-{env}.json"));
         let r = block_on(async {
             let client = connect_file(&self.dir.path().join("kubeconfig"), "k3d-swarm").await?;
             let mut disc = Discovery::new(client);
-            let o = Options {
+            let mut o = Options {
                 project: "swarm",
                 env,
                 prune,
+                prune_volumes: false,
+                announce_prune: env != "local",
                 force_conflicts: force,
                 timeout,
                 registry_prefix: Some("localhost:5001/".into()),
                 state_file: Some(state),
                 say: &say,
             };
+            tweak(&mut o);
             deploy(&mut disc, docs, &o).await
         });
         (r, said.into_inner())
@@ -392,4 +407,231 @@ deployment/worker (shop): 0 of 1 updated replicas available
         said.contains(&"deployment/web (shop): 0 of 2 updated replicas available".to_string()),
         "{said:?}"
     );
+}
+
+// ---- prune by identity (each of these deleted what it had just applied, or what ktwin never
+// applied, before prune compared identities) ------------------------------------------------
+
+fn deletes(t: &Twin) -> Vec<String> {
+    t.api
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "DELETE")
+        .map(|r| r.path)
+        .collect()
+}
+
+#[test]
+fn namespace_less_objects_are_not_pruned_by_their_own_deploy() {
+    let t = Twin::new();
+    t.api.controller(healthy_workloads);
+    let docs = vec![
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "app-config"},
+            "data": {"A": "1"}}),
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+            "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}}),
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "app-secrets"},
+            "type": "Opaque", "data": {"K": "dg=="}}),
+        json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}),
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "app", "image": "nginx:1.27"}]}}}}),
+    ];
+    for round in 0..2 {
+        let (r, said) = t.deploy(&docs);
+        let r = r.unwrap_or_else(|e| panic!("round {round}: {e}: {said:?}"));
+        assert!(r.pruned.is_empty(), "round {round}: {:?}", r.pruned);
+    }
+    assert_eq!(deletes(&t), Vec::<String>::new(), "DELETEs on the wire");
+    for (av, kind, name) in [
+        ("v1", "ConfigMap", "app-config"),
+        ("v1", "Service", "web"),
+        ("v1", "Secret", "app-secrets"),
+        ("v1", "PersistentVolumeClaim", "data"),
+        ("apps/v1", "Deployment", "web"),
+    ] {
+        assert!(
+            t.api.get(av, kind, "default", name).is_some(),
+            "{kind}/{name}"
+        );
+    }
+}
+
+#[test]
+fn an_api_version_change_is_not_a_prune() {
+    let t = Twin::new();
+    let hpa = |av: &str| {
+        json!({"apiVersion": av, "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                "minReplicas": 1, "maxReplicas": 3}})
+    };
+    t.deploy(&[hpa("autoscaling/v1")]).0.expect("v1");
+    let (r, _) = t.deploy(&[hpa("autoscaling/v2")]);
+    assert!(r.expect("v2").pruned.is_empty());
+    assert!(t
+        .api
+        .get("autoscaling/v2", "HorizontalPodAutoscaler", "shop", "web")
+        .is_some());
+    // A CRD that now serves v1 beside v1alpha1: the custom resource moves to v1.
+    let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced",
+            "names": {"plural": "widgets", "kind": "Widget", "singular": "widget"},
+            "versions": [{"name": "v1alpha1", "served": true, "storage": false},
+                         {"name": "v1", "served": true, "storage": true}]}});
+    let widget = |av: &str| {
+        json!({"apiVersion": av, "kind": "Widget",
+            "metadata": {"name": "important", "namespace": "shop"}, "spec": {"size": 3}})
+    };
+    t.deploy(&[crd.clone(), widget("example.com/v1alpha1")])
+        .0
+        .expect("v1alpha1");
+    let (r, _) = t.deploy(&[crd, widget("example.com/v1")]);
+    assert!(r.expect("v1").pruned.is_empty());
+    assert!(t
+        .api
+        .get("example.com/v1", "Widget", "shop", "important")
+        .is_some());
+    assert!(
+        !deletes(&t).iter().any(|p| p.contains("widgets")),
+        "{:?}",
+        deletes(&t)
+    );
+}
+
+#[test]
+fn a_cluster_scoped_resource_rendered_with_a_namespace_is_not_pruned() {
+    let t = Twin::new();
+    // kustomize's `namespace:` adds one to kinds it does not know; the server drops it.
+    let docs = vec![
+        json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": "clusterissuers.example.com"},
+            "spec": {"group": "example.com", "scope": "Cluster",
+                "names": {"plural": "clusterissuers", "kind": "ClusterIssuer", "singular": "clusterissuer"},
+                "versions": [{"name": "v1", "served": true, "storage": true}]}}),
+        json!({"apiVersion": "example.com/v1", "kind": "ClusterIssuer",
+            "metadata": {"name": "letsencrypt", "namespace": "app"}, "spec": {"acme": {}}}),
+    ];
+    for _ in 0..2 {
+        let (r, said) = t.deploy(&docs);
+        assert!(r.expect("deploy").pruned.is_empty(), "{said:?}");
+    }
+    assert!(t
+        .api
+        .get("example.com/v1", "ClusterIssuer", "", "letsencrypt")
+        .is_some());
+    assert_eq!(deletes(&t), Vec::<String>::new());
+}
+
+/// An object a controller made, carrying the ktwin labels it copied from its parent.
+fn operator_made(t: &Twin, name: &str, owner: Option<Value>) {
+    let labels = json!({"app.kubernetes.io/managed-by": "ktwin",
+        "ktwin.dev/project": "swarm", "ktwin.dev/env": "local"});
+    let mut pvc = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": name, "namespace": "shop", "labels": labels},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}});
+    if let Some(o) = owner {
+        pvc["metadata"]["ownerReferences"] = json!([o]);
+    }
+    let (code, out) = t.api.request(
+        "POST",
+        "/api/v1/namespaces/shop/persistentvolumeclaims?fieldManager=widget-operator",
+        &pvc,
+    );
+    assert_eq!(code, 201, "{out}");
+}
+
+#[test]
+fn objects_ktwin_did_not_apply_are_never_pruned() {
+    let t = Twin::new();
+    t.api.controller(healthy_workloads);
+    t.deploy(&stack("localhost:5001/web:aaa")).0.expect("first");
+    let owner = json!({"apiVersion": "example.com/v1", "kind": "Widget", "name": "important",
+        "uid": "00000000-0000-4000-8000-0000000000aa", "controller": true});
+    operator_made(&t, "data-important-0", Some(owner));
+    operator_made(&t, "copied-labels", None);
+    t.api.reset_counts();
+    let (r, said) = t.deploy(&stack("localhost:5001/web:aaa"));
+    assert!(r.expect("second").pruned.is_empty(), "{said:?}");
+    assert_eq!(deletes(&t), Vec::<String>::new());
+    assert!(t
+        .api
+        .get("v1", "PersistentVolumeClaim", "shop", "data-important-0")
+        .is_some());
+    assert!(t
+        .api
+        .get("v1", "PersistentVolumeClaim", "shop", "copied-labels")
+        .is_some());
+}
+
+#[test]
+fn a_claim_dropped_from_the_render_is_kept_unless_prune_volumes() {
+    let t = Twin::new();
+    let claim = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "pgdata", "namespace": "shop"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}});
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "web-config", "namespace": "shop"}, "data": {}});
+    t.deploy(&[claim, cm.clone()]).0.expect("first");
+    t.api.reset_counts();
+    let (r, said) = t.deploy(std::slice::from_ref(&cm));
+    let r = r.expect("second");
+    assert!(r.pruned.is_empty(), "{:?}", r.pruned);
+    assert_eq!(
+        r.kept,
+        [ktwin_kube::deploy::Kept {
+            object: "persistentvolumeclaim/pgdata (shop)".into(),
+            reason: "volume"
+        }]
+    );
+    assert!(
+        said.contains(
+            &"persistentvolumeclaim/pgdata (shop): kept (volume; --prune-volumes deletes it and its data)"
+                .to_string()
+        ),
+        "{said:?}"
+    );
+    assert_eq!(deletes(&t), Vec::<String>::new());
+    assert!(t
+        .api
+        .get("v1", "PersistentVolumeClaim", "shop", "pgdata")
+        .is_some());
+    // Asked for, it goes.
+    let (r, _) = t.deploy_tweaked(&[cm], "local", true, false, Duration::from_secs(5), |o| {
+        o.prune_volumes = true
+    });
+    assert_eq!(
+        r.expect("third").pruned,
+        ["persistentvolumeclaim/pgdata (shop)"]
+    );
+    assert!(t
+        .api
+        .get("v1", "PersistentVolumeClaim", "shop", "pgdata")
+        .is_none());
+}
+
+#[test]
+fn a_remote_prune_says_the_whole_set_before_the_first_delete() {
+    let t = Twin::new();
+    let cm = |n: &str| {
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": n, "namespace": "shop"}, "data": {}})
+    };
+    let first = [cm("a"), cm("b"), cm("keep")];
+    t.deploy_with(&first, "dev", true, false, Duration::from_secs(5))
+        .0
+        .expect("first");
+    let (r, said) = t.deploy_with(&[cm("keep")], "dev", true, false, Duration::from_secs(5));
+    assert_eq!(r.expect("second").pruned.len(), 2);
+    let at = |line: &str| said.iter().position(|s| s == line).unwrap_or(usize::MAX);
+    let announce = at("pruning 2 object(s) no longer rendered:");
+    assert!(announce < at("  - configmap/a (shop)"), "{said:?}");
+    assert!(
+        at("  - configmap/b (shop)") < at("configmap/a (shop): pruned"),
+        "{said:?}"
+    );
+    assert!(at("configmap/b (shop): pruned") < usize::MAX, "{said:?}");
 }

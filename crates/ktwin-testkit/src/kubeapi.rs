@@ -7,8 +7,14 @@
 //! bumped only when something outside `metadata`/`status` changes, `resourceVersion`
 //! bumped only on a real change, get/list with equality label selectors and
 //! `metadata.name` field selectors, watch (chunked, newline-delimited events), JSON merge
-//! patch, create, delete (404 when absent) and pod logs. Controllers are played by the
-//! test through [`ApiStandIn::set`], [`ApiStandIn::put`] and [`ApiStandIn::controller`].
+//! patch, create, delete (404 when absent, 409 on a failed uid precondition) and pod logs.
+//! Where prune and apply depend on it, it follows the real API server: the namespace comes
+//! from the request path (a different body namespace is a 400; a cluster-scoped kind's body
+//! namespace is dropped), one storage is served under several versions (HPA
+//! `autoscaling/v1` and `v2`, every version of a CRD), every object gets a `uid` on create,
+//! `ownerReferences` are kept like any other field, and reads return `managedFields` (manager,
+//! operation `Apply`/`Update`, FieldsV1). Controllers are played by the test through
+//! [`ApiStandIn::set`], [`ApiStandIn::put`] and [`ApiStandIn::controller`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -63,6 +69,23 @@ fn builtin_kinds() -> Vec<Kind> {
             "persistentvolumeclaims",
             true,
         ),
+        k("", "v1", "PersistentVolume", "persistentvolumes", false),
+        // One storage served under two versions, as every current API server serves HPAs
+        // (autoscaling/v2 preferred, autoscaling/v1 still served).
+        k(
+            "autoscaling",
+            "v2",
+            "HorizontalPodAutoscaler",
+            "horizontalpodautoscalers",
+            true,
+        ),
+        k(
+            "autoscaling",
+            "v1",
+            "HorizontalPodAutoscaler",
+            "horizontalpodautoscalers",
+            true,
+        ),
         k("apps", "v1", "Deployment", "deployments", true),
         k("apps", "v1", "StatefulSet", "statefulsets", true),
         k("apps", "v1", "DaemonSet", "daemonsets", true),
@@ -109,6 +132,9 @@ struct Stored {
     value: Value,
     /// Field manager → the leaf paths it owns.
     managers: BTreeMap<String, BTreeSet<Path_>>,
+    /// Field manager → the operation it last wrote with (`Apply` or `Update`), as the API
+    /// server records it in `metadata.managedFields`.
+    ops: BTreeMap<String, &'static str>,
 }
 
 /// One recorded request: method, path (without query) and query string.
@@ -186,6 +212,8 @@ impl Store {
         let rv = self.next_rv();
         let old = self.objects.get(&key).cloned();
         let meta = obj["metadata"].as_object_mut().expect("metadata");
+        // Ownership lives beside the object; [`shown`] renders it on every read.
+        meta.remove("managedFields");
         meta.insert("resourceVersion".into(), json!(rv.to_string()));
         if !meta.contains_key("generation") {
             let g = old
@@ -194,13 +222,12 @@ impl Store {
                 .unwrap_or(1);
             meta.insert("generation".into(), json!(g));
         }
-        meta.entry("uid")
-            .or_insert_with(|| json!(format!("uid-{rv}")));
+        meta.entry("uid").or_insert_with(|| json!(uid(rv)));
         meta.entry("creationTimestamp")
             .or_insert_with(|| json!("2026-01-01T00:00:00Z"));
         let typ = if old.is_some() { "MODIFIED" } else { "ADDED" };
         self.bump(&key.0, typ, &obj);
-        let managers = old.map(|o| o.managers).unwrap_or_default();
+        let (managers, ops) = old.map(|o| (o.managers, o.ops)).unwrap_or_default();
         if typ == "ADDED" && kind.kind == "CustomResourceDefinition" {
             self.establish(&obj);
         }
@@ -209,6 +236,7 @@ impl Store {
             Stored {
                 value: obj,
                 managers,
+                ops,
             },
         );
     }
@@ -236,7 +264,7 @@ impl Store {
         let k = self.kind_of(api_version, kind)?;
         self.objects
             .get(&(res_key(&k), ns.to_string(), name.to_string()))
-            .map(|s| s.value.clone())
+            .map(|s| shown(&k, s))
     }
 
     /// Every stored object of a kind, in key order.
@@ -248,7 +276,7 @@ impl Store {
         self.objects
             .iter()
             .filter(|((r, _, _), _)| *r == key)
-            .map(|(_, s)| s.value.clone())
+            .map(|(_, s)| shown(&k, s))
             .collect()
     }
 
@@ -259,6 +287,7 @@ impl Store {
         let s = self.objects.get_mut(&key).expect("object");
         let paths = owned_paths(&s.value);
         s.managers.insert(manager.to_string(), paths);
+        s.ops.insert(manager.to_string(), "Update");
     }
 
     pub fn delete(&mut self, api_version: &str, kind: &str, ns: &str, name: &str) -> bool {
@@ -426,6 +455,43 @@ impl ApiStandIn {
             s.writes = 0;
             s.requests.clear();
         })
+    }
+
+    /// A client request over HTTP, as another tool would send it (e.g. an operator creating
+    /// an object with its own field manager). Returns the status code and the JSON body.
+    pub fn request(&self, method: &str, path: &str, body: &Value) -> (u16, Value) {
+        let body = serde_json::to_vec(body).expect("json");
+        let mut c = TcpStream::connect(("127.0.0.1", self.port)).expect("connect the stand-in");
+        write!(
+            c,
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .and_then(|_| c.write_all(&body))
+        .expect("send");
+        let mut r = BufReader::new(c);
+        let mut line = String::new();
+        let _ = r.read_line(&mut line);
+        let code = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let mut len = 0;
+        loop {
+            line.clear();
+            if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                break;
+            }
+            if let Some((k, v)) = line.split_once(':') {
+                if k.eq_ignore_ascii_case("content-length") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+        }
+        let mut out = vec![0; len];
+        let _ = r.read_exact(&mut out);
+        (code, serde_json::from_slice(&out).unwrap_or(Value::Null))
     }
 
     /// Stop playing every controller registered so far (the test plays them by hand).
@@ -600,13 +666,87 @@ fn status(code: u16, reason: &str, message: &str, causes: Value) -> (u16, Value)
     )
 }
 
+/// The namespace rule of the API server, for a body sent to a resource URL.
+///
+/// Real behaviour (k8s.io/apiserver `pkg/endpoints/handlers/rest.go` `checkName` and
+/// `pkg/registry/rest/meta.go` `EnsureObjectNamespaceMatchesRequestNamespace`): the namespace
+/// comes from the request path; a body namespace that differs from it is a 400; a body
+/// without one gets the path's; for a cluster-scoped kind any body namespace is cleared.
+fn namespace_rule(kind: &Kind, path_ns: &str, body: &mut Value) -> Result<(), (u16, Value)> {
+    let body_ns = body["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    if !kind.namespaced {
+        if let Some(m) = body["metadata"].as_object_mut() {
+            m.remove("namespace");
+        }
+        return Ok(());
+    }
+    if !body_ns.is_empty() && body_ns != path_ns {
+        return Err(status(
+            400,
+            "BadRequest",
+            &format!(
+                "the namespace of the object ({body_ns}) does not match the namespace on the request ({path_ns})"
+            ),
+            json!([]),
+        ));
+    }
+    if body["metadata"].is_object() {
+        body["metadata"]["namespace"] = json!(path_ns);
+    }
+    Ok(())
+}
+
+/// `metadata.managedFields` as the API server returns it: one entry per manager with the
+/// fields it owns in the FieldsV1 form (`f:<field>` keys), the operation it last used, and
+/// the apiVersion it wrote with.
+fn managed_fields(kind: &Kind, s: &Stored) -> Value {
+    let mut entries = Vec::new();
+    for (m, paths) in &s.managers {
+        if paths.is_empty() {
+            continue;
+        }
+        let mut tree = json!({});
+        for p in paths {
+            let mut cur = &mut tree;
+            for k in p {
+                cur = cur
+                    .as_object_mut()
+                    .expect("object")
+                    .entry(format!("f:{k}"))
+                    .or_insert_with(|| json!({}));
+            }
+        }
+        entries.push(
+            json!({"manager": m, "operation": s.ops.get(m).copied().unwrap_or("Update"),
+            "apiVersion": kind.api_version(), "time": "2026-01-01T00:00:00Z",
+            "fieldsType": "FieldsV1", "fieldsV1": tree}),
+        );
+    }
+    Value::Array(entries)
+}
+
+/// An object as a client reading it through `kind`'s version sees it: that apiVersion (one
+/// storage is served under every version of the kind, as the API server converts on read;
+/// the stand-in converts nothing but the apiVersion) and its managedFields.
+fn shown(kind: &Kind, s: &Stored) -> Value {
+    let mut v = s.value.clone();
+    v["apiVersion"] = json!(kind.api_version());
+    if v["metadata"].is_object() {
+        v["metadata"]["managedFields"] = managed_fields(kind, s);
+    }
+    v
+}
+
 /// Server-side apply of `applied` by `manager`.
 fn apply(
     store: &mut Store,
     kind: &Kind,
     ns: &str,
     name: &str,
-    applied: Value,
+    mut applied: Value,
     manager: &str,
     force: bool,
 ) -> (u16, Value) {
@@ -618,18 +758,21 @@ fn apply(
             json!([]),
         );
     }
+    if let Err(e) = namespace_rule(kind, ns, &mut applied) {
+        return e;
+    }
     let key = (res_key(kind), ns.to_string(), name.to_string());
     let paths = owned_paths(&applied);
     let existing = store.objects.get(&key).cloned();
-    let (mut new, mut managers, created) = match existing.clone() {
-        Some(s) => (s.value, s.managers, false),
+    let (mut new, mut managers, mut ops, created) = match existing.clone() {
+        Some(s) => (s.value, s.managers, s.ops, false),
         None => {
             let mut v = json!({"apiVersion": kind.api_version(), "kind": kind.kind,
                 "metadata": {"name": name}});
             if kind.namespaced {
                 v["metadata"]["namespace"] = json!(ns);
             }
-            (v, BTreeMap::new(), true)
+            (v, BTreeMap::new(), BTreeMap::new(), true)
         }
     };
     let mut conflicts = Vec::new();
@@ -679,6 +822,7 @@ fn apply(
         set_at(&mut new, p, at(&applied, p).cloned().unwrap_or(Value::Null));
     }
     managers.insert(manager.to_string(), paths);
+    ops.insert(manager.to_string(), "Apply");
     let changed = created || strip_server_fields(&before) != strip_server_fields(&new);
     if changed {
         let rv = store.next_rv();
@@ -691,8 +835,7 @@ fn apply(
         let meta = new["metadata"].as_object_mut().expect("metadata");
         meta.insert("resourceVersion".into(), json!(rv.to_string()));
         meta.insert("generation".into(), json!(gen));
-        meta.entry("uid")
-            .or_insert_with(|| json!(format!("uid-{rv}")));
+        meta.entry("uid").or_insert_with(|| json!(uid(rv)));
         meta.entry("creationTimestamp")
             .or_insert_with(|| json!("2026-01-01T00:00:00Z"));
         store.writes += 1;
@@ -704,14 +847,19 @@ fn apply(
             store.establish(&new);
         }
     }
-    store.objects.insert(
-        key,
-        Stored {
-            value: new.clone(),
-            managers,
-        },
-    );
-    (if created { 201 } else { 200 }, new)
+    let stored = Stored {
+        value: new,
+        managers,
+        ops,
+    };
+    let out = shown(kind, &stored);
+    store.objects.insert(key, stored);
+    (if created { 201 } else { 200 }, out)
+}
+
+/// A uid as the API server makes them (a UUID), unique per stored revision here.
+fn uid(rv: u64) -> String {
+    format!("00000000-0000-4000-8000-{rv:012}")
 }
 
 // ---- HTTP ------------------------------------------------------------------------------
@@ -1046,7 +1194,7 @@ fn route(store: &mut Store, req: &Req) -> (u16, Result<Value, String>) {
                 .filter(|((r, ns, _), _)| {
                     *r == res_key(&t.kind) && (t.ns.is_empty() || *ns == t.ns)
                 })
-                .map(|(_, s)| s.value.clone())
+                .map(|(_, s)| shown(&t.kind, s))
                 .filter(|o| {
                     selector_matches(
                         o,
@@ -1096,7 +1244,7 @@ fn route(store: &mut Store, req: &Req) -> (u16, Result<Value, String>) {
             (200, Err(text))
         }
         ("GET", Some(name), _) => match store.objects.get(&key_of(name)) {
-            Some(s) => (200, Ok(s.value.clone())),
+            Some(s) => (200, Ok(shown(&t.kind, s))),
             None => {
                 let (c, v) = not_found(name);
                 (c, Ok(v))
@@ -1146,17 +1294,19 @@ fn route(store: &mut Store, req: &Req) -> (u16, Result<Value, String>) {
                         new["metadata"]["generation"] = json!(gen + 1);
                     }
                     store.writes += 1;
-                    let managers = cur.managers;
+                    let (managers, ops) = (cur.managers, cur.ops);
                     store.put(new.clone());
                     if let Some(s) = store.objects.get_mut(&key_of(name)) {
                         s.managers = managers;
+                        s.ops = ops;
                         s.managers
-                            .entry(manager)
+                            .entry(manager.clone())
                             .or_default()
                             .extend(owned_paths(&body));
+                        s.ops.insert(manager, "Update");
                     }
                 }
-                let v = store.objects.get(&key_of(name)).map(|s| s.value.clone());
+                let v = store.objects.get(&key_of(name)).map(|s| shown(&t.kind, s));
                 (200, Ok(v.unwrap_or(Value::Null)))
             } else {
                 let (c, v) = status(
@@ -1169,8 +1319,8 @@ fn route(store: &mut Store, req: &Req) -> (u16, Result<Value, String>) {
             }
         }
         ("POST", None, _) => {
-            let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
-            let name = body["metadata"]["name"].as_str().unwrap_or("").to_string();
+            let mut obj: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+            let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
             if store.objects.contains_key(&key_of(&name)) {
                 let (c, v) = status(
                     409,
@@ -1180,19 +1330,30 @@ fn route(store: &mut Store, req: &Req) -> (u16, Result<Value, String>) {
                 );
                 return (c, Ok(v));
             }
-            let mut obj = body;
-            if t.kind.namespaced {
-                obj["metadata"]["namespace"] = json!(t.ns);
+            if let Err((c, v)) = namespace_rule(&t.kind, &t.ns, &mut obj) {
+                return (c, Ok(v));
             }
             obj["metadata"]["generation"] = json!(1);
             store.writes += 1;
+            let paths = owned_paths(&obj);
             store.put(obj);
+            // A create is an `Update` operation of the manager the client names.
+            let manager = req
+                .query
+                .get("fieldManager")
+                .cloned()
+                .unwrap_or_else(|| "unknown".into());
+            let key = key_of(&name);
+            if let Some(s) = store.objects.get_mut(&key) {
+                s.managers.insert(manager.clone(), paths);
+                s.ops.insert(manager, "Update");
+            }
             (
                 201,
                 Ok(store
                     .objects
-                    .get(&key_of(&name))
-                    .map(|s| s.value.clone())
+                    .get(&key)
+                    .map(|s| shown(&t.kind, s))
                     .unwrap_or_default()),
             )
         }
@@ -1201,9 +1362,27 @@ fn route(store: &mut Store, req: &Req) -> (u16, Result<Value, String>) {
                 let (c, v) = not_found(name);
                 return (c, Ok(v));
             };
+            // DeleteOptions.preconditions.uid: the API server refuses (409) to delete an
+            // object whose uid differs (k8s.io/apiserver storage `checkPreconditions`).
+            let opts: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+            if let Some(want) = opts["preconditions"]["uid"].as_str() {
+                let have = s.value["metadata"]["uid"].as_str().unwrap_or("");
+                if want != have {
+                    let (c, v) = status(
+                        409,
+                        "Conflict",
+                        &format!(
+                            "Operation cannot be fulfilled on {} \"{name}\": Precondition failed: UID in precondition: {want}, UID in object meta: {have}",
+                            t.kind.plural
+                        ),
+                        json!([]),
+                    );
+                    return (c, Ok(v));
+                }
+            }
             store.writes += 1;
             store.delete(&t.kind.api_version(), &t.kind.kind, &t.ns, name);
-            (200, Ok(s.value))
+            (200, Ok(shown(&t.kind, &s)))
         }
         _ => {
             let (c, v) = status(
@@ -1344,4 +1523,68 @@ fn stream_watch(w: &mut TcpStream, req: &Req, shared: &Arc<(Mutex<Inner>, Condva
     drop(inner);
     let _ = write!(w, "0\r\n\r\n");
     let _ = w.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn follows_the_api_servers_namespace_uid_and_version_rules() {
+        let api = ApiStandIn::start();
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "c", "namespace": "other"}, "data": {}});
+        let (code, body) = api.request("POST", "/api/v1/namespaces/shop/configmaps", &cm);
+        assert_eq!(code, 400, "{body}");
+        assert!(body["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not match the namespace on the request"));
+        let mut cm = cm;
+        cm["metadata"].as_object_mut().unwrap().remove("namespace");
+        let (code, made) = api.request(
+            "POST",
+            "/api/v1/namespaces/shop/configmaps?fieldManager=tool",
+            &cm,
+        );
+        assert_eq!(code, 201);
+        assert_eq!(made["metadata"]["namespace"], "shop");
+        assert_eq!(made["metadata"]["managedFields"][0]["manager"], "tool");
+        assert_eq!(made["metadata"]["managedFields"][0]["operation"], "Update");
+        let uid = made["metadata"]["uid"].as_str().unwrap().to_string();
+        let (code, _) = api.request(
+            "DELETE",
+            "/api/v1/namespaces/shop/configmaps/c",
+            &json!({"preconditions": {"uid": "someone-else"}}),
+        );
+        assert_eq!(code, 409);
+        let (code, _) = api.request(
+            "DELETE",
+            "/api/v1/namespaces/shop/configmaps/c",
+            &json!({"preconditions": {"uid": uid}}),
+        );
+        assert_eq!(code, 200);
+        // A cluster-scoped kind drops a body namespace.
+        let pv = json!({"apiVersion": "v1", "kind": "PersistentVolume",
+            "metadata": {"name": "pv1", "namespace": "shop"}, "spec": {}});
+        let (code, made) = api.request("POST", "/api/v1/persistentvolumes", &pv);
+        assert_eq!(code, 201);
+        assert!(made["metadata"].get("namespace").is_none(), "{made}");
+        // One HPA, read through both versions.
+        let hpa = json!({"apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "h"}, "spec": {"maxReplicas": 2}});
+        let (code, _) = api.request(
+            "POST",
+            "/apis/autoscaling/v1/namespaces/shop/horizontalpodautoscalers",
+            &hpa,
+        );
+        assert_eq!(code, 201);
+        let (code, v2) = api.request(
+            "GET",
+            "/apis/autoscaling/v2/namespaces/shop/horizontalpodautoscalers/h",
+            &Value::Null,
+        );
+        assert_eq!(code, 200);
+        assert_eq!(v2["apiVersion"], "autoscaling/v2");
+    }
 }

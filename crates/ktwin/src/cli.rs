@@ -404,6 +404,10 @@ pub struct DeployArgs {
     /// Keep them (default for remote environments).
     #[arg(long)]
     pub no_prune: bool,
+    /// Prune PersistentVolumeClaims and PersistentVolumes too. Without it they are kept and
+    /// reported as `kept (volume)`: with local-path, deleting a claim deletes its data.
+    #[arg(long)]
+    pub prune_volumes: bool,
     /// Take over fields another field manager owns.
     #[arg(long)]
     pub force_conflicts: bool,

@@ -113,6 +113,7 @@ pub fn up(cli: &Cli, a: &UpArgs) -> Result<u8, Failure> {
             env: LOCAL_ENV.into(),
             context,
             prune: true,
+            prune_volumes: false,
             force_conflicts: false,
             timeout: a.timeout,
         },
