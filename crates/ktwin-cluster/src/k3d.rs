@@ -104,6 +104,9 @@ impl ClusterProvider for K3d {
     fn delete_args(&self, cluster: &str) -> Vec<String> {
         vec!["cluster".into(), "delete".into(), cluster.into()]
     }
+    fn kubeconfig_args(&self, cluster: &str) -> Vec<String> {
+        vec!["kubeconfig".into(), "get".into(), cluster.into()]
+    }
     fn list_args(&self) -> Vec<String> {
         vec!["cluster".into(), "list".into(), "-o".into(), "json".into()]
     }

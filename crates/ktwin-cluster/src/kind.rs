@@ -106,6 +106,14 @@ impl ClusterProvider for Kind {
             cluster.into(),
         ]
     }
+    fn kubeconfig_args(&self, cluster: &str) -> Vec<String> {
+        vec![
+            "get".into(),
+            "kubeconfig".into(),
+            "--name".into(),
+            cluster.into(),
+        ]
+    }
     fn list_args(&self) -> Vec<String> {
         vec!["get".into(), "clusters".into()]
     }

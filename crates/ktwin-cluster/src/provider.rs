@@ -111,6 +111,10 @@ pub trait ClusterProvider {
     /// argv (without the tool) to create from a config file, delete, and list clusters.
     fn create_args(&self, project: &Project, config_path: &str) -> Vec<String>;
     fn delete_args(&self, cluster: &str) -> Vec<String>;
+    /// argv (without the tool) that prints the cluster's kubeconfig on stdout (k3d:
+    /// `kubeconfig get NAME`, https://k3d.io/stable/usage/commands/k3d_kubeconfig_get; kind:
+    /// `get kubeconfig --name NAME`). The local twin is reached only through it.
+    fn kubeconfig_args(&self, cluster: &str) -> Vec<String>;
     fn list_args(&self) -> Vec<String>;
     /// Cluster names in the output of `list_args`.
     fn parse_list(&self, output: &str) -> Vec<String>;

@@ -1,13 +1,16 @@
-//! `ktwin up` / `ktwin down` for the cluster: create it if absent, compare the spec stored at
-//! creation with the desired one (fix in place what can be, report what needs a recreate and
-//! do it only when asked), wire the registry, and check every node carries its pool's labels
-//! and taints. Every command goes through [`Exec`], which in dry-run mode prints what it
-//! would change and runs only read-only probes.
+//! `ktwin up` / `ktwin down` for the cluster, the engine and provider half: create it if
+//! absent, compare the spec stored at creation with the desired one (report what needs a
+//! recreate and do it only when asked), and wire the registry to the cluster network (and, on
+//! kind, the nodes' mirror config). The API half (the KEP-1755 ConfigMap, node labels and
+//! taints) is ktwin-kube's, reached through the guarded kubeconfig [`provider_kubeconfig`]
+//! returns. Every command goes through [`Exec`], which in dry-run mode prints what it would
+//! change and runs only read-only probes.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use ktwin_config::names::{parse_taint, NodeWant};
+use ktwin_config::names::NodeWant;
+use ktwin_config::state::StateError;
 use ktwin_config::Project;
 use ktwin_engine::engine::{Engine, EngineKind};
 use ktwin_engine::runner::{Cmd, RunError};
@@ -15,7 +18,7 @@ use serde_json::{json, Value};
 
 use crate::guard::{guard, GuardError};
 use crate::provider::{provider_for, to_yaml, ClusterProvider, VersionError};
-use crate::registry_wiring::{hosts_toml, kep1755_configmap, mirrors};
+use crate::registry_wiring::{hosts_toml, mirrors};
 
 /// The part of ktwin.yaml a cluster is created from, stored at creation.
 pub fn spec_of(p: &Project) -> Value {
@@ -125,14 +128,10 @@ pub enum UpError {
     NeedsRecreate { name: String, diffs: Vec<String> },
     #[error("cluster `{name}` exists but ktwin has no record of creating it")]
     Unmanaged { name: String },
-    #[error("cannot write {path}: {source}")]
-    State {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("after fixing, nodes still differ from their pools:\n{}", .0.join("\n"))]
-    NodesDrifted(Vec<String>),
+    #[error("refusing to delete cluster `{name}`: ktwin has no record of creating it")]
+    NotOurs { name: String, command: String },
+    #[error(transparent)]
+    State(#[from] StateError),
 }
 
 impl UpError {
@@ -140,13 +139,15 @@ impl UpError {
         match self {
             UpError::NeedsRecreate { .. } => Some("run `ktwin up --recreate` to delete and recreate the cluster (the registry and its images are kept)".into()),
             UpError::Unmanaged { .. } => Some("delete it yourself, or run `ktwin up --recreate` to replace it".into()),
+            UpError::NotOurs { command, .. } => Some(format!("if it is yours to delete, delete it by hand: `{command}`")),
             UpError::Guard(g) => Some(g.help()),
+            UpError::State(e) => Some(e.help()),
             _ => None,
         }
     }
     /// Input problems exit 2; the rest 1.
     pub fn is_input(&self) -> bool {
-        matches!(self, UpError::Guard(_))
+        matches!(self, UpError::Guard(_) | UpError::NotOurs { .. })
     }
 }
 
@@ -184,14 +185,7 @@ impl Exec<'_> {
             }
             return Ok(());
         }
-        let err = |source| UpError::State {
-            path: path.to_path_buf(),
-            source,
-        };
-        if let Some(d) = path.parent() {
-            std::fs::create_dir_all(d).map_err(err)?;
-        }
-        std::fs::write(path, content).map_err(err)
+        Ok(ktwin_config::state::write_atomic(path, content.as_bytes())?)
     }
 }
 
@@ -214,10 +208,6 @@ pub fn tool_cmd(prov: &dyn ClusterProvider, engine: &Engine, args: &[String]) ->
         c = c.env("KIND_EXPERIMENTAL_PROVIDER", "podman");
     }
     c
-}
-
-pub fn kubectl(context: &str, args: &[&str]) -> Cmd {
-    Cmd::new("kubectl").arg("--context").arg(context).args(args)
 }
 
 /// Check the provider tool is installed and new enough.
@@ -251,7 +241,27 @@ pub enum ClusterAction {
     FixedInPlace(Vec<String>),
 }
 
-/// Everything `ktwin up` does to the cluster (the registry comes before, images after).
+/// The kubeconfig the provider reports for the twin (`k3d kubeconfig get NAME`, `kind get
+/// kubeconfig --name NAME`): the only credentials the local environment is reached with.
+pub fn provider_kubeconfig(p: &Project, engine: &Engine) -> Result<String, RunError> {
+    let prov = provider_for(p.cluster.provider);
+    let out = tool_cmd(
+        prov.as_ref(),
+        engine,
+        &prov.kubeconfig_args(p.cluster_name()),
+    )
+    .run()?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The spec stored when ktwin created the cluster; `None` when there is none (a damaged file
+/// is an error, never "none").
+pub fn stored_spec(p: &Project) -> Result<Option<Value>, UpError> {
+    Ok(ktwin_config::state::read_json(&state_file(p, "spec.json"))?)
+}
+
+/// Everything `ktwin up` does to the cluster through the engine and the provider (the
+/// registry comes before; the API half, images and the deploy after).
 pub fn up_cluster(
     p: &Project,
     engine: &Engine,
@@ -259,7 +269,7 @@ pub fn up_cluster(
     recreate: bool,
     x: &Exec,
 ) -> Result<ClusterAction, UpError> {
-    let context = guard(p, ktwin_config::LOCAL_ENV, requested_context)?;
+    guard(p, ktwin_config::LOCAL_ENV, requested_context)?;
     let prov = provider_for(p.cluster.provider);
     let prov = prov.as_ref();
     check_tool(prov, engine)?;
@@ -267,13 +277,11 @@ pub fn up_cluster(
     let desired = spec_of(p);
     let spec_path = state_file(p, "spec.json");
     let config_path = state_file(p, "config.yaml");
+    let spec_text = serde_json::to_string_pretty(&desired).unwrap_or_default();
     let mut action = ClusterAction::UpToDate;
     let mut create = !exists(prov, engine, &name, x)?;
     if !create {
-        let stored: Option<Value> = std::fs::read(&spec_path)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok());
-        match stored {
+        match stored_spec(p)? {
             None if !recreate => return Err(UpError::Unmanaged { name }),
             None => {
                 x.change(
@@ -314,35 +322,20 @@ pub fn up_cluster(
                 &prov.create_args(p, &config_path.display().to_string()),
             ),
         )?;
+        // Recorded as soon as it exists: a later step that fails leaves a cluster ktwin
+        // still owns, and the next `up` resumes the wiring.
+        x.write(&spec_path, &spec_text)?;
         if action == ClusterAction::UpToDate {
             action = ClusterAction::Created;
         }
     }
-    wire_registry(p, prov, engine, &context, x)?;
-    fix_nodes(p, prov, &context, x)?;
-    x.write(
-        &spec_path,
-        &serde_json::to_string_pretty(&desired).unwrap_or_default(),
-    )?;
-    Ok(action)
-}
-
-/// Registry on the cluster network, per-node hosts.toml (kind), the KEP-1755 ConfigMap.
-fn wire_registry(
-    p: &Project,
-    prov: &dyn ClusterProvider,
-    engine: &Engine,
-    context: &str,
-    x: &Exec,
-) -> Result<(), UpError> {
     attach_registry(p, prov, engine, x)?;
     write_mirrors(p, prov, engine, x, false)?;
-    x.change(
-        "publish the registry (KEP-1755)",
-        &kubectl(context, &["apply", "-f", "-"])
-            .stdin(to_yaml(&kep1755_configmap(&p.registry)).into_bytes()),
-    )?;
-    Ok(())
+    if !create {
+        // Labels and taints changed in place are the spec from now on.
+        x.write(&spec_path, &spec_text)?;
+    }
+    Ok(action)
 }
 
 /// Whether the registry container is attached to the cluster's network (a read-only probe).
@@ -453,80 +446,6 @@ pub fn expected_nodes(p: &Project, prov: &dyn ClusterProvider) -> Vec<NodeWant> 
         .collect()
 }
 
-/// Pure: the kubectl fixes that make `nodes` (a `kubectl get nodes -o json`) match.
-pub fn node_fixes(expected: &[NodeWant], nodes: &Value) -> Vec<Vec<String>> {
-    let mut fixes = Vec::new();
-    for w in expected {
-        let node = nodes["items"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|n| n["metadata"]["name"] == w.name.as_str());
-        let Some(node) = node else {
-            continue;
-        };
-        let fix = |verb: &str, what: String| {
-            vec![
-                verb.into(),
-                "node".into(),
-                w.name.clone(),
-                what,
-                "--overwrite".into(),
-            ]
-        };
-        for (k, v) in &w.labels {
-            if node["metadata"]["labels"][k].as_str() != Some(v.as_str()) {
-                fixes.push(fix("label", format!("{k}={v}")));
-            }
-        }
-        for t in w.taints.iter().filter_map(|t| parse_taint(t).ok()) {
-            if !t.on(node) {
-                fixes.push(fix("taint", t.spec()));
-            }
-        }
-    }
-    fixes
-}
-
-fn fix_nodes(
-    p: &Project,
-    prov: &dyn ClusterProvider,
-    context: &str,
-    x: &Exec,
-) -> Result<(), UpError> {
-    let expected = expected_nodes(p, prov);
-    let get = kubectl(context, &["get", "nodes", "-o", "json"]);
-    let nodes: Value = if x.dry_run {
-        // The cluster may not exist yet; what would be checked is printed instead.
-        (x.say)(&format!(
-            "would check node labels and taints: {}",
-            get.display()
-        ));
-        return Ok(());
-    } else {
-        serde_json::from_str(&x.probe(&get)?).unwrap_or_default()
-    };
-    let missing: Vec<String> = expected
-        .iter()
-        .filter(|w| {
-            !nodes["items"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|i| i["metadata"]["name"] == w.name.as_str())
-        })
-        .map(|w| format!("  - node {} is not in the cluster", w.name))
-        .collect();
-    if !missing.is_empty() {
-        return Err(UpError::NodesDrifted(missing));
-    }
-    for f in node_fixes(&expected, &nodes) {
-        let args: Vec<&str> = f.iter().map(String::as_str).collect();
-        x.change("fix a node", &kubectl(context, &args))?;
-    }
-    Ok(())
-}
-
 /// `ktwin down`: delete the cluster (and forget its stored spec).
 pub fn down_cluster(p: &Project, engine: &Engine, x: &Exec) -> Result<bool, UpError> {
     let prov = provider_for(p.cluster.provider);
@@ -535,6 +454,14 @@ pub fn down_cluster(p: &Project, engine: &Engine, x: &Exec) -> Result<bool, UpEr
     let name = p.cluster_name().to_string();
     if !exists(prov, engine, &name, x)? {
         return Ok(false);
+    }
+    // The same rule as `up`: a cluster ktwin did not create is not ktwin's to delete.
+    if stored_spec(p)?.is_none() {
+        let argv = prov.delete_args(&name);
+        return Err(UpError::NotOurs {
+            name,
+            command: format!("{} {}", prov.tool(), argv.join(" ")),
+        });
     }
     x.change(
         "delete the cluster",
@@ -550,7 +477,6 @@ pub fn down_cluster(p: &Project, engine: &Engine, x: &Exec) -> Result<bool, UpEr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ktwin_config::Provider;
 
     fn project(extra: &str) -> Project {
         let text = format!("apiVersion: ktwin.dev/v1alpha1\nkind: Project\nname: shop\n{extra}");
@@ -577,39 +503,5 @@ mod tests {
             "{POOLS}  ports: [{{hostPort: 8080, nodePort: 30080}}]\n"
         )));
         assert!(drift(&a, &ports).recreate[0].starts_with("ports:"));
-    }
-
-    #[test]
-    fn node_fixes_add_only_what_is_missing() {
-        let p = project(POOLS);
-        let prov = provider_for(Provider::K3d);
-        let expected = expected_nodes(&p, prov.as_ref());
-        assert_eq!(expected.len(), 3, "one server, two agents");
-        let nodes = json!({"items": [
-            {"metadata": {"name": "k3d-shop-server-0", "labels": {}}, "spec": {}},
-            {"metadata": {"name": "k3d-shop-agent-0", "labels": {"pool": "web"}},
-             "spec": {"taints": [{"key": "dedicated", "value": "web", "effect": "NoSchedule"}]}},
-            {"metadata": {"name": "k3d-shop-agent-1", "labels": {"pool": "old"}}, "spec": {}},
-        ]});
-        let fixes = node_fixes(&expected, &nodes);
-        assert_eq!(
-            fixes,
-            vec![
-                vec![
-                    "label",
-                    "node",
-                    "k3d-shop-agent-1",
-                    "pool=web",
-                    "--overwrite"
-                ],
-                vec![
-                    "taint",
-                    "node",
-                    "k3d-shop-agent-1",
-                    "dedicated=web:NoSchedule",
-                    "--overwrite"
-                ],
-            ]
-        );
     }
 }

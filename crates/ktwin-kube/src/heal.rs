@@ -112,40 +112,57 @@ pub fn stuck_pod(pod: &Value, now_secs: i64) -> Option<String> {
     None
 }
 
-/// Detect and fix; returns what was (or, on a dry run, would be) done.
-pub async fn heal_api(client: &kube::Client, o: &Options<'_>) -> Result<Vec<String>, KubeError> {
-    let mut done = Vec::new();
-    let mut act = |s: String| {
-        (o.say)(&if o.dry_run {
+/// Says each fix as it is made (or, on a dry run, would be) and keeps the list.
+struct Fixes<'a> {
+    dry_run: bool,
+    say: &'a dyn Fn(&str),
+    done: Vec<String>,
+}
+
+impl Fixes<'_> {
+    fn act(&mut self, s: String) {
+        (self.say)(&if self.dry_run {
             format!("would fix: {s}")
         } else {
             s.clone()
         });
-        done.push(s);
-    };
+        self.done.push(s);
+    }
+}
 
-    // KEP-1755 ConfigMap.
-    let ns = o.configmap["metadata"]["namespace"]
+/// The KEP-1755 ConfigMap, written when missing or different. `up` and `heal` both call it.
+pub async fn ensure_registry_hosting(
+    client: &kube::Client,
+    configmap: &Value,
+    dry_run: bool,
+    say: &dyn Fn(&str),
+) -> Result<Vec<String>, KubeError> {
+    let mut f = Fixes {
+        dry_run,
+        say,
+        done: vec![],
+    };
+    let ns = configmap["metadata"]["namespace"]
         .as_str()
         .unwrap_or("kube-public");
-    let name = o.configmap["metadata"]["name"]
+    let name = configmap["metadata"]["name"]
         .as_str()
         .unwrap_or("local-registry-hosting");
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
     let current = cms.get_opt(name).await.map_err(|e| op(e, "configmap"))?;
-    let want_data = &o.configmap["data"];
+    let want_data = &configmap["data"];
     let have = current.map(|c| serde_json::to_value(c.data).unwrap_or_default());
     if have.as_ref() != Some(want_data) {
-        if !o.dry_run {
+        if !dry_run {
             cms.patch(
                 name,
                 &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(&o.configmap),
+                &Patch::Apply(configmap),
             )
             .await
             .map_err(|e| op(e, "configmap"))?;
         }
-        act(format!(
+        f.act(format!(
             "configmap {ns}/{name}: {} (KEP-1755 registry hosting)",
             if have.is_none() {
                 "written"
@@ -154,19 +171,42 @@ pub async fn heal_api(client: &kube::Client, o: &Options<'_>) -> Result<Vec<Stri
             }
         ));
     }
+    Ok(f.done)
+}
 
-    // Nodes.
+/// What [`ensure_nodes`] did, and the nodes it expected and did not find.
+#[derive(Debug, Default)]
+pub struct NodesFixed {
+    pub fixed: Vec<String>,
+    pub missing: Vec<String>,
+}
+
+/// Every node uncordoned, carrying its pool's labels and taints (and, on a single-node
+/// twin, without the control-plane NoSchedule taint). `up` and `heal` both call it.
+pub async fn ensure_nodes(
+    client: &kube::Client,
+    wants: &[NodeWant],
+    single_node: bool,
+    dry_run: bool,
+    say: &dyn Fn(&str),
+) -> Result<NodesFixed, KubeError> {
+    let mut f = Fixes {
+        dry_run,
+        say,
+        done: vec![],
+    };
     let nodes: Api<Node> = Api::all(client.clone());
     let list = nodes
         .list(&ListParams::default())
         .await
         .map_err(|e| op(e, "nodes"))?;
+    let mut seen = Vec::new();
     for n in &list.items {
         let v = serde_json::to_value(n).unwrap_or_default();
         let name = v["metadata"]["name"].as_str().unwrap_or("").to_string();
-        let want = o.nodes.iter().find(|w| w.name == name);
-        if let Some((patch, said)) = node_patch(want, &v, o.single_node) {
-            if !o.dry_run {
+        let want = wants.iter().find(|w| w.name == name);
+        if let Some((patch, said)) = node_patch(want, &v, single_node) {
+            if !dry_run {
                 nodes
                     .patch(
                         &name,
@@ -177,10 +217,35 @@ pub async fn heal_api(client: &kube::Client, o: &Options<'_>) -> Result<Vec<Stri
                     .map_err(|e| op(e, &format!("node {name}")))?;
             }
             for s in said {
-                act(s);
+                f.act(s);
             }
         }
+        seen.push(name);
     }
+    let missing = wants
+        .iter()
+        .filter(|w| !seen.contains(&w.name))
+        .map(|w| w.name.clone())
+        .collect();
+    Ok(NodesFixed {
+        fixed: f.done,
+        missing,
+    })
+}
+
+/// Detect and fix; returns what was (or, on a dry run, would be) done.
+pub async fn heal_api(client: &kube::Client, o: &Options<'_>) -> Result<Vec<String>, KubeError> {
+    let mut done = ensure_registry_hosting(client, &o.configmap, o.dry_run, o.say).await?;
+    done.extend(
+        ensure_nodes(client, o.nodes, o.single_node, o.dry_run, o.say)
+            .await?
+            .fixed,
+    );
+    let mut f = Fixes {
+        dry_run: o.dry_run,
+        say: o.say,
+        done,
+    };
 
     // Pods left behind by a restarted node.
     let pods: Api<Pod> = Api::all(client.clone());
@@ -206,10 +271,10 @@ pub async fn heal_api(client: &kube::Client, o: &Options<'_>) -> Result<Vec<Stri
                     Err(e) => return Err(op(e, &format!("pod {name}"))),
                 }
             }
-            act(format!("{why}: deleted (its controller recreates it)"));
+            f.act(format!("{why}: deleted (its controller recreates it)"));
         }
     }
-    Ok(done)
+    Ok(f.done)
 }
 
 #[cfg(test)]

@@ -1,8 +1,9 @@
 //! Kubernetes API effects on kube-rs: server-side apply, prune, rollout wait, status, heal,
-//! logs and restarts. Every entry point takes a client made by [`connect`] for a context the
-//! caller has already passed through the context guard.
+//! logs and restarts. Every entry point takes a client made by [`connect`], which takes only a
+//! [`guard::GuardedContext`]: no path reaches a cluster without passing the guard.
 
 pub mod deploy;
+pub mod guard;
 pub mod heal;
 pub mod live;
 pub mod logs;
@@ -12,9 +13,8 @@ pub mod status;
 use std::collections::HashMap;
 
 use kube::api::{Api, DynamicObject};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::discovery::{ApiCapabilities, ApiResource, Scope};
-use kube::{Client, Config};
+use kube::Client;
 
 /// The field manager ktwin applies with.
 pub const FIELD_MANAGER: &str = "ktwin";
@@ -52,13 +52,15 @@ pub enum KubeError {
     NoWorkload(String),
     #[error("{message}")]
     State { message: String, help: String },
+    #[error(transparent)]
+    Guard(guard::GuardError),
 }
 
 impl KubeError {
     pub fn help(&self) -> Option<String> {
         match self {
             KubeError::Kubeconfig(_) => Some(
-                "ktwin reads $KUBECONFIG or ~/.kube/config; `ktwin up` writes the twin's context there".into(),
+                "a remote environment's context comes from $KUBECONFIG or ~/.kube/config; the local twin's from its provider (`ktwin up` creates it)".into(),
             ),
             KubeError::Connect { .. } | KubeError::Unreachable(_) => {
                 Some("is the cluster running? `ktwin status` shows it, `ktwin heal` restarts it".into())
@@ -72,41 +74,13 @@ impl KubeError {
             KubeError::Stuck { lines, .. } => Some(lines.join("\n")),
             KubeError::NoWorkload(_) => Some("`ktwin render` lists the rendered objects".into()),
             KubeError::State { help, .. } => Some(help.clone()),
+            KubeError::Guard(g) => g.help(),
             _ => None,
         }
     }
 }
 
-/// A client for `context` from the user's kubeconfig ($KUBECONFIG or ~/.kube/config).
-pub async fn connect(context: &str) -> Result<Client, KubeError> {
-    let kc = Kubeconfig::read().map_err(|e| KubeError::Kubeconfig(e.to_string()))?;
-    connect_with(kc, context).await
-}
-
-/// A client for `context` from the kubeconfig file at `path`.
-pub async fn connect_file(path: &std::path::Path, context: &str) -> Result<Client, KubeError> {
-    let kc = Kubeconfig::read_from(path).map_err(|e| KubeError::Kubeconfig(e.to_string()))?;
-    connect_with(kc, context).await
-}
-
-async fn connect_with(kc: Kubeconfig, context: &str) -> Result<Client, KubeError> {
-    if !kc.contexts.iter().any(|c| c.name == context) {
-        return Err(KubeError::Kubeconfig(format!(
-            "it has no context named `{context}`"
-        )));
-    }
-    let opts = KubeConfigOptions {
-        context: Some(context.to_string()),
-        ..Default::default()
-    };
-    let cfg = Config::from_custom_kubeconfig(kc, &opts)
-        .await
-        .map_err(|e| KubeError::Kubeconfig(e.to_string()))?;
-    Client::try_from(cfg).map_err(|e| KubeError::Connect {
-        context: context.into(),
-        message: e.to_string(),
-    })
-}
+pub use guard::{connect, GuardedContext};
 
 /// Run an async API operation to completion from synchronous code.
 pub fn block_on<F: std::future::Future>(f: F) -> F::Output {

@@ -237,7 +237,13 @@ fn timed(name: &str, f: impl FnOnce() -> Result<String, String>) -> CheckResult 
 }
 
 /// Run one health check from ktwin.yaml. `exec` checks run `kubectl exec` in `context`.
-pub fn run_check(c: &HealthCheck, context: &str, namespace: Option<&str>) -> CheckResult {
+/// Run one health check. `exec` checks go through `kubectl exec` pointed at exactly the
+/// guarded context (a private kubeconfig file), never at a context of the user's kubeconfig.
+pub fn run_check(
+    c: &HealthCheck,
+    context: Option<&crate::GuardedContext>,
+    namespace: Option<&str>,
+) -> CheckResult {
     if let Some(url) = &c.http {
         let want = c.expect.as_ref().and_then(|e| e.status).unwrap_or(200);
         let needle = c.expect.as_ref().and_then(|e| e.body_contains.clone());
@@ -284,8 +290,14 @@ pub fn run_check(c: &HealthCheck, context: &str, namespace: Option<&str>) -> Che
             } else {
                 format!("deploy/{}", e.workload)
             };
+            let g = context.ok_or_else(|| "the twin's API server is not reachable".to_string())?;
+            let kc = g
+                .kubeconfig_file()
+                .map_err(|x| format!("cannot write a private kubeconfig: {x}"))?;
             let mut cmd = std::process::Command::new("kubectl");
-            cmd.args(["--context", context, "exec"]);
+            cmd.arg("--kubeconfig")
+                .arg(&kc.path)
+                .args(["--context", g.context(), "exec"]);
             if let Some(ns) = namespace {
                 cmd.args(["-n", ns]);
             }
@@ -389,7 +401,7 @@ mod tests {
         let check = |yaml: &str| -> HealthCheck { serde_json::from_str(yaml).unwrap() };
         let r = run_check(
             &check(&format!(r#"{{"name": "db", "tcp": "127.0.0.1:{port}"}}"#)),
-            "ctx",
+            None,
             None,
         );
         assert!(r.ok, "{r:?}");
@@ -397,7 +409,7 @@ mod tests {
             &check(&format!(
                 r#"{{"name": "web", "http": "http://127.0.0.1:{port}/healthz"}}"#
             )),
-            "ctx",
+            None,
             None,
         );
         assert!(!r.ok);
@@ -409,7 +421,7 @@ mod tests {
             &check(&format!(
                 r#"{{"name": "web", "http": "http://127.0.0.1:{port}/", "expect": {{"status": 401, "bodyContains": "denied"}}}}"#
             )),
-            "ctx",
+            None,
             None,
         );
         assert!(r.ok, "{r:?}");
@@ -421,7 +433,7 @@ mod tests {
             .port();
         let r = run_check(
             &check(&format!(r#"{{"name": "x", "tcp": "127.0.0.1:{closed}"}}"#)),
-            "ctx",
+            None,
             None,
         );
         assert!(!r.ok && r.latency_ms >= 0.0);

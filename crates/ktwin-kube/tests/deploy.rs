@@ -4,7 +4,7 @@ use std::cell::RefCell;
 use std::time::Duration;
 
 use ktwin_kube::deploy::{deploy, Options, Report};
-use ktwin_kube::{block_on, connect_file, Discovery, KubeError};
+use ktwin_kube::{block_on, connect, Discovery, KubeError};
 use ktwin_testkit::kubeapi::{healthy_workloads, ApiStandIn};
 use ktwin_testkit::TempProject;
 use serde_json::{json, Value};
@@ -46,7 +46,10 @@ impl Twin {
         let say = |s: &str| said.borrow_mut().push(s.to_string());
         let state = self.dir.path().join(format!("state-{env}.json"));
         let r = block_on(async {
-            let client = connect_file(&self.dir.path().join("kubeconfig"), "k3d-swarm").await?;
+            // The stand-in's kubeconfig as the provider would report it (server on 127.0.0.1).
+            let text = std::fs::read_to_string(self.dir.path().join("kubeconfig")).unwrap();
+            let g = ktwin_kube::guard::local(env, "k3d-swarm", &text, "the test").unwrap();
+            let client = connect(&g).await?;
             let mut disc = Discovery::new(client);
             let mut o = Options {
                 project: "swarm",

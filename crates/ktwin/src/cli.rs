@@ -411,6 +411,10 @@ pub struct DeployArgs {
     /// Take over fields another field manager owns.
     #[arg(long)]
     pub force_conflicts: bool,
+    /// A remote environment's context now leads to a different cluster than the one first
+    /// deployed to (its kube-system namespace UID changed): deploy anyway and record it.
+    #[arg(long)]
+    pub accept_new_cluster: bool,
     /// How long to wait for rollouts.
     #[arg(long, value_parser = parse_duration, default_value = "5m", value_name = "D")]
     pub timeout: std::time::Duration,

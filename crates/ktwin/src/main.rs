@@ -2,6 +2,7 @@
 
 mod cli;
 mod commands;
+mod guarded;
 mod kustomize;
 mod printer;
 mod report;

@@ -34,6 +34,11 @@ impl Failure {
             printer::err(&format!("{} errors", r.len()));
         }
     }
+    /// The first report's message (for a status that shows a failure instead of failing).
+    pub fn message(&self) -> String {
+        let (Failure::Input(r) | Failure::Operation(r)) = self;
+        r.first().map(|r| r.to_string()).unwrap_or_default()
+    }
     pub fn input(msg: impl Into<String>, help: Option<String>) -> Failure {
         Failure::Input(vec![plain(msg.into(), help)])
     }

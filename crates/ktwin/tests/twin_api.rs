@@ -64,6 +64,11 @@ impl World {
             reg_port,
         };
         w.engine(true, true, true);
+        // The twin's own kubeconfig, as `k3d kubeconfig get shop` reports it: the only one
+        // the local environment is reached with.
+        let own = std::fs::read_to_string(&w.kubeconfig).unwrap();
+        w.stubs
+            .add_rules("k3d", &[("kubeconfig get shop", &own, 0)]);
         w
     }
 
@@ -490,4 +495,128 @@ fn doctor_live_checks_the_running_twin() {
         .collect();
     assert_eq!(checks, ["live-node-drift", "live-probe-auth"], "{r:#}");
     assert_eq!(o.status.code(), Some(1));
+}
+
+// ---- the guard by identity ---------------------------------------------------------------
+
+#[test]
+fn a_same_named_context_elsewhere_is_never_contacted() {
+    let w = World::new("");
+    w.api.controller(healthy_workloads);
+    // The user's kubeconfig: `k3d-shop` leads to a listener that counts connections (a
+    // production cluster that happens to carry the twin's name). The provider's kubeconfig
+    // (the stub `k3d kubeconfig get shop`) leads to the stand-in.
+    let elsewhere = Responder::start();
+    let user = w.tp.write(
+        "user-kubeconfig",
+        &format!("apiVersion: v1\nkind: Config\nclusters:\n- name: prod\n  cluster: {{server: 'http://127.0.0.1:{}'}}\ncontexts:\n- name: k3d-shop\n  context: {{cluster: prod, user: admin}}\ncurrent-context: k3d-shop\nusers:\n- name: admin\n  user: {{token: PRODTOKEN123}}\n", elsewhere.port),
+    );
+    let o = ktwin_with_stubs(
+        env!("CARGO_BIN_EXE_ktwin"),
+        w.tp.path(),
+        &w.stubs,
+        w.state.path(),
+    )
+    .env("KUBECONFIG", &user)
+    .args(["deploy", "--timeout", "20s"])
+    .output()
+    .unwrap();
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert_eq!(
+        elsewhere.connections(),
+        0,
+        "the same-named context was contacted"
+    );
+    let standin = format!("http://127.0.0.1:{}", w.api.port);
+    assert!(
+        err.contains(&format!(
+            "deploying 2 object(s) of local to k3d-shop at {standin}"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "warning: your kubeconfig's context `k3d-shop` points at http://127.0.0.1:{}, not at the twin ({standin})",
+            elsewhere.port
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("PRODTOKEN123"));
+    assert!(w.api.get("apps/v1", "Deployment", "shop", "web").is_some());
+}
+
+#[test]
+fn a_twin_whose_server_is_not_on_this_machine_is_refused() {
+    let w = World::new("");
+    w.stubs.add_rules(
+        "k3d",
+        &[(
+            "kubeconfig get shop",
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: k3d-shop\n  cluster: {server: 'https://10.255.0.1:6443'}\ncontexts:\n- name: k3d-shop\n  context: {cluster: k3d-shop, user: admin@k3d-shop}\ncurrent-context: k3d-shop\nusers:\n- name: admin@k3d-shop\n  user: {token: t}\n",
+            0,
+        )],
+    );
+    for args in [&["deploy"][..], &["restart", "web"], &["heal"], &["status"]] {
+        let o = w.ktwin(args);
+        let (_, err) = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("its server https://10.255.0.1:6443 is not"),
+            "{args:?}: {err}"
+        );
+    }
+    assert!(w.api.requests().is_empty(), "{:?}", w.api.requests());
+}
+
+#[test]
+fn a_remote_context_that_now_leads_to_another_cluster_is_refused() {
+    let w = World::new("");
+    w.api.controller(healthy_workloads);
+    let y = std::fs::read_to_string(w.tp.path().join("ktwin.yaml")).unwrap()
+        + "  dev:\n    manifests: [k8s]\n    context: prod\n";
+    std::fs::write(w.tp.path().join("ktwin.yaml"), y).unwrap();
+    let kube_system = |uid: &str| {
+        json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": "kube-system", "uid": uid}})
+    };
+    w.api.put(kube_system("11111111-aaaa"));
+    let o = w.ktwin(&["deploy", "--env", "dev", "--timeout", "20s"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o).1);
+    let record =
+        std::fs::read_to_string(w.state.path().join("ktwin/identities/shop-dev.json")).unwrap();
+    assert!(record.contains("11111111-aaaa"), "{record}");
+
+    // The same context name, another cluster (rebuilt, or someone re-pointed it).
+    w.api.with(|s| {
+        s.delete("v1", "Namespace", "", "kube-system");
+    });
+    w.api.put(kube_system("22222222-bbbb"));
+    w.api.reset_counts();
+    let o = w.ktwin(&["deploy", "--env", "dev"]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("11111111-aaaa") && err.contains("22222222-bbbb"),
+        "{err}"
+    );
+    assert!(err.contains("--accept-new-cluster"), "{err}");
+    let writes: Vec<_> = w
+        .api
+        .requests()
+        .into_iter()
+        .filter(|r| r.method != "GET")
+        .collect();
+    assert!(writes.is_empty(), "{writes:?}");
+    // Reading still works, with a warning.
+    let o = w.ktwin(&["status", "--env", "dev"]);
+    assert!(text(&o)
+        .1
+        .contains("warning: context `prod` now leads to a different cluster"));
+    // Accepted: deployed, and the new identity recorded.
+    let o = w.ktwin(&["deploy", "--env", "dev", "--accept-new-cluster"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o).1);
+    let record =
+        std::fs::read_to_string(w.state.path().join("ktwin/identities/shop-dev.json")).unwrap();
+    assert!(record.contains("22222222-bbbb"), "{record}");
 }

@@ -1,20 +1,25 @@
-//! Tier 1: `ktwin up` / `ktwin down` against stub `k3d`, `kind`, `docker` and `kubectl`
-//! executables (ktwin-testkit's StubBin) that record every argv and stdin in order and print
-//! canned output. The registry's `GET /v2/` health check is answered by a stand-in HTTP
-//! responder on 127.0.0.1 (it answers 200 to everything; it is not a registry).
+//! Tier 1: `ktwin up` / `ktwin down` against stub `k3d`, `kind` and `docker` executables
+//! (ktwin-testkit's StubBin) that record every argv and stdin in order and print canned
+//! output, and ktwin-testkit's kube API **stand-in** for the API half (the KEP-1755
+//! ConfigMap, node labels and taints), reached through the kubeconfig the stub provider
+//! reports. The registry's `GET /v2/` health check is answered by a stand-in HTTP responder on
+//! 127.0.0.1 (it answers 200 to everything; it is not a registry). No kubectl is involved.
 //! The exact command sequences are snapshots in tests/expected/up/.
 
 use std::process::{Command, Output};
 
+use ktwin_testkit::kubeapi::ApiStandIn;
 use ktwin_testkit::{
     assert_expected, ktwin_with_stubs, workspace_root, Responder, StubBin, TempProject,
 };
+use serde_json::{json, Value};
 
 struct Twin {
     tp: TempProject,
     stubs: StubBin,
     state: tempfile::TempDir,
     reg: Responder,
+    api: ApiStandIn,
     provider: &'static str,
     /// Members of the `web` pool the stub cluster reports.
     web: std::cell::Cell<usize>,
@@ -29,6 +34,7 @@ impl Twin {
             stubs: StubBin::new(),
             state: tempfile::tempdir().unwrap(),
             reg: Responder::start(),
+            api: ApiStandIn::start(),
             provider,
             web: std::cell::Cell::new(2),
         };
@@ -69,24 +75,35 @@ impl Twin {
         v.push((agent(web), Some("db")));
         v
     }
-    /// Stubs for a world where the cluster exists or not, nodes labelled `label(pool)`.
+    /// Stubs for a world where the cluster exists or not, nodes labelled `label(pool)` in
+    /// the stand-in.
     fn world(&self, exists: bool, version: &str, label: &dyn Fn(&str) -> String) {
-        let items: Vec<String> = self
-            .nodes()
-            .iter()
-            .map(|(n, pool)| match pool {
+        self.api.with(|s| {
+            for n in s.list("v1", "Node") {
+                s.delete("v1", "Node", "", n["metadata"]["name"].as_str().unwrap());
+            }
+        });
+        for (n, pool) in self.nodes() {
+            let node: Value = match pool {
                 Some(p) => {
-                    let taint = if *p == "web" {
-                        r#"{"key":"dedicated","value":"web","effect":"NoSchedule"}"#
+                    let taints = if p == "web" {
+                        json!([{"key": "dedicated", "value": "web", "effect": "NoSchedule"}])
                     } else {
-                        ""
+                        json!([])
                     };
-                    format!(r#"{{"metadata":{{"name":"{n}","labels":{{"pool":"{}"}}}},"spec":{{"taints":[{taint}]}}}}"#, label(p))
+                    json!({"apiVersion": "v1", "kind": "Node",
+                        "metadata": {"name": n, "labels": {"pool": label(p)}},
+                        "spec": {"taints": taints}})
                 }
-                None => format!(r#"{{"metadata":{{"name":"{n}","labels":{{}}}},"spec":{{}}}}"#),
-            })
-            .collect();
-        let nodes = format!(r#"{{"items":[{}]}}"#, items.join(","));
+                None => json!({"apiVersion": "v1", "kind": "Node",
+                    "metadata": {"name": n, "labels": {}}, "spec": {}}),
+            };
+            self.api.put(node);
+        }
+        let context = format!("{}-shop", self.provider);
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig =
+            std::fs::read_to_string(self.api.kubeconfig(dir.path(), &[&context])).unwrap();
         let inspect = format!(
             r#"[{{"State":{{"Running":true}},"Config":{{"Image":"registry:2","Labels":{{"dev.ktwin.managed":"true"}}}},"HostConfig":{{"PortBindings":{{"5000/tcp":[{{"HostIp":"127.0.0.1","HostPort":"{}"}}]}}}}}}]"#,
             self.reg.port
@@ -106,24 +123,41 @@ impl Twin {
                 ),
             ],
         );
-        self.stubs
-            .add_rules("kubectl", &[("*get nodes -o json*", &nodes, 0)]);
         match self.provider {
             "k3d" => {
                 let list = if exists { r#"[{"name":"shop"}]"# } else { "[]" };
                 self.stubs.add_rules(
                     "k3d",
-                    &[("version*", version, 0), ("cluster list*", list, 0)],
+                    &[
+                        ("version*", version, 0),
+                        ("cluster list*", list, 0),
+                        ("kubeconfig get shop", &kubeconfig, 0),
+                    ],
                 );
             }
             _ => {
                 let list = if exists { "shop\n" } else { "" };
                 self.stubs.add_rules(
                     "kind",
-                    &[("version*", version, 0), ("get clusters*", list, 0)],
+                    &[
+                        ("version*", version, 0),
+                        ("get clusters*", list, 0),
+                        ("get kubeconfig --name shop", &kubeconfig, 0),
+                    ],
                 );
             }
         }
+    }
+    /// Node patches the stand-in received.
+    fn node_patches(&self) -> usize {
+        self.api
+            .requests()
+            .iter()
+            .filter(|r| r.method == "PATCH" && r.path.starts_with("/api/v1/nodes/"))
+            .count()
+    }
+    fn pool_label(&self, node: &str) -> Value {
+        self.api.get("v1", "Node", "", node).unwrap()["metadata"]["labels"]["pool"].clone()
     }
     fn ktwin(&self, args: &[&str]) -> Output {
         ktwin_with_stubs(
@@ -137,20 +171,22 @@ impl Twin {
         .unwrap()
     }
     /// The recorded calls with temp paths and ports made stable.
+    fn stable(&self, s: &str) -> String {
+        s.replace(&self.state.path().display().to_string(), "$STATE")
+            .replace(&format!("127.0.0.1:{}", self.api.port), "127.0.0.1:$API")
+            .replace(&self.reg.port.to_string(), "$PORT")
+    }
     fn calls(&self) -> String {
         let mut s = self.stubs.calls().join("\n");
         s.push('\n');
-        s.replace(&self.state.path().display().to_string(), "$STATE")
-            .replace(&self.reg.port.to_string(), "$PORT")
+        self.stable(&s)
     }
     fn snapshot(&self, case: &str, o: &Output) {
         let text = format!(
             "# exit {:?}\n{}# stderr\n{}",
             o.status.code(),
             self.calls(),
-            String::from_utf8_lossy(&o.stderr)
-                .replace(&self.state.path().display().to_string(), "$STATE")
-                .replace(&self.reg.port.to_string(), "$PORT")
+            self.stable(&String::from_utf8_lossy(&o.stderr))
         );
         assert_expected(
             &workspace_root().join(format!(
@@ -160,6 +196,7 @@ impl Twin {
             &text,
         );
         self.stubs.clear_calls();
+        self.api.reset_counts();
     }
 }
 
@@ -180,16 +217,20 @@ fn lifecycle(provider: &'static str) {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let calls = t.calls();
     assert!(calls.contains(" create "), "{calls}");
-    assert!(calls.contains("kubectl --context ") && calls.contains("apply -f -"));
+    assert!(!calls.contains("kubectl"), "{calls}");
+    let cm = t
+        .api
+        .get("v1", "ConfigMap", "kube-public", "local-registry-hosting")
+        .expect("the KEP-1755 ConfigMap, written through the API");
     assert!(
-        calls.contains("localRegistryHosting.v1"),
-        "ConfigMap piped to kubectl"
+        cm["data"]["localRegistryHosting.v1"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("localhost:{}", t.reg.port)),
+        "{cm}"
     );
     assert!(!calls.contains(" delete"), "{calls}");
-    assert!(
-        !calls.contains(" label node"),
-        "nodes already carry their labels"
-    );
+    assert_eq!(t.node_patches(), 0, "nodes already carry their labels");
     let config = std::fs::read_to_string(
         t.state
             .path()
@@ -218,9 +259,13 @@ fn lifecycle(provider: &'static str) {
     t.config(&POOLS.replace("pool: web", "pool: front"));
     let o = t.ktwin(&["up"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let calls = t.calls();
-    assert_eq!(calls.matches(" label node ").count(), 2, "{calls}");
-    assert!(calls.contains("pool=front --overwrite"));
+    assert_eq!(t.node_patches(), 2);
+    let web0 = if provider == "k3d" {
+        "k3d-shop-agent-0"
+    } else {
+        "shop-worker"
+    };
+    assert_eq!(t.pool_label(web0), "front");
     t.snapshot("relabelled", &o);
     t.config(POOLS);
     t.ktwin(&["up"]);
@@ -348,4 +393,66 @@ fn a_wrong_context_is_refused_before_any_connection() {
         .output()
         .expect("kubectl on PATH");
     assert!(api.connections() > 0);
+}
+
+#[test]
+fn down_refuses_a_cluster_ktwin_did_not_create() {
+    let t = Twin::new("k3d");
+    t.world(true, version("k3d"), &|p: &str| p.to_string());
+    // A cluster named like the project exists, but ktwin has no record of creating it.
+    let o = t.ktwin(&["down"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("no record of creating it"), "{err}");
+    assert!(err.contains("`k3d cluster delete shop`"), "{err}");
+    assert!(!t.calls().contains("cluster delete"), "{}", t.calls());
+}
+
+#[test]
+fn a_failure_after_create_leaves_a_cluster_ktwin_still_owns() {
+    let t = Twin::new("k3d");
+    t.world(false, version("k3d"), &|p: &str| p.to_string());
+    // The create works; the step after it (the API half) fails once.
+    t.stubs.add_rules(
+        "k3d",
+        &[
+            ("version*", version("k3d"), 0),
+            ("cluster list*", "[]", 0),
+            ("kubeconfig get shop", "", 1),
+        ],
+    );
+    let o = t.ktwin(&["up"]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(t.calls().contains("k3d cluster create"));
+    assert!(t
+        .state
+        .path()
+        .join("ktwin/clusters/k3d-shop.spec.json")
+        .is_file());
+    // The next `up` resumes: the cluster is ktwin's, nothing is recreated.
+    t.world(true, version("k3d"), &|p: &str| p.to_string());
+    t.stubs.clear_calls();
+    let o = t.ktwin(&["up"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("cluster shop: up to date"), "{err}");
+    assert!(!t.calls().contains("create") && !t.calls().contains("delete"));
+    // A torn spec is an error naming it, never "unmanaged".
+    std::fs::write(
+        t.state.path().join("ktwin/clusters/k3d-shop.spec.json"),
+        "{\"provider\": ",
+    )
+    .unwrap();
+    let o = t.ktwin(&["up"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("k3d-shop.spec.json") && !err.contains("no record"),
+        "{err}"
+    );
 }

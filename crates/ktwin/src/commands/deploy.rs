@@ -2,43 +2,31 @@
 
 use std::time::Duration;
 
-use ktwin_cluster::guard;
 use ktwin_config::{Loaded, LOCAL_ENV};
 use ktwin_kube::deploy::{deploy, Options, Report};
 use ktwin_kube::status::{CheckResult, NodeStatus, NodeWant, WorkloadStatus};
-use ktwin_kube::{block_on, connect, Discovery, KubeError};
+use ktwin_kube::{block_on, connect, Discovery, GuardedContext, KubeError};
 use ktwin_manifest::render_env;
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::cli::{Cli, DeployArgs, HealArgs, LogsArgs, RestartArgs, StatusArgs, StatusFormat};
+use crate::guarded::{guarded, kube_failure, Intent};
 use crate::kustomize::ExternalKustomize;
 use crate::printer;
 use crate::report::{plain, render_failure, Failure};
 
-pub fn kube_failure(e: KubeError) -> Failure {
-    Failure::Operation(vec![plain(e.to_string(), e.help())])
-}
-
-/// The context an environment may use; refused before any connection.
-pub fn guarded(loaded: &Loaded, env: &str, requested: Option<&str>) -> Result<String, Failure> {
-    guard(&loaded.project, env, requested)
-        .map_err(|e| Failure::input(e.to_string(), Some(e.help())))
-}
-
 pub struct Deploy {
     pub env: String,
-    pub context: String,
+    pub context: GuardedContext,
     pub prune: bool,
     pub prune_volumes: bool,
     pub force_conflicts: bool,
     pub timeout: Duration,
 }
 
-/// Render, adapt and deploy one environment; prints progress on stderr.
-pub fn deploy_env(loaded: &Loaded, d: &Deploy) -> Result<Report, Failure> {
-    let r = render_env(loaded, &d.env, &ExternalKustomize).map_err(render_failure)?;
-    let docs: Vec<serde_json::Value> = r.docs.into_iter().map(|d| d.value).collect();
+/// Deploy one environment's rendered and adapted documents; prints progress on stderr.
+pub fn deploy_docs(loaded: &Loaded, d: &Deploy, docs: Vec<Value>) -> Result<Report, Failure> {
     let p = &loaded.project;
     let say = |s: &str| printer::err(s);
     let state = ktwin_config::contenttag::state_dir()
@@ -57,10 +45,10 @@ pub fn deploy_env(loaded: &Loaded, d: &Deploy) -> Result<Report, Failure> {
         say: &say,
     };
     printer::err(&format!(
-        "deploying {} object(s) of environment `{}` to context {}",
+        "deploying {} object(s) of {} to {}",
         docs.len(),
         d.env,
-        d.context
+        d.context.describe()
     ));
     block_on(async {
         let client = connect(&d.context).await?;
@@ -84,7 +72,17 @@ pub fn summary(r: &Report) -> String {
 
 pub fn run(cli: &Cli, a: &DeployArgs) -> Result<u8, Failure> {
     let loaded = super::load_project(cli)?;
-    let context = guarded(&loaded, &a.env, a.context.as_deref())?;
+    // Rendered first: a broken manifest fails before any cluster is contacted.
+    let docs = rendered(&loaded, &a.env)?;
+    let context = guarded(
+        cli,
+        &loaded,
+        &a.env,
+        a.context.as_deref(),
+        Intent::Write {
+            accept_new_cluster: a.accept_new_cluster,
+        },
+    )?;
     let prune = if a.prune {
         true
     } else if a.no_prune {
@@ -92,7 +90,7 @@ pub fn run(cli: &Cli, a: &DeployArgs) -> Result<u8, Failure> {
     } else {
         a.env == LOCAL_ENV
     };
-    let r = deploy_env(
+    let r = deploy_docs(
         &loaded,
         &Deploy {
             env: a.env.clone(),
@@ -102,6 +100,7 @@ pub fn run(cli: &Cli, a: &DeployArgs) -> Result<u8, Failure> {
             force_conflicts: a.force_conflicts,
             timeout: a.timeout,
         },
+        docs,
     )?;
     match a.output {
         StatusFormat::Json => printer::out(&format!(
@@ -128,7 +127,7 @@ pub fn single_node(p: &ktwin_config::Project) -> bool {
     p.cluster.servers <= 1 && p.cluster.agents.iter().map(|a| a.count).sum::<u32>() == 0
 }
 
-fn rendered(loaded: &Loaded, env: &str) -> Result<Vec<Value>, Failure> {
+pub fn rendered(loaded: &Loaded, env: &str) -> Result<Vec<Value>, Failure> {
     let r = render_env(loaded, env, &ExternalKustomize).map_err(render_failure)?;
     Ok(r.docs.into_iter().map(|d| d.value).collect())
 }
@@ -195,27 +194,41 @@ fn registry_status(cli: &Cli, p: &ktwin_config::Project, pull_failing: bool) -> 
 pub fn status(cli: &Cli, a: &StatusArgs) -> Result<u8, Failure> {
     let loaded = super::load_project(cli)?;
     let p = &loaded.project;
-    let context = guarded(&loaded, &a.env, a.context.as_deref())?;
     let docs = rendered(&loaded, &a.env)?;
     let local = a.env == LOCAL_ENV;
     let wants = if local { node_wants(p) } else { vec![] };
     let prefix = registry_prefix(p);
-    let observed = block_on(async {
-        let client = connect(&context).await?;
-        let mut disc = Discovery::new(client);
-        let nodes = ktwin_kube::status::nodes(&mut disc, &wants).await?;
-        let workloads = ktwin_kube::status::workloads(&mut disc, &docs, Some(&prefix)).await?;
-        Ok::<_, KubeError>((nodes, workloads))
-    });
+    // A twin that is down is a status, not an error: its report says why.
+    let (context, observed) =
+        match guarded(cli, &loaded, &a.env, a.context.as_deref(), Intent::Read) {
+            Ok(g) => {
+                let observed = block_on(async {
+                    let client = connect(&g).await?;
+                    let mut disc = Discovery::new(client);
+                    let nodes = ktwin_kube::status::nodes(&mut disc, &wants).await?;
+                    let workloads =
+                        ktwin_kube::status::workloads(&mut disc, &docs, Some(&prefix)).await?;
+                    Ok::<_, KubeError>((nodes, workloads))
+                })
+                .map_err(|e| e.to_string());
+                (Some(g), observed)
+            }
+            Err(f @ Failure::Input(_)) => return Err(f),
+            Err(f) => (None, Err(f.message())),
+        };
     let (nodes, workloads, api_error) = match observed {
         Ok((n, w)) => (n, w, None),
-        Err(e) => (vec![], vec![], Some(e.to_string())),
+        Err(e) => (vec![], vec![], Some(e)),
+    };
+    let context_name = match &context {
+        Some(g) => g.describe(),
+        None => crate::guarded::allowed(&loaded, &a.env, a.context.as_deref())?,
     };
     let env = ktwin_manifest::pipeline::environment(&loaded, &a.env).map_err(render_failure)?;
     let health: Vec<CheckResult> = env
         .health
         .iter()
-        .map(|c| ktwin_kube::status::run_check(c, &context, env.namespace.as_deref()))
+        .map(|c| ktwin_kube::status::run_check(c, context.as_ref(), env.namespace.as_deref()))
         .collect();
     let pull_failing = workloads
         .iter()
@@ -235,7 +248,7 @@ pub fn status(cli: &Cli, a: &StatusArgs) -> Result<u8, Failure> {
         && health.iter().all(|h| h.ok);
     let report = StatusReport {
         env: a.env.clone(),
-        context,
+        context: context_name,
         healthy,
         api_error,
         nodes,
@@ -343,7 +356,7 @@ fn status_text(r: &StatusReport) -> String {
 pub fn heal(cli: &Cli, a: &HealArgs) -> Result<u8, Failure> {
     let loaded = super::load_project(cli)?;
     let p = &loaded.project;
-    let context = guarded(&loaded, LOCAL_ENV, None)?;
+    crate::guarded::allowed(&loaded, LOCAL_ENV, None)?;
     let eng = super::registry::engine(cli)?;
     let say = |s: &str| printer::err(s);
     let x = ktwin_cluster::up::Exec {
@@ -367,10 +380,22 @@ pub fn heal(cli: &Cli, a: &HealArgs) -> Result<u8, Failure> {
     };
     let prefix = registry_prefix(p);
     let engine_changed = !engine_half.fixed.is_empty() && !a.dry_run;
+    // After the engine half: the provider reports the kubeconfig of a running cluster.
+    let context = guarded(
+        cli,
+        &loaded,
+        LOCAL_ENV,
+        None,
+        Intent::Write {
+            accept_new_cluster: false,
+        },
+    )?;
+    printer::err(&format!("healing the twin at {}", context.describe()));
     let still = block_on(async {
         let client = connect(&context).await?;
         if engine_changed {
-            ktwin_kube::wait_for_api(&client, &context, Duration::from_secs(180), &say).await?;
+            ktwin_kube::wait_for_api(&client, context.context(), Duration::from_secs(180), &say)
+                .await?;
         }
         let o = ktwin_kube::heal::Options {
             dry_run: a.dry_run,
@@ -413,10 +438,11 @@ pub fn heal(cli: &Cli, a: &HealArgs) -> Result<u8, Failure> {
 
 pub fn logs(cli: &Cli, a: &LogsArgs) -> Result<u8, Failure> {
     let loaded = super::load_project(cli)?;
-    let context = guarded(&loaded, &a.env, a.context.as_deref())?;
+    crate::guarded::allowed(&loaded, &a.env, a.context.as_deref())?;
     let docs = rendered(&loaded, &a.env)?;
     let picked = ktwin_kube::logs::pick(&docs, a.workload.as_deref())
         .map_err(|e| Failure::input(e.to_string(), e.help()))?;
+    let context = guarded(cli, &loaded, &a.env, a.context.as_deref(), Intent::Read)?;
     let colour = printer::stdout_is_tty();
     let line = |s: &ktwin_kube::logs::Source, l: &str| {
         let prefix = format!("{}/{}", s.pod, s.container);
@@ -443,7 +469,7 @@ pub fn logs(cli: &Cli, a: &LogsArgs) -> Result<u8, Failure> {
 pub fn restart(cli: &Cli, a: &RestartArgs) -> Result<u8, Failure> {
     let loaded = super::load_project(cli)?;
     let p = &loaded.project;
-    let context = guarded(&loaded, &a.env, a.context.as_deref())?;
+    crate::guarded::allowed(&loaded, &a.env, a.context.as_deref())?;
     let docs = rendered(&loaded, &a.env)?;
     let picked = ktwin_kube::logs::pick(&docs, Some(&a.workload))
         .map_err(|e| Failure::input(e.to_string(), e.help()))?;
@@ -478,6 +504,21 @@ pub fn restart(cli: &Cli, a: &RestartArgs) -> Result<u8, Failure> {
         state_file: None,
         say: &say,
     };
+    let context = guarded(
+        cli,
+        &loaded,
+        &a.env,
+        a.context.as_deref(),
+        Intent::Write {
+            accept_new_cluster: false,
+        },
+    )?;
+    printer::err(&format!(
+        "restarting {} in {} at {}",
+        ktwin_kube::describe(w),
+        a.env,
+        context.describe()
+    ));
     let at = ktwin_kube::now_rfc3339();
     block_on(async {
         let client = connect(&context).await?;

@@ -90,7 +90,7 @@ pub fn run(cli: &Cli, a: &DoctorArgs) -> Result<u8, Failure> {
                 None,
             ));
         };
-        findings.extend(live_findings(l)?);
+        findings.extend(live_findings(cli, l)?);
     }
     relativize(&mut findings, &base);
     let text = match a.output {
@@ -122,11 +122,11 @@ fn relativize(findings: &mut [Finding], base: &std::path::Path) {
 }
 
 /// Checks against the running twin (the local environment's cluster).
-fn live_findings(l: &ktwin_config::Loaded) -> Result<Vec<Finding>, Failure> {
+fn live_findings(cli: &Cli, l: &ktwin_config::Loaded) -> Result<Vec<Finding>, Failure> {
     use ktwin_config::LOCAL_ENV;
     use ktwin_kube::live::{findings, observe, Level};
     let p = &l.project;
-    let context = super::deploy::guarded(l, LOCAL_ENV, None)?;
+    let context = crate::guarded::guarded(cli, l, LOCAL_ENV, None, crate::guarded::Intent::Read)?;
     let rendered: Vec<serde_json::Value> = match p.environment(LOCAL_ENV) {
         Some(_) => ktwin_manifest::render_env(l, LOCAL_ENV, &ExternalKustomize)
             .map_err(render_failure)?
@@ -140,7 +140,7 @@ fn live_findings(l: &ktwin_config::Loaded) -> Result<Vec<Finding>, Failure> {
         let client = ktwin_kube::connect(&context).await?;
         observe(&client).await
     })
-    .map_err(super::deploy::kube_failure)?;
+    .map_err(crate::guarded::kube_failure)?;
     let hosts = vec![
         format!("localhost:{}", p.registry.host_port),
         format!("{}:5000", p.registry.name),

@@ -18,6 +18,7 @@ use ktwin_config::Loaded;
 
 use crate::cli::{Cli, Command};
 use crate::report::{config_failure, Failure};
+pub use registry::engine;
 
 pub fn run(cli: Cli) -> Result<u8, Failure> {
     if let Some(dir) = &cli.directory {

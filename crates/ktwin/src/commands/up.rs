@@ -1,11 +1,14 @@
 //! `ktwin up` and `ktwin down`: the registry, the cluster, its wiring, then images.
 
-use ktwin_cluster::guard;
+use std::time::Duration;
+
 use ktwin_cluster::up::{down_cluster, up_cluster, ClusterAction, Exec, UpError};
 use ktwin_config::LOCAL_ENV;
 use ktwin_engine::registry::{plan, Plan, Registry, RegistrySpec, UpAction};
+use ktwin_kube::KubeError;
 
 use crate::cli::{BuildArgs, Cli, DownArgs, StatusFormat, UpArgs};
+use crate::guarded::{allowed, guarded, kube_failure, Intent};
 use crate::printer;
 use crate::report::{plain, Failure};
 
@@ -22,8 +25,7 @@ pub fn up(cli: &Cli, a: &UpArgs) -> Result<u8, Failure> {
     let loaded = super::load_project(cli)?;
     let p = &loaded.project;
     // Before any engine or API server is contacted.
-    guard(p, LOCAL_ENV, a.context.as_deref())
-        .map_err(|e| Failure::input(e.to_string(), Some(e.help())))?;
+    allowed(&loaded, LOCAL_ENV, a.context.as_deref())?;
     let eng = super::registry::engine(cli)?;
     let say = |s: &str| printer::err(s);
     let x = Exec {
@@ -78,6 +80,12 @@ pub fn up(cli: &Cli, a: &UpArgs) -> Result<u8, Failure> {
     });
     let has_local = p.environment(LOCAL_ENV).is_some();
     if a.dry_run {
+        printer::err(&format!(
+            "would check the KEP-1755 ConfigMap and every node's labels and taints through `{}`",
+            ktwin_cluster::provider_for(p.cluster.provider)
+                .kubeconfig_args(p.cluster_name())
+                .join(" ")
+        ));
         for i in &p.images {
             printer::err(&format!(
                 "would build and push {} (skipped when the registry has its content tag)",
@@ -88,6 +96,41 @@ pub fn up(cli: &Cli, a: &UpArgs) -> Result<u8, Failure> {
             printer::err("would deploy the local environment (as `ktwin deploy`)");
         }
         return Ok(0);
+    }
+    // The API half, through the provider's kubeconfig for this cluster and nothing else.
+    let g = guarded(
+        cli,
+        &loaded,
+        LOCAL_ENV,
+        a.context.as_deref(),
+        Intent::Write {
+            accept_new_cluster: false,
+        },
+    )?;
+    printer::err(&format!("wiring the twin at {}", g.describe()));
+    let wants = super::deploy::node_wants(p);
+    let configmap = ktwin_cluster::registry_wiring::kep1755_configmap(&p.registry);
+    let say = |s: &str| printer::err(s);
+    let created = matches!(action, ClusterAction::Created | ClusterAction::Recreated(_));
+    let missing = ktwin_kube::block_on(async {
+        let client = ktwin_kube::connect(&g).await?;
+        if created {
+            ktwin_kube::wait_for_api(&client, g.context(), Duration::from_secs(120), &say).await?;
+        }
+        ktwin_kube::heal::ensure_registry_hosting(&client, &configmap, false, &say).await?;
+        let single = super::deploy::single_node(p);
+        let n = ktwin_kube::heal::ensure_nodes(&client, &wants, single, false, &say).await?;
+        Ok::<_, KubeError>(n.missing)
+    })
+    .map_err(kube_failure)?;
+    if !missing.is_empty() {
+        return Err(Failure::Operation(vec![plain(
+            format!(
+                "nodes ktwin.yaml declares are not in the cluster: {}",
+                missing.join(", ")
+            ),
+            Some("`ktwin heal` starts stopped node containers; `ktwin up --recreate` rebuilds the cluster".into()),
+        )]));
     }
     if !p.images.is_empty() {
         let code = super::build::run(
@@ -105,18 +148,18 @@ pub fn up(cli: &Cli, a: &UpArgs) -> Result<u8, Failure> {
         printer::err("no `local` environment in ktwin.yaml: nothing to deploy");
         return Ok(0);
     }
-    let context = guard(p, LOCAL_ENV, a.context.as_deref())
-        .map_err(|e| Failure::input(e.to_string(), Some(e.help())))?;
-    let r = super::deploy::deploy_env(
+    let docs = super::deploy::rendered(&loaded, LOCAL_ENV)?;
+    let r = super::deploy::deploy_docs(
         &loaded,
         &super::deploy::Deploy {
             env: LOCAL_ENV.into(),
-            context,
+            context: g,
             prune: true,
             prune_volumes: false,
             force_conflicts: false,
             timeout: a.timeout,
         },
+        docs,
     )?;
     printer::err(&super::deploy::summary(&r));
     Ok(0)
