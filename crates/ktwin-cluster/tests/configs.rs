@@ -13,14 +13,18 @@ fn swarm() -> Project {
     ktwin_config::load::parse(&path, text).unwrap().project
 }
 
-fn k3d_schema() -> serde_json::Value {
-    let p = workspace_root().join("../shared/reference/k3d-v1alpha5-schema.json");
+/// k3d's own schema from ../shared/reference; `None` (the check skipped, saying so) when a
+/// clone of the repository has no ../shared beside it.
+fn k3d_schema() -> Option<serde_json::Value> {
+    let p = ktwin_testkit::shared("reference/k3d-v1alpha5-schema.json")?;
     let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-    serde_json::from_str(&text).unwrap()
+    Some(serde_json::from_str(&text).unwrap())
 }
 
 fn assert_valid_k3d(cfg: &serde_json::Value) {
-    let schema = k3d_schema();
+    let Some(schema) = k3d_schema() else {
+        return;
+    };
     let v = jsonschema::validator_for(&schema).expect("schema compiles");
     let errors: Vec<String> = v
         .iter_errors(cfg)
@@ -108,7 +112,9 @@ fn k3d_configs_validate_across_shapes() {
 #[test]
 fn the_schema_check_can_fail() {
     let cfg = provider_for(Provider::K3d).render_config(&swarm());
-    let schema = k3d_schema();
+    let Some(schema) = k3d_schema() else {
+        return;
+    };
     let v = jsonschema::validator_for(&schema).unwrap();
     let mut typo = cfg.clone();
     typo["options"]["k3s"]["nodeLabel"] = serde_json::json!([]);

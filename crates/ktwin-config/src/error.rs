@@ -14,16 +14,17 @@ pub struct SourceDiag {
 }
 
 impl SourceDiag {
+    /// A diagnostic; a huge quoted value in `message` is clipped ([`crate::pos::clip_quoted`]).
     pub fn new(file: impl Into<PathBuf>, pos: Option<Pos>, message: impl Into<String>) -> Self {
         SourceDiag {
             file: file.into(),
             pos,
-            message: message.into(),
+            message: crate::pos::clip_quoted(&message.into()),
             help: None,
         }
     }
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
-        self.help = Some(help.into());
+        self.help = Some(crate::pos::clip_quoted(&help.into()));
         self
     }
     /// `file:line:col` (or just the file when the position is unknown).
@@ -55,6 +56,8 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Input(#[from] crate::inputs::InputError),
     /// One or more problems in the file, each with its position.
     #[error("{} in {}", plural(.0.len(), "error"), .0.first().map(|d| d.file.display().to_string()).unwrap_or_default())]
     Invalid(Vec<SourceDiag>),

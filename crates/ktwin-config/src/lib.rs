@@ -6,6 +6,7 @@ pub mod dockerignore;
 pub mod envfile;
 pub mod error;
 pub mod imageref;
+pub mod inputs;
 pub mod load;
 pub mod model;
 pub mod names;

@@ -37,6 +37,8 @@ pub struct Loaded {
     pub path: PathBuf,
     /// The directory relative paths in the file resolve against.
     pub dir: PathBuf,
+    /// The project root every input must resolve inside (see [`crate::inputs`]).
+    pub root: PathBuf,
     pub text: String,
     pub pos: PosIndex,
 }
@@ -44,6 +46,10 @@ pub struct Loaded {
 impl Loaded {
     pub fn resolve(&self, rel: &str) -> PathBuf {
         self.dir.join(rel)
+    }
+    /// The project's inputs, confined to its root.
+    pub fn inputs(&self) -> crate::inputs::Inputs {
+        crate::inputs::Inputs::confined(&self.root)
     }
 }
 
@@ -74,11 +80,10 @@ pub fn absolute(p: &Path) -> PathBuf {
 /// Read, parse and validate the project file at `path`.
 pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
     let path = absolute(path);
-    let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Io {
-        path: path.clone(),
-        source,
-    })?;
-    let loaded = parse(&path, text)?;
+    // Bounded like every input: a regular file within the size limit.
+    let text = crate::inputs::Inputs::anywhere().read_text(&path)?;
+    let mut loaded = parse(&path, text)?;
+    loaded.root = crate::inputs::project_root(&loaded.dir);
     let diags = validate::validate(&loaded);
     if diags.is_empty() {
         Ok(loaded)
@@ -101,6 +106,7 @@ pub fn parse(path: &Path, text: String) -> Result<Loaded, ConfigError> {
     Ok(Loaded {
         project,
         path: path.to_path_buf(),
+        root: dir.clone(),
         dir,
         text,
         pos,

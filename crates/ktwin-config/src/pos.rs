@@ -49,6 +49,46 @@ enum Frame {
 }
 
 /// Escape one JSON pointer token (RFC 6901).
+/// The longest value an error message echoes whole.
+pub const CLIP: usize = 80;
+
+/// `s`, or its first [`CLIP`] characters and how long it was.
+pub fn clip(s: &str) -> String {
+    if s.chars().count() <= CLIP {
+        return s.to_string();
+    }
+    let head: String = s.chars().take(CLIP).collect();
+    format!("{head}… ({} bytes)", s.len())
+}
+
+/// `msg` with every `` `quoted` `` or `"quoted"` value longer than [`CLIP`] clipped, so a
+/// 50 MB scalar is never echoed into an error.
+pub fn clip_quoted(msg: &str) -> String {
+    if msg.len() <= 4 * CLIP {
+        return msg.to_string();
+    }
+    let mut out = String::with_capacity(4 * CLIP);
+    let mut rest = msg;
+    while let Some(start) = rest.find(['`', '"']) {
+        let q = rest[start..].chars().next().unwrap_or('`');
+        out.push_str(&rest[..=start]);
+        let after = &rest[start + 1..];
+        match after.find(q) {
+            Some(end) => {
+                out.push_str(&clip(&after[..end]));
+                out.push(q);
+                rest = &after[end + 1..];
+            }
+            None => {
+                out.push_str(&clip(after));
+                rest = "";
+            }
+        }
+    }
+    out.push_str(&clip(rest));
+    out
+}
+
 pub fn escape_token(s: &str) -> String {
     s.replace('~', "~0").replace('/', "~1")
 }
@@ -168,5 +208,24 @@ mod tests {
     fn keys_with_slashes_are_escaped() {
         let idx = PosIndex::build("labels:\n  a.io/role: x\n");
         assert_eq!(idx.key("/labels/a.io~1role").unwrap().line, 2);
+    }
+}
+
+#[cfg(test)]
+mod clip_tests {
+    use super::*;
+
+    #[test]
+    fn huge_values_are_clipped_in_messages() {
+        let big = "x".repeat(50_000);
+        let m = clip_quoted(&format!("name `{big}` is not a DNS label: too long"));
+        assert!(m.len() < 300, "{}", m.len());
+        assert!(
+            m.starts_with("name `xxxx") && m.ends_with("` is not a DNS label: too long"),
+            "{m}"
+        );
+        assert!(m.contains("(50000 bytes)"));
+        let short = "name `ok` is fine";
+        assert_eq!(clip_quoted(short), short);
     }
 }

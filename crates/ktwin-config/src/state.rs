@@ -12,7 +12,7 @@ pub use crate::contenttag::state_dir;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    #[error("cannot write ktwin's state file {path}: {source}")]
+    #[error("cannot write {path}: {source}")]
     Write {
         path: PathBuf,
         #[source]

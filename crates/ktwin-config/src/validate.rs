@@ -10,6 +10,10 @@ use crate::model::{Environment, LOCAL_ENV};
 use crate::names;
 use crate::pos::escape_token;
 
+/// Node containers one laptop can reasonably run.
+pub const MAX_NODES: u64 = 50;
+pub const MAX_SERVERS: u32 = 7;
+
 struct Ctx<'a> {
     loaded: &'a Loaded,
     out: Vec<SourceDiag>,
@@ -29,7 +33,7 @@ impl Ctx<'_> {
             self.loaded.pos.value(ptr)
         };
         let mut d = SourceDiag::new(&self.loaded.path, pos, msg);
-        d.help = help;
+        d.help = help.map(|h| crate::pos::clip_quoted(&h));
         self.out.push(d);
     }
 }
@@ -79,6 +83,35 @@ pub fn validate(loaded: &Loaded) -> Vec<SourceDiag> {
             "/cluster/servers",
             "a cluster needs at least one server",
             Some("set `servers: 1`".into()),
+        );
+    }
+    if p.cluster.servers > MAX_SERVERS {
+        cx.err(
+            "/cluster/servers",
+            format!(
+                "{} servers is more than a local twin can run (at most {MAX_SERVERS})",
+                p.cluster.servers
+            ),
+            Some("one server is enough for a twin; three give an HA control plane".into()),
+        );
+    }
+    let nodes = p
+        .cluster
+        .agents
+        .iter()
+        .fold(u64::from(p.cluster.servers), |n, a| n + u64::from(a.count));
+    if nodes > MAX_NODES {
+        let ptr = p
+            .cluster
+            .agents
+            .iter()
+            .position(|a| u64::from(a.count) > MAX_NODES / 2)
+            .map(|i| format!("/cluster/agents/{i}/count"))
+            .unwrap_or_else(|| "/cluster/agents".into());
+        cx.err(
+            &ptr,
+            format!("the cluster would have {nodes} nodes; a local twin runs at most {MAX_NODES}"),
+            Some("a twin needs one node per production pool, not the pool's production size: `count: 1` is usually right".into()),
         );
     }
     check_agents(&mut cx);
@@ -242,6 +275,14 @@ fn check_images(cx: &mut Ctx<'_>) {
             }
         }
         let ctx_dir = dir.join(&img.context);
+        if !confined(
+            cx,
+            &format!("{base}/context"),
+            &img.context,
+            "build context",
+        ) {
+            continue;
+        }
         if !ctx_dir.is_dir() {
             cx.err(
                 &format!("{base}/context"),
@@ -255,6 +296,10 @@ fn check_images(cx: &mut Ctx<'_>) {
             continue;
         }
         let dockerfile = ctx_dir.join(&img.dockerfile);
+        let df_rel = format!("{}/{}", img.context, img.dockerfile);
+        if !confined(cx, &format!("{base}/dockerfile"), &df_rel, "Dockerfile") {
+            continue;
+        }
         if !dockerfile.is_file() {
             cx.err(
                 &format!("{base}/dockerfile"),
@@ -266,6 +311,30 @@ fn check_images(cx: &mut Ctx<'_>) {
                 Some("`dockerfile` is relative to `context`".into()),
             );
         }
+    }
+}
+
+/// A path ktwin.yaml names must resolve (after symlinks) inside the project root; true when
+/// it does. Nothing is read.
+fn confined(cx: &mut Ctx<'_>, ptr: &str, rel: &str, what: &str) -> bool {
+    let inputs = cx.loaded.inputs();
+    match inputs.check(&cx.loaded.dir.join(rel)) {
+        Ok(_) => true,
+        Err(crate::inputs::InputError::Outside { real, root, .. }) => {
+            cx.err(
+                ptr,
+                format!(
+                    "{what} `{}` resolves to {}, outside the project root {}",
+                    crate::pos::clip(rel),
+                    real.display(),
+                    root.display()
+                ),
+                Some("ktwin reads only files inside the project (the git worktree holding ktwin.yaml); move or copy it in".into()),
+            );
+            false
+        }
+        // Missing paths are reported by the checks that follow.
+        Err(_) => true,
     }
 }
 
@@ -306,6 +375,9 @@ fn check_env(cx: &mut Ctx<'_>, name: &str, env: &Environment) {
     }
     for (i, m) in env.manifests.iter().enumerate() {
         let path = cx.loaded.dir.join(m);
+        if !confined(cx, &format!("{base}/manifests/{i}"), m, "manifest source") {
+            continue;
+        }
         if !path.exists() {
             cx.err(
                 &format!("{base}/manifests/{i}"),
@@ -377,6 +449,9 @@ fn check_env(cx: &mut Ctx<'_>, name: &str, env: &Environment) {
 
 /// A secrets env file must exist and must never reach git.
 fn check_env_file(cx: &mut Ctx<'_>, ptr: &str, rel: &str) {
+    if !confined(cx, ptr, rel, "env file") {
+        return;
+    }
     let path = cx.loaded.dir.join(rel);
     if !path.is_file() {
         let example = format!("{rel}.example");

@@ -116,23 +116,53 @@ fn background_files(port: u16, repo: &str) -> (PathBuf, PathBuf) {
     (d.join(format!("{stem}.pid")), d.join(format!("{stem}.log")))
 }
 
-fn alive(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
-        && std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|s| !s.contains(") Z "))
-            .unwrap_or(false)
+/// What identifies one process across PID reuse and reboots: its PID, its start time in
+/// clock ticks since boot (`/proc/<pid>/stat` field 22) and the boot it started in.
+fn process_identity(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) start at state, field 3.
+    let after = stat.rsplit_once(") ")?.1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    if fields.first() == Some(&"Z") {
+        return None;
+    }
+    let start = fields.get(19)?;
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
+    Some(format!("{pid} {start} {}", boot.trim()))
 }
 
-/// Wait for a background engine push of `repo` still running from an earlier build.
+/// The longest ktwin waits for an earlier build's background engine push.
+const BACKGROUND_WAIT: Duration = Duration::from_secs(600);
+
+/// Wait for a background engine push of `repo` still running from an earlier build. The PID
+/// file records the process's identity, so a PID now used by another process (after a
+/// reboot, or reused) is not waited for; and the wait is bounded.
 fn wait_for_background(port: u16, repo: &str, progress: Progress) {
-    let (pid_file, _) = background_files(port, repo);
-    let Some(pid) = std::fs::read_to_string(&pid_file)
-        .ok()
-        .and_then(|s| s.trim().parse::<u32>().ok())
-    else {
+    wait_for_recorded(&background_files(port, repo).0, progress)
+}
+
+fn wait_for_recorded(pid_file: &Path, progress: Progress) {
+    let Some(recorded) = std::fs::read_to_string(pid_file).ok() else {
         return;
     };
-    while alive(pid) {
+    let recorded = recorded.trim().to_string();
+    let Some(pid) = recorded
+        .split_whitespace()
+        .next()
+        .and_then(|p| p.parse::<u32>().ok())
+    else {
+        let _ = std::fs::remove_file(pid_file);
+        return;
+    };
+    let deadline = std::time::Instant::now() + BACKGROUND_WAIT;
+    while process_identity(pid).as_deref() == Some(recorded.as_str()) {
+        if std::time::Instant::now() >= deadline {
+            progress(
+                "the engine's background push is still running; not waiting longer",
+                0,
+            );
+            return;
+        }
         progress("waiting for the engine's background push", 0);
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -342,6 +372,51 @@ fn start_engine_push(
         .cmd(push_args(engine, &engine_ref))
         .spawn_detached(&log)
         .ok()?;
-    std::fs::write(&pid_file, pid.to_string()).ok()?;
+    let identity = process_identity(pid).unwrap_or_else(|| pid.to_string());
+    std::fs::write(&pid_file, identity).ok()?;
     Some(Background { pid, log })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recycled_pid_is_not_waited_for() {
+        let dir = std::env::temp_dir().join(format!("ktwin-bg-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pid_file = dir.join("engine-push-5393-acme_app.pid");
+        // A live process, but not the push that was recorded: an old-style bare PID, then
+        // the right PID with another start time.
+        let mut sleeper = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let me = process_identity(sleeper.id()).unwrap();
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        let progress = |_: &str, _: u64| {
+            calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        };
+        for stale in [sleeper.id().to_string(), me.replacen(' ', " 1", 1)] {
+            std::fs::write(&pid_file, &stale).unwrap();
+            let t = std::time::Instant::now();
+            wait_for_recorded(&pid_file, &progress);
+            assert!(t.elapsed() < Duration::from_secs(5), "{stale}");
+            assert!(!pid_file.exists());
+        }
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 0);
+        // The recorded process itself: waited for until it ends.
+        std::fs::write(&pid_file, &me).unwrap();
+        let id = sleeper.id();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(400));
+            let _ = std::process::Command::new("kill")
+                .arg(id.to_string())
+                .status();
+        });
+        wait_for_recorded(&pid_file, &progress);
+        let _ = sleeper.wait();
+        assert!(calls.load(std::sync::atomic::Ordering::SeqCst) > 0);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -1,7 +1,9 @@
 //! `ktwin registry gc --keep N`: keep the newest N ktwin content tags per repository, delete
 //! the other manifests, then let the registry reclaim the blobs nothing references any more.
-//! Tags ktwin did not write (and its `ktwin-engine` tag) are never touched, and a manifest a
-//! kept tag still points at is never deleted.
+//! Tags ktwin did not write (and its `ktwin-engine` tag) are never touched, nor is a tag a
+//! deploy recorded or the current build inputs hash to (`protected`), nor a manifest a kept
+//! tag still points at. Only the repositories asked for are looked at (a project's own, unless
+//! the caller asks for all).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -28,7 +30,9 @@ pub struct TagInfo {
 }
 
 /// Pure: which tags to delete (by tag; the caller deletes their manifests by digest).
-pub fn plan(tags: &[TagInfo], keep: usize) -> Vec<TagInfo> {
+/// The newest `keep` content tags are kept, and so are the `protected` ones (deployed now, or
+/// what the current sources build to) however old.
+pub fn plan(tags: &[TagInfo], keep: usize, protected: &BTreeSet<String>) -> Vec<TagInfo> {
     let mut content: Vec<&TagInfo> = tags.iter().filter(|t| is_content_tag(&t.tag)).collect();
     // Newest first; the tag breaks ties so the plan is deterministic.
     content.sort_by(|a, b| b.created.cmp(&a.created).then(a.tag.cmp(&b.tag)));
@@ -38,7 +42,7 @@ pub fn plan(tags: &[TagInfo], keep: usize) -> Vec<TagInfo> {
         .map(|t| t.digest.as_str())
         .chain(
             tags.iter()
-                .filter(|t| !is_content_tag(&t.tag))
+                .filter(|t| !is_content_tag(&t.tag) || protected.contains(&t.tag))
                 .map(|t| t.digest.as_str()),
         )
         .collect();
@@ -86,26 +90,44 @@ fn tag_info(api: &RegistryApi, repo: &str, tag: &str) -> Result<Option<TagInfo>,
     }))
 }
 
+/// What to collect.
+#[derive(Debug, Clone, Default)]
+pub struct GcOptions {
+    /// Content tags to keep per repository, besides the protected ones (at least 1).
+    pub keep: usize,
+    pub dry_run: bool,
+    /// Only these repositories (paths in the registry); `None`: every repository.
+    pub repositories: Option<BTreeSet<String>>,
+    /// (repository, tag) pairs never deleted.
+    pub protected: BTreeSet<(String, String)>,
+}
+
 /// Run the collection against the registry container `spec` names.
-pub fn collect(
-    engine: &Engine,
-    spec: &RegistrySpec,
-    keep: usize,
-    dry_run: bool,
-) -> Result<GcReport, GcError> {
+pub fn collect(engine: &Engine, spec: &RegistrySpec, o: &GcOptions) -> Result<GcReport, GcError> {
     let api = RegistryApi::new(spec.host_port);
+    let dry_run = o.dry_run;
+    let keep = o.keep.max(1);
     let mut report = GcReport {
         dry_run,
         ..GcReport::default()
     };
     for repo in api.catalog()? {
+        if o.repositories.as_ref().is_some_and(|r| !r.contains(&repo)) {
+            continue;
+        }
         let mut infos = Vec::new();
         for tag in api.tags(&repo)? {
             if let Some(i) = tag_info(&api, &repo, &tag)? {
                 infos.push(i);
             }
         }
-        let doomed = plan(&infos, keep);
+        let protected: BTreeSet<String> = o
+            .protected
+            .iter()
+            .filter(|(r, _)| *r == repo)
+            .map(|(_, t)| t.clone())
+            .collect();
+        let doomed = plan(&infos, keep, &protected);
         report.kept += infos.iter().filter(|t| is_content_tag(&t.tag)).count() - doomed.len();
         if doomed.is_empty() {
             continue;
@@ -162,10 +184,28 @@ mod tests {
             t("ktwin-engine", "sha256:e", "2026-01-01T00:00:00Z"),
             t("v1.2", "sha256:v", "2025-01-01T00:00:00Z"),
         ];
-        let doomed: Vec<String> = plan(&tags, 1).into_iter().map(|t| t.tag).collect();
+        let none = BTreeSet::new();
+        let doomed: Vec<String> = plan(&tags, 1, &none).into_iter().map(|t| t.tag).collect();
         assert_eq!(doomed, ["ktwin-0000000000000002", "ktwin-0000000000000001"]);
-        assert!(plan(&tags, 3).is_empty());
-        assert_eq!(plan(&tags, 0).len(), 3);
+        assert!(plan(&tags, 3, &none).is_empty());
+        assert_eq!(plan(&tags, 0, &none).len(), 3);
+    }
+
+    #[test]
+    fn a_deployed_tag_is_kept_however_old() {
+        // After a branch switch the deployed tag is the oldest: it stays, and keep=1 still
+        // keeps the newest other one.
+        let tags = vec![
+            t("ktwin-0000000000000001", "sha256:a", "2026-01-01T00:00:00Z"),
+            t("ktwin-0000000000000002", "sha256:b", "2026-01-02T00:00:00Z"),
+            t("ktwin-0000000000000003", "sha256:c", "2026-01-03T00:00:00Z"),
+        ];
+        let deployed: BTreeSet<String> = ["ktwin-0000000000000001".to_string()].into();
+        let doomed: Vec<String> = plan(&tags, 1, &deployed)
+            .into_iter()
+            .map(|t| t.tag)
+            .collect();
+        assert_eq!(doomed, ["ktwin-0000000000000002"]);
     }
 
     #[test]
@@ -193,7 +233,10 @@ mod tests {
                 "2024-01-01T00:00:00Z",
             ),
         ];
-        let doomed: Vec<String> = plan(&tags, 1).into_iter().map(|t| t.tag).collect();
+        let doomed: Vec<String> = plan(&tags, 1, &BTreeSet::new())
+            .into_iter()
+            .map(|t| t.tag)
+            .collect();
         assert_eq!(doomed, ["ktwin-0000000000000003"]);
         assert!(is_content_tag("ktwin-0123456789abcdef"));
         assert!(!is_content_tag("ktwin-engine"));

@@ -69,11 +69,7 @@ pub fn diff(from_name: &str, from: &[Document], to_name: &str, to: &[Document]) 
                 continue;
             }
             let concern = concern(f.kind(), &segs);
-            let secret = f.kind() == "Secret"
-                && matches!(
-                    segs.first().map(String::as_str),
-                    Some("data" | "stringData")
-                );
+            let secret = crate::output::is_secret_field(f.kind(), segs.iter().map(String::as_str));
             let hide = |v: Option<Value>| {
                 if secret {
                     v.map(|_| Value::String(REDACTED.into()))

@@ -17,11 +17,8 @@ pub enum RenderError {
         first: Source,
         second: Source,
     },
-    #[error("cannot read {path}: {error}")]
-    Io {
-        path: PathBuf,
-        error: std::io::Error,
-    },
+    #[error(transparent)]
+    Input(#[from] ktwin_config::inputs::InputError),
     #[error("kustomize build of {dir} failed: {message}")]
     Kustomize { dir: PathBuf, message: String },
     #[error("neither `kustomize` nor `kubectl` is installed, and {dir} is a kustomization")]
@@ -38,10 +35,11 @@ pub enum RenderError {
         obj: Box<ObjRef>,
         message: String,
     },
-    #[error("{file}:{line}: {message}")]
+    #[error("{}:{line}:{col}: {message}", file.display())]
     EnvFile {
         file: PathBuf,
         line: usize,
+        col: usize,
         message: String,
     },
 }
@@ -65,6 +63,7 @@ impl RenderError {
                 Some("every document needs `apiVersion`, `kind` and `metadata.name`".into())
             }
             RenderError::Yaml(d) => d.help.clone(),
+            RenderError::Input(e) => e.help(),
             _ => None,
         }
     }

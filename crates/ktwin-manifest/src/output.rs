@@ -8,6 +8,26 @@ use crate::doc::Document;
 
 pub const REDACTED: &str = "<redacted>";
 
+/// The annotation `kubectl apply` leaves on what it applied: on a Secret, a copy of its data.
+pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Does the field at `segments` (from the object's root) of a `kind` object hold secret
+/// material? A Secret's `data` and `stringData` values, its last-applied-configuration
+/// annotation, and the whole object.
+pub fn is_secret_field<'a>(kind: &str, segments: impl IntoIterator<Item = &'a str>) -> bool {
+    if kind != "Secret" {
+        return false;
+    }
+    let segs: Vec<&str> = segments.into_iter().collect();
+    match segs.as_slice() {
+        [] => true,
+        ["data" | "stringData", ..] => true,
+        ["metadata"] | ["metadata", "annotations"] => true,
+        ["metadata", "annotations", a, ..] => *a == LAST_APPLIED,
+        _ => false,
+    }
+}
+
 /// A copy of the object with every Secret value replaced by `<redacted>`.
 pub fn redact(v: &Value) -> Value {
     let mut v = v.clone();
@@ -19,13 +39,26 @@ pub fn redact(v: &Value) -> Value {
                 }
             }
         }
+        if let Some(a) = v
+            .pointer_mut("/metadata/annotations")
+            .and_then(Value::as_object_mut)
+        {
+            if let Some(x) = a.get_mut(LAST_APPLIED) {
+                *x = json!(REDACTED);
+            }
+        }
     }
     v
 }
 
 fn is_secret_value_path(c: &Change) -> bool {
-    c.object.kind == "Secret"
-        && (c.path.is_empty() || c.path.starts_with("/data") || c.path.starts_with("/stringData"))
+    let segs: Vec<String> = c
+        .path
+        .split('/')
+        .skip(1)
+        .map(|t| t.replace("~1", "/").replace("~0", "~"))
+        .collect();
+    is_secret_field(&c.object.kind, segs.iter().map(String::as_str))
 }
 
 /// Changes with Secret values hidden.
@@ -110,7 +143,9 @@ mod tests {
     #[test]
     fn secrets_are_redacted_in_every_format() {
         let d = Document {
-            value: json!({"apiVersion":"v1","kind":"Secret","metadata":{"name":"s"},"data":{"K":"c2VrcmV0"},"stringData":{"P":"hunter2"}}),
+            value: json!({"apiVersion":"v1","kind":"Secret","metadata":{"name":"s",
+                "annotations": {LAST_APPLIED: "{\"data\":{\"K\":\"c2VrcmV0\"}}", "note": "kept"}},
+                "data":{"K":"c2VrcmV0"},"stringData":{"P":"hunter2"}}),
             source: Source {
                 file: "x".into(),
                 line: 1,
@@ -124,7 +159,20 @@ mod tests {
                 "{out}"
             );
             assert!(out.contains(REDACTED));
+            assert!(out.contains("kept"), "{out}");
         }
+        let c = Change {
+            object: d.obj_ref(),
+            ..Change::partial(
+                "/metadata/annotations/kubectl.kubernetes.io~1last-applied-configuration",
+                None,
+                Some(json!("{\"data\":{\"K\":\"c2VrcmV0\"}}")),
+                "r",
+                "k",
+            )
+        };
+        let shown = format!("{:?}", redact_changes(&[c], false));
+        assert!(!shown.contains("c2VrcmV0"), "{shown}");
         assert!(to_yaml(&[d], true).contains("hunter2"));
     }
 

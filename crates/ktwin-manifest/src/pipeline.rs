@@ -105,8 +105,9 @@ pub fn render_env(
     let env = environment(loaded, env_name)?;
     let mut rec = Recorder::default();
     let mut docs = Vec::new();
+    let inputs = loaded.inputs();
     for m in &env.manifests {
-        docs.extend(load_source(&loaded.dir.join(m), kustomizer)?);
+        docs.extend(load_source(&loaded.dir.join(m), kustomizer, &inputs)?);
     }
     if let Some(ns) = &env.namespace {
         for d in docs.iter_mut() {
@@ -178,13 +179,11 @@ fn secret_from_env_file(
     s: &ktwin_config::SecretSource,
 ) -> Result<Document, RenderError> {
     let path = loaded.dir.join(&s.env_file);
-    let text = std::fs::read_to_string(&path).map_err(|error| RenderError::Io {
-        path: path.clone(),
-        error,
-    })?;
+    let text = loaded.inputs().read_text(&path)?;
     let kv = ktwin_config::envfile::parse(&text).map_err(|e| RenderError::EnvFile {
         file: path.clone(),
         line: e.line,
+        col: e.col,
         message: e.message,
     })?;
     let b64 = base64::engine::general_purpose::STANDARD;

@@ -4,6 +4,8 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use ktwin_config::inputs::Inputs;
+
 use crate::doc::{Document, Source};
 use crate::error::RenderError;
 use crate::parse::parse_stream;
@@ -24,62 +26,37 @@ pub fn kustomization_file(dir: &Path) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-fn read(path: &Path) -> Result<String, RenderError> {
-    std::fs::read_to_string(path).map_err(|error| RenderError::Io {
-        path: path.to_path_buf(),
-        error,
-    })
-}
-
-/// Every document of one source.
-pub fn load_source(path: &Path, kustomizer: &dyn Kustomizer) -> Result<Vec<Document>, RenderError> {
+/// Every document of one source. Files are read through `inputs` (confined to the project,
+/// regular files only, bounded in size; directory walks stop at symlink loops).
+pub fn load_source(
+    path: &Path,
+    kustomizer: &dyn Kustomizer,
+    inputs: &Inputs,
+) -> Result<Vec<Document>, RenderError> {
+    inputs.check(path)?;
     if path.is_dir() {
         if let Some(kfile) = kustomization_file(path) {
             let out = kustomizer.build(path)?;
             let mut docs = parse_stream(&kfile, &out)?;
-            attribute_kustomize_origins(path, &mut docs);
+            attribute_kustomize_origins(path, &mut docs, inputs);
             return Ok(docs);
         }
-        let mut files = yaml_files(path)?;
-        files.sort();
         let mut docs = Vec::new();
-        for f in files {
-            docs.extend(parse_stream(&f, &read(&f)?)?);
+        for f in inputs.yaml_files(path)? {
+            docs.extend(parse_stream(&f, &inputs.read_text(&f)?)?);
         }
         return Ok(docs);
     }
-    parse_stream(path, &read(path)?)
-}
-
-/// `*.yaml` and `*.yml` directly in `dir` and below it, skipping hidden entries.
-fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>, RenderError> {
-    let mut out = Vec::new();
-    let rd = std::fs::read_dir(dir).map_err(|error| RenderError::Io {
-        path: dir.to_path_buf(),
-        error,
-    })?;
-    for e in rd.flatten() {
-        let p = e.path();
-        let name = e.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') {
-            continue;
-        }
-        if p.is_dir() {
-            out.extend(yaml_files(&p)?);
-        } else if name.ends_with(".yaml") || name.ends_with(".yml") {
-            out.push(p);
-        }
-    }
-    Ok(out)
+    parse_stream(path, &inputs.read_text(path)?)
 }
 
 /// kustomize output forgets where objects came from. Point each object back at the file that
 /// defines it (by kind and name, allowing for name prefixes and suffixes), else at the
 /// kustomization file itself.
-fn attribute_kustomize_origins(root: &Path, docs: &mut [Document]) {
+fn attribute_kustomize_origins(root: &Path, docs: &mut [Document], inputs: &Inputs) {
     let mut index: HashMap<String, Vec<(String, Source)>> = HashMap::new();
     let mut seen = Vec::new();
-    collect_kustomize_resources(root, &mut index, &mut seen, 0);
+    collect_kustomize_resources(root, &mut index, &mut seen, 0, inputs);
     for d in docs.iter_mut() {
         let Some(cands) = index.get(d.kind()) else {
             continue;
@@ -105,6 +82,7 @@ fn collect_kustomize_resources(
     index: &mut HashMap<String, Vec<(String, Source)>>,
     seen: &mut Vec<PathBuf>,
     depth: usize,
+    inputs: &Inputs,
 ) {
     if depth > 20 || seen.iter().any(|s| s == dir) {
         return;
@@ -113,7 +91,7 @@ fn collect_kustomize_resources(
     let Some(kfile) = kustomization_file(dir) else {
         return;
     };
-    let Ok(text) = std::fs::read_to_string(&kfile) else {
+    let Ok(text) = inputs.read_text(&kfile) else {
         return;
     };
     let Ok(k) = serde_saphyr::from_str::<serde_json::Value>(&text) else {
@@ -132,8 +110,8 @@ fn collect_kustomize_resources(
             }
             let p = clean_path(&dir.join(r));
             if p.is_dir() {
-                collect_kustomize_resources(&p, index, seen, depth + 1);
-            } else if let Ok(t) = std::fs::read_to_string(&p) {
+                collect_kustomize_resources(&p, index, seen, depth + 1, inputs);
+            } else if let Ok(t) = inputs.read_text(&p) {
                 if let Ok(docs) = parse_stream(&p, &t) {
                     for d in docs {
                         index

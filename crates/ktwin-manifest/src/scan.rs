@@ -55,7 +55,9 @@ pub fn scan(root: &Path) -> Scan {
 }
 
 fn looks_like_manifest(path: &Path) -> bool {
-    std::fs::read_to_string(path)
+    // Regular files within the input size limit only (never a FIFO or /dev/zero).
+    ktwin_config::inputs::Inputs::anywhere()
+        .read_text(path)
         .map(|t| t.contains("apiVersion:") && t.contains("kind:"))
         .unwrap_or(false)
 }
@@ -77,8 +79,11 @@ fn walk(dir: &Path, s: &mut Scan, under_kustomize: bool) {
         if name.starts_with('.') {
             continue;
         }
+        // A symlinked directory is not followed: it is either a copy of what the walk sees
+        // anyway or a loop.
+        let symlink = e.file_type().is_ok_and(|t| t.is_symlink());
         if p.is_dir() {
-            if !SKIP_DIRS.contains(&name.as_str()) {
+            if !symlink && !SKIP_DIRS.contains(&name.as_str()) {
                 walk(&p, s, under_kustomize || is_root);
             }
         } else if name == "Dockerfile" || name.ends_with(".Dockerfile") {
@@ -213,8 +218,9 @@ pub fn propose(root: &Path, kustomizer: &dyn Kustomizer) -> Proposal {
     }
 
     let mut docs: Vec<Document> = Vec::new();
+    let inputs = ktwin_config::inputs::Inputs::confined(root);
     for src in &local_sources {
-        match load_source(src, kustomizer) {
+        match load_source(src, kustomizer, &inputs) {
             Ok(d) => docs.extend(d),
             Err(e) => notes.push(format!(
                 "could not render {} to infer more ({e})",

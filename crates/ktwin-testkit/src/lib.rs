@@ -92,6 +92,31 @@ pub fn swarm_example() -> (TempProject, PathBuf) {
 }
 
 /// The workspace root (for examples and fixtures).
+/// A path under `../shared` (beside the repository: the k3d schema, the corpus). When it is
+/// absent the caller skips, saying so, so a clone of the repository alone passes its tests;
+/// with `KTWIN_REQUIRE_SHARED=1` (`.ci/run` sets it) its absence fails the test instead.
+pub fn shared(rel: &str) -> Option<PathBuf> {
+    let p = workspace_root().join("../shared").join(rel);
+    if p.exists() {
+        return Some(p);
+    }
+    if std::env::var_os("KTWIN_REQUIRE_SHARED").is_some_and(|v| v == "1") {
+        panic!(
+            "{} is missing and KTWIN_REQUIRE_SHARED=1 requires it",
+            p.display()
+        );
+    }
+    // The skip is said where the test output shows it.
+    #[allow(clippy::print_stderr)]
+    {
+        eprintln!(
+            "skipping what needs {}: ../shared is not beside this clone",
+            p.display()
+        );
+    }
+    None
+}
+
 pub fn workspace_root() -> PathBuf {
     let here = Path::new(env!("CARGO_MANIFEST_DIR"));
     here.parent()

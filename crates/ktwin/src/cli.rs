@@ -295,16 +295,23 @@ ktwin.yaml (image, port) is reported, and recreated only with --recreate; its im
     },
     /// Delete old ktwin content tags (keeping the newest N per repository) and reclaim blobs.
     #[command(
-        after_help = "Only tags ktwin wrote (ktwin-<16 hex>) are candidates, newest first by the image's\n\
-creation time; other tags, and any manifest a kept tag shares, are never deleted. The registry's\n\
-own garbage collector then removes blobs nothing references. Run it when no build is pushing.\n\n\
+        after_help = "Only this project's repositories are looked at (--all-projects: every one), and only\n\
+tags ktwin wrote (ktwin-<16 hex>) are candidates, newest first by the image's creation time.\n\
+Never deleted: other tags, any tag a recorded deploy runs or the current sources build to, and\n\
+any manifest a kept tag shares. The registry's own garbage collector then removes blobs\n\
+nothing references. Run it when no build is pushing.\n\n\
 Examples:\n  ktwin registry gc                 keep the 3 newest per repository\n  \
 ktwin registry gc --keep 1 --dry-run"
     )]
     Gc {
-        /// Content tags to keep per repository.
-        #[arg(long, default_value_t = 3)]
-        keep: usize,
+        /// Content tags to keep per repository (at least 1), besides every tag a deploy of this
+        /// project recorded and the tags the current sources build to.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..))]
+        keep: u16,
+        /// Look at every repository in the registry, not only this project's images (tags any
+        /// project's deploys recorded are still kept).
+        #[arg(long)]
+        all_projects: bool,
         /// Print what would be deleted; delete nothing.
         #[arg(long)]
         dry_run: bool,

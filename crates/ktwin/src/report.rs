@@ -78,9 +78,49 @@ pub fn shown(p: &Path) -> String {
     }
 }
 
-/// A report that quotes the offending line of the file.
+/// Might quoting this file print a secret? A file that declares a Secret (its `data` and
+/// `stringData` lines may sit next to the error) is never quoted.
+fn holds_secrets(text: &str) -> bool {
+    let quote = |c: char| c == '"' || c == '\'';
+    text.match_indices("kind").any(|(i, _)| {
+        let rest = text[i + 4..].trim_start_matches(quote).trim_start();
+        let Some(rest) = rest.strip_prefix(':') else {
+            return false;
+        };
+        let rest = rest.trim_start().trim_start_matches(quote);
+        rest.strip_prefix("Secret")
+            .is_some_and(|r| !r.starts_with(|c: char| c.is_alphanumeric()))
+    })
+}
+
+/// A line longer than this is not quoted (a 50 MB scalar would be printed whole).
+const MAX_QUOTED: usize = 400;
+
+fn line_len_at(text: &str, offset: usize) -> usize {
+    let offset = offset.min(text.len());
+    let start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
+    end - start
+}
+
+/// `file:line:col: message`, quoting nothing.
+fn unquoted(d: &SourceDiag) -> miette::Report {
+    let at = match d.pos {
+        Some(p) => format!("{}:{}:{}", shown(&d.file), p.line, p.col),
+        None => shown(&d.file),
+    };
+    plain(format!("{at}: {}", d.message), d.help.clone())
+}
+
+/// A report that quotes the offending line of the file (unless the file holds Secrets).
 pub fn located(d: &SourceDiag) -> miette::Report {
     let text = std::fs::read_to_string(&d.file).unwrap_or_default();
+    if holds_secrets(&text)
+        || d.pos
+            .is_some_and(|p| line_len_at(&text, p.offset) > MAX_QUOTED)
+    {
+        return unquoted(d);
+    }
     let name = shown(&d.file);
     let (span, label) = match d.pos {
         Some(p) if p.offset <= text.len() => {
@@ -146,31 +186,49 @@ pub fn render_failure(e: RenderError) -> Failure {
         RenderError::NotAnObject { at, why } => {
             Failure::Input(vec![at_line(&at.file, at.line, why, help)])
         }
-        RenderError::Duplicate { obj, first, second } => Failure::Input(vec![at_line(
-            &second.file,
-            second.line,
-            format!(
+        RenderError::Duplicate { obj, first, second } => {
+            let message = format!(
                 "{obj} is defined twice: {}:{} and {}:{}",
                 shown(&first.file),
                 first.line,
                 shown(&second.file),
                 second.line
-            ),
-            help,
-        )]),
+            );
+            // A Secret's lines (or an env file's) are never quoted.
+            let r = if obj.kind == "Secret" {
+                plain(message, help)
+            } else {
+                at_line(&second.file, second.line, message, help)
+            };
+            Failure::Input(vec![r])
+        }
         RenderError::EnvFile {
             file,
             line,
+            col,
             message,
-        } => Failure::Input(vec![at_line(
-            &file,
-            line,
-            message,
-            Some("one KEY=value per line".into()),
+        } => Failure::Input(vec![plain(
+            format!("{}:{line}:{col}: {message}", shown(&file)),
+            Some("an env file holds one KEY=value per line (`#` starts a comment); its lines are never printed".into()),
         )]),
-        e @ (RenderError::Io { .. }
-        | RenderError::Kustomize { .. }
-        | RenderError::NoKustomize { .. }) => Failure::Operation(vec![plain(e.to_string(), help)]),
+        e @ (RenderError::Kustomize { .. } | RenderError::NoKustomize { .. }) => {
+            Failure::Operation(vec![plain(e.to_string(), help)])
+        }
         e => Failure::Input(vec![plain(e.to_string(), help)]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_that_declare_secrets_are_recognised() {
+        assert!(holds_secrets("apiVersion: v1\nkind: Secret\n"));
+        assert!(holds_secrets("items:\n- kind: 'Secret'\n"));
+        assert!(holds_secrets("{\"kind\": \"Secret\", \"data\": {}}"));
+        assert!(!holds_secrets(
+            "kind: SecretProviderClass\nkind: ConfigMap\n"
+        ));
     }
 }

@@ -490,3 +490,107 @@ fn cluster_config_prints_what_the_provider_receives() {
     assert!(stdout(&kind).contains("apiVersion: kind.x-k8s.io/v1alpha4"));
     assert!(stderr(&kind).contains("context kind-swarm"));
 }
+
+// ---- inputs confined and bounded -----------------------------------------------------------
+
+fn project_with(manifests: &str, extra: &str) -> TempProject {
+    let tp = TempProject::new();
+    tp.write(
+        "proj/ktwin.yaml",
+        &format!("apiVersion: ktwin.dev/v1alpha1\nkind: Project\nname: x\n{extra}environments:\n  local:\n    manifests: {manifests}\n"),
+    );
+    tp.write(
+        "proj/k8s/a.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\ndata: {}\n",
+    );
+    tp.write("outside.yaml", "SECRET_FROM_OUTSIDE=1\n");
+    tp
+}
+
+#[test]
+fn inputs_outside_the_project_are_config_errors_never_read() {
+    for (manifests, what) in [
+        ("[../outside.yaml]", "manifest source `../outside.yaml`"),
+        (
+            "[/proc/self/environ]",
+            "manifest source `/proc/self/environ`",
+        ),
+    ] {
+        let tp = project_with(manifests, "");
+        let o = ktwin(&tp.path().join("proj"), &["render"]);
+        assert_eq!(o.status.code(), Some(2), "{manifests}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(err.contains(what) && err.contains("outside the"), "{err}");
+        assert!(
+            !err.contains("SECRET_FROM_OUTSIDE") && !err.contains("PATH="),
+            "{err}"
+        );
+    }
+    // A symlink inside a manifest dir that leads out: refused when read.
+    let tp = project_with("[k8s]", "");
+    std::os::unix::fs::symlink(
+        tp.path().join("outside.yaml"),
+        tp.path().join("proj/k8s/link.yaml"),
+    )
+    .unwrap();
+    let o = ktwin(&tp.path().join("proj"), &["render"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("outside the"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("SECRET_FROM_OUTSIDE"));
+}
+
+#[test]
+fn loops_fifos_and_huge_counts_end_quickly_with_exit_2() {
+    let started = std::time::Instant::now();
+    let tp = project_with("[k8s]", "");
+    let k8s = tp.path().join("proj/k8s");
+    std::os::unix::fs::symlink(".", k8s.join("l1")).unwrap();
+    std::os::unix::fs::symlink(".", k8s.join("l2")).unwrap();
+    for cmd in [&["render"][..], &["doctor"], &["init", "--force"]] {
+        let o = ktwin(&tp.path().join("proj"), cmd);
+        if cmd[0] == "init" {
+            // init does not follow symlinked directories at all.
+            assert!(o.status.code().is_some(), "{}", stderr(&o));
+        } else {
+            assert_eq!(o.status.code(), Some(2), "{cmd:?}: {}", stderr(&o));
+            assert!(stderr(&o).contains("symlink loop"), "{}", stderr(&o));
+        }
+    }
+    let tp = project_with("[k8s]", "");
+    let fifo = tp.path().join("proj/k8s/fifo.yaml");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let o = ktwin(&tp.path().join("proj"), &["render"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("a FIFO, not a regular file"),
+        "{}",
+        stderr(&o)
+    );
+    let tp = project_with(
+        "[k8s]",
+        "cluster:\n  agents: [{name: a, count: 4000000000}]\n",
+    );
+    for cmd in [&["doctor"][..], &["cluster", "config"]] {
+        let o = ktwin(&tp.path().join("proj"), cmd);
+        assert_eq!(o.status.code(), Some(2), "{cmd:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("a local twin runs at most 50"),
+            "{}",
+            stderr(&o)
+        );
+    }
+    let big = "x".repeat(100_000);
+    let tp = project_with("[k8s]", &format!("cluster:\n  name: {big}\n"));
+    let o = ktwin(&tp.path().join("proj"), &["render"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).len() < 5_000,
+        "{} bytes of error",
+        stderr(&o).len()
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+}

@@ -198,15 +198,57 @@ fn gc_keeps_the_newest_content_tags_and_reclaims_blobs() {
         // Image creation times are compared at second resolution.
         std::thread::sleep(std::time::Duration::from_millis(1100));
     }
+    // Another project's repository with two content tags: not this project's to collect.
+    let other = format!("localhost:{}/other/app", r.port);
+    r.push_as(&format!("{other}:ktwin-00000000000000a1"), "one");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    r.push_as(&format!("{other}:ktwin-00000000000000a2"), "two");
     let dry = r.ktwin(&["registry", "gc", "--keep", "1", "--dry-run", "-o", "json"]);
     assert!(dry.status.success(), "{}", out(&dry));
     let d: serde_json::Value = serde_json::from_slice(&dry.stdout).unwrap();
     assert_eq!(d["deleted"][&repo].as_array().unwrap().len(), 2, "{d}");
+    assert!(d["deleted"].get("other/app").is_none(), "{d}");
     let api = RegistryApi::new(r.port);
     assert!(
         api.has_manifest(&repo, &tags[0]).unwrap(),
         "dry run deleted"
     );
+    let all = r.ktwin(&[
+        "registry",
+        "gc",
+        "--keep",
+        "1",
+        "--all-projects",
+        "--dry-run",
+        "-o",
+        "json",
+    ]);
+    let a: serde_json::Value = serde_json::from_slice(&all.stdout).unwrap();
+    assert_eq!(
+        a["deleted"]["other/app"],
+        serde_json::json!(["ktwin-00000000000000a1"]),
+        "{a}"
+    );
+    // A tag a deploy recorded (an old branch, deployed now) is kept however old.
+    let record = r.state.path().join("ktwin/deploys/t2-local.deploy.json");
+    std::fs::create_dir_all(record.parent().unwrap()).unwrap();
+    std::fs::write(
+        &record,
+        serde_json::json!({"kinds": [], "images": [format!("localhost:{}/{repo}:{}", r.port, tags[0])]})
+            .to_string(),
+    )
+    .unwrap();
+    let d = r.ktwin(&["registry", "gc", "--keep", "1", "--dry-run", "-o", "json"]);
+    let d: serde_json::Value = serde_json::from_slice(&d.stdout).unwrap();
+    assert_eq!(
+        d["deleted"][&repo],
+        serde_json::json!([tags[1].clone()]),
+        "{d}"
+    );
+    std::fs::remove_file(&record).unwrap();
+    // --keep 0 is refused.
+    let zero = r.ktwin(&["registry", "gc", "--keep", "0"]);
+    assert_eq!(zero.status.code(), Some(2), "{}", out(&zero));
 
     let gc = r.ktwin(&["registry", "gc", "--keep", "1", "-o", "json"]);
     assert!(gc.status.success(), "{}", out(&gc));

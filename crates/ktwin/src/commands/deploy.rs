@@ -29,9 +29,7 @@ pub struct Deploy {
 pub fn deploy_docs(loaded: &Loaded, d: &Deploy, docs: Vec<Value>) -> Result<Report, Failure> {
     let p = &loaded.project;
     let say = |s: &str| printer::err(s);
-    let state = ktwin_config::contenttag::state_dir()
-        .join("deploys")
-        .join(format!("{}-{}.kinds.json", p.name, d.env));
+    let state = deploy_record(&p.name, &d.env);
     let o = Options {
         project: &p.name,
         env: &d.env,
@@ -56,6 +54,15 @@ pub fn deploy_docs(loaded: &Loaded, d: &Deploy, docs: Vec<Value>) -> Result<Repo
         deploy(&mut disc, &docs, &o).await
     })
     .map_err(kube_failure)
+}
+
+/// Where a deploy of `project`'s `env` records what it applied (kinds, images).
+pub fn deploy_record(project: &str, env: &str) -> std::path::PathBuf {
+    deploy_records_dir().join(format!("{project}-{env}.deploy.json"))
+}
+
+pub fn deploy_records_dir() -> std::path::PathBuf {
+    ktwin_config::state::state_dir().join("deploys")
 }
 
 pub fn summary(r: &Report) -> String {

@@ -55,8 +55,10 @@ pub fn run(cli: &Cli, a: &DoctorArgs) -> Result<u8, Failure> {
         }
         (_, false) => {
             let mut docs = Vec::new();
+            // Paths named on the command line: read wherever they are, still bounded.
+            let inputs = ktwin_config::inputs::Inputs::anywhere();
             for f in &a.files {
-                docs.extend(load_source(f, &ExternalKustomize).map_err(render_failure)?);
+                docs.extend(load_source(f, &ExternalKustomize, &inputs).map_err(render_failure)?);
             }
             let (twin, ignore) = match &loaded {
                 Some(l) => (

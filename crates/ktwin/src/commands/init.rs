@@ -14,19 +14,42 @@ pub fn run(a: &InitArgs) -> Result<u8, Failure> {
         ));
     }
     let target = root.join(ktwin_config::load::FILE_NAME);
-    if target.exists() && !a.force {
-        return Err(Failure::input(
+    let exists = || {
+        Failure::input(
             format!("{} already exists; not overwriting it", shown(&target)),
             Some("pass --force to replace it, or edit it by hand".into()),
-        ));
+        )
+    };
+    // symlink_metadata: a dangling symlink named ktwin.yaml counts as existing.
+    if target.symlink_metadata().is_ok() && !a.force {
+        return Err(exists());
     }
     let p = propose(&root, &ExternalKustomize);
-    std::fs::write(&target, &p.yaml).map_err(|e| {
+    let cannot = |e: std::io::Error| {
         Failure::Operation(vec![crate::report::plain(
             format!("cannot write {}: {e}", shown(&target)),
             None,
         )])
-    })?;
+    };
+    if a.force {
+        ktwin_config::state::write_atomic(&target, p.yaml.as_bytes())
+            .map_err(|e| Failure::Operation(vec![crate::report::plain(e.to_string(), None)]))?;
+    } else {
+        // The scan can take seconds: a file made meanwhile is not overwritten either.
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&target)
+            .map_err(|e| {
+                if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    exists()
+                } else {
+                    cannot(e)
+                }
+            })?;
+        f.write_all(p.yaml.as_bytes()).map_err(cannot)?;
+    }
     printer::err(&format!("wrote {}", shown(&target)));
     for n in &p.notes {
         printer::err(&format!("  • {n}"));

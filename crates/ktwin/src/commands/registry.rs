@@ -1,3 +1,7 @@
+use std::collections::BTreeSet;
+
+use ktwin_config::imageref::ImageRef;
+use ktwin_engine::gc::GcOptions;
 use ktwin_engine::registry::{
     plan, Observed, Plan, Registry, RegistryError, RegistrySpec, UpAction,
 };
@@ -6,7 +10,7 @@ use serde_json::json;
 
 use crate::cli::{Cli, EngineArg, RegistryCommand, StatusFormat};
 use crate::printer;
-use crate::report::{plain, Failure};
+use crate::report::{plain, render_failure, Failure};
 
 pub fn engine(cli: &Cli) -> Result<Engine, Failure> {
     let req = cli.engine.map(|e| match e {
@@ -99,6 +103,7 @@ pub fn run(cli: &Cli, c: &RegistryCommand) -> Result<u8, Failure> {
         }
         RegistryCommand::Gc {
             keep,
+            all_projects,
             dry_run,
             output,
         } => {
@@ -108,7 +113,13 @@ pub fn run(cli: &Cli, c: &RegistryCommand) -> Result<u8, Failure> {
                     Some("start it with `ktwin registry up`".into()),
                 )]));
             }
-            let r = ktwin_engine::gc::collect(&eng, &reg.spec, *keep, *dry_run)
+            let o = GcOptions {
+                keep: usize::from(*keep),
+                dry_run: *dry_run,
+                repositories: (!*all_projects).then(|| project_repositories(&loaded)),
+                protected: protected_tags(&loaded)?,
+            };
+            let r = ktwin_engine::gc::collect(&eng, &reg.spec, &o)
                 .map_err(|e| Failure::Operation(vec![plain(e.to_string(), None)]))?;
             match output {
                 StatusFormat::Json => printer::out(&format!(
@@ -135,4 +146,58 @@ pub fn run(cli: &Cli, c: &RegistryCommand) -> Result<u8, Failure> {
             Ok(0)
         }
     }
+}
+
+/// The registry repositories this project's images are pushed to.
+fn project_repositories(loaded: &ktwin_config::Loaded) -> BTreeSet<String> {
+    loaded
+        .project
+        .images
+        .iter()
+        .filter_map(|i| ImageRef::parse(&i.image).ok())
+        .map(|r| r.path)
+        .collect()
+}
+
+/// Tags gc must keep: every image of ktwin's registry a recorded deploy (of any project)
+/// runs, and the tags the current sources of this project build to. A deploy record that
+/// cannot be read stops gc: it cannot know what is running.
+fn protected_tags(loaded: &ktwin_config::Loaded) -> Result<BTreeSet<(String, String)>, Failure> {
+    let r = &loaded.project.registry;
+    let ours = [
+        format!("localhost:{}", r.host_port),
+        format!("{}:5000", r.name),
+    ];
+    let mut out = BTreeSet::new();
+    let dir = super::deploy::deploy_records_dir();
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e.flatten().map(|e| e.path()).collect::<Vec<_>>(),
+        Err(_) => vec![],
+    };
+    for path in entries
+        .iter()
+        .filter(|p| p.to_string_lossy().ends_with(".deploy.json"))
+    {
+        let rec: Option<ktwin_kube::deploy::DeployRecord> = ktwin_config::state::read_json(path)
+            .map_err(|e| Failure::Operation(vec![plain(e.to_string(), Some(e.help()))]))?;
+        for image in rec.map(|r| r.images).unwrap_or_default() {
+            let Ok(i) = ImageRef::parse(&image) else {
+                continue;
+            };
+            if let (Some(host), Some(tag)) = (&i.host, &i.tag) {
+                if ours.contains(host) {
+                    out.insert((i.path.clone(), tag.clone()));
+                }
+            }
+        }
+    }
+    let tags = ktwin_manifest::pipeline::image_tags(loaded).map_err(render_failure)?;
+    for img in &loaded.project.images {
+        if let Ok(i) = ImageRef::parse(&img.image) {
+            if let Some(tag) = tags.get(&i.repository_key()) {
+                out.insert((i.path.clone(), tag.clone()));
+            }
+        }
+    }
+    Ok(out)
 }

@@ -26,6 +26,8 @@ pub struct Reg {
     pub name: String,
     pub port: u16,
     pub images: Vec<String>,
+    /// ktwin's state dir for this test (deploy records, hash caches).
+    pub state: tempfile::TempDir,
 }
 
 impl Reg {
@@ -44,6 +46,7 @@ impl Reg {
             name,
             port: free_port(),
             images: vec![],
+            state: tempfile::tempdir().unwrap(),
         };
         r.write_config(r.port);
         r
@@ -68,6 +71,7 @@ impl Reg {
     pub fn ktwin_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_ktwin"))
             .args(args)
+            .env("XDG_STATE_HOME", self.state.path())
             .envs(env.iter().copied())
             .current_dir(self.tp.path())
             .output()
@@ -82,15 +86,19 @@ impl Reg {
     }
     /// Build a tiny FROM-scratch image and push it with the engine, so data exists.
     pub fn push_sample(&mut self, port: u16) -> String {
+        self.push_as(&format!("localhost:{port}/t2/hello:1"), "hello")
+    }
+    /// Build a tiny FROM-scratch image holding `content` and push it as `tag`.
+    pub fn push_as(&mut self, tag: &str, content: &str) -> String {
         let ctx = self.tp.path().join("img");
         std::fs::create_dir_all(&ctx).unwrap();
-        std::fs::write(ctx.join("hello.txt"), format!("hello {}", self.name)).unwrap();
+        std::fs::write(ctx.join("hello.txt"), format!("{content} {}", self.name)).unwrap();
         std::fs::write(
             ctx.join("Dockerfile"),
             "FROM scratch\nCOPY hello.txt /hello.txt\n",
         )
         .unwrap();
-        let tag = format!("localhost:{port}/t2/hello:1");
+        let tag = tag.to_string();
         assert!(docker(&["build", "-q", "-t", &tag, ctx.to_str().unwrap()])
             .status
             .success());
