@@ -4,8 +4,6 @@
 
 use ktwin_config::{Project, LOCAL_ENV};
 
-use crate::provider::provider_for;
-
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GuardError {
     #[error("environment `{env}` is not defined in ktwin.yaml")]
@@ -41,7 +39,7 @@ impl GuardError {
 /// The kube context `env` may write to, given an optional `--context`.
 pub fn guard(p: &Project, env: &str, requested: Option<&str>) -> Result<String, GuardError> {
     let allowed = if env == LOCAL_ENV {
-        provider_for(p.cluster.provider).context(p.cluster_name())
+        ktwin_config::desired::Naming::of(p).context()
     } else {
         let e = p
             .environment(env)

@@ -17,12 +17,17 @@ pub struct Healed {
     pub unfixable: Vec<String>,
 }
 
-pub fn heal_engine(p: &Project, engine: &Engine, x: &Exec) -> Result<Healed, UpError> {
+pub fn heal_engine(
+    p: &Project,
+    engine: &Engine,
+    registry: &RegistrySpec,
+    x: &Exec,
+) -> Result<Healed, UpError> {
     let prov = provider_for(p.cluster.provider);
     let prov = prov.as_ref();
     let mut h = Healed::default();
     let mut all_missing = true;
-    for n in prov.nodes(p) {
+    for n in ktwin_config::desired::Naming::of(p).nodes(p) {
         let state = x.probe(&engine.cmd([
             "container",
             "inspect",
@@ -55,7 +60,7 @@ pub fn heal_engine(p: &Project, engine: &Engine, x: &Exec) -> Result<Healed, UpE
     }
     let reg = Registry {
         engine,
-        spec: RegistrySpec::from_config(&p.registry),
+        spec: registry.clone(),
     };
     match reg.observe() {
         Ok(Observed::Present { running: false, .. }) => {
@@ -74,11 +79,11 @@ pub fn heal_engine(p: &Project, engine: &Engine, x: &Exec) -> Result<Healed, UpE
         }
         _ => {}
     }
-    if attach_registry(p, prov, engine, x)? {
+    if attach_registry(p, engine, x)? {
         h.fixed.push(format!(
             "registry {}: connected to network {}",
             reg.spec.name,
-            prov.network(p.cluster_name())
+            ktwin_config::desired::Naming::of(p).network()
         ));
     }
     for f in write_mirrors(p, prov, engine, x, true)? {

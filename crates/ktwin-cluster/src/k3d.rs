@@ -5,7 +5,10 @@
 use ktwin_config::{Project, Protocol};
 use serde_json::{json, Value};
 
-use crate::provider::{layout, ClusterProvider, NodeName, Version};
+use ktwin_config::desired::RegistryAddr;
+use ktwin_engine::EngineKind;
+
+use crate::provider::{ClusterProvider, Version};
 use crate::registry_wiring::k3s_registries_yaml;
 
 #[derive(Debug, Clone, Copy)]
@@ -33,9 +36,6 @@ pub fn pool_filters(p: &Project) -> Vec<(String, Vec<String>)> {
 impl ClusterProvider for K3d {
     fn tool(&self) -> &'static str {
         "k3d"
-    }
-    fn context(&self, cluster: &str) -> String {
-        format!("k3d-{cluster}")
     }
     fn min_version(&self) -> (Version, &'static str) {
         (Version(5, 5, 0), "the k3d.io/v1alpha5 config format")
@@ -89,7 +89,7 @@ impl ClusterProvider for K3d {
             "k3s": k3s,
             "kubeconfig": {"updateDefaultKubeconfig": true, "switchCurrentContext": false}
         });
-        cfg["registries"] = json!({"config": k3s_registries_yaml(&p.registry)});
+        cfg["registries"] = json!({"config": k3s_registries_yaml(&RegistryAddr::of(&p.registry))});
         cfg
     }
 
@@ -119,20 +119,12 @@ impl ClusterProvider for K3d {
             .filter_map(|c| c["name"].as_str().map(str::to_string))
             .collect()
     }
-    fn node_label(&self, cluster: &str) -> String {
-        format!("k3d.cluster={cluster}")
+    fn mirrors_per_node(&self) -> bool {
+        false
     }
-    fn network(&self, cluster: &str) -> String {
-        format!("k3d-{cluster}")
-    }
-    fn nodes(&self, p: &Project) -> Vec<NodeName> {
-        let c = p.cluster_name();
-        layout(
-            p,
-            Some(format!("k3d-{c}-serverlb")),
-            |i| format!("k3d-{c}-server-{i}"),
-            |i| format!("k3d-{c}-agent-{i}"),
-        )
+    fn engine_env(&self, _kind: EngineKind) -> Vec<(&'static str, &'static str)> {
+        // k3d reaches Podman through the DOCKER_HOST the engine sets.
+        vec![]
     }
 }
 

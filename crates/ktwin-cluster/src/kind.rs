@@ -6,7 +6,9 @@ use ktwin_config::names::parse_taint;
 use ktwin_config::{Project, Protocol};
 use serde_json::{json, Value};
 
-use crate::provider::{layout, ClusterProvider, NodeName, Version};
+use ktwin_engine::EngineKind;
+
+use crate::provider::{ClusterProvider, Version};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Kind;
@@ -28,9 +30,6 @@ fn taint_patch(taints: &[String]) -> String {
 impl ClusterProvider for Kind {
     fn tool(&self) -> &'static str {
         "kind"
-    }
-    fn context(&self, cluster: &str) -> String {
-        format!("kind-{cluster}")
     }
     fn min_version(&self) -> (Version, &'static str) {
         (
@@ -126,20 +125,14 @@ impl ClusterProvider for Kind {
             .map(str::to_string)
             .collect()
     }
-    fn node_label(&self, cluster: &str) -> String {
-        format!("io.x-k8s.kind.cluster={cluster}")
+    fn mirrors_per_node(&self) -> bool {
+        true
     }
-    fn network(&self, _cluster: &str) -> String {
-        "kind".into()
-    }
-    fn nodes(&self, p: &Project) -> Vec<NodeName> {
-        // kind names the first node of a role `<cluster>-<role>`, then `<role>2`, `<role>3`…
-        let c = p.cluster_name();
-        let nth = |role: &str, i: u32| match i {
-            0 => format!("{c}-{role}"),
-            _ => format!("{c}-{role}{}", i + 1),
-        };
-        let lb = (p.cluster.servers > 1).then(|| format!("{c}-external-load-balancer"));
-        layout(p, lb, |i| nth("control-plane", i), |i| nth("worker", i))
+    fn engine_env(&self, kind: EngineKind) -> Vec<(&'static str, &'static str)> {
+        match kind {
+            // https://kind.sigs.k8s.io/docs/user/rootless/ : kind picks Podman when asked.
+            EngineKind::Podman => vec![("KIND_EXPERIMENTAL_PROVIDER", "podman")],
+            EngineKind::Docker => vec![],
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! What every provider adapter offers.
 
 use ktwin_config::{Project, Provider};
+use ktwin_engine::EngineKind;
 
 use crate::{k3d::K3d, kind::Kind};
 
@@ -47,60 +48,11 @@ pub enum VersionError {
     },
 }
 
-/// A node container and the Kubernetes node it becomes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NodeName {
-    /// Container name.
-    pub container: String,
-    /// Kubernetes node name (None: not a Kubernetes node, e.g. k3d's load balancer).
-    pub node: Option<String>,
-    pub pool: Option<String>,
-}
-
-/// Node containers in start order: the load balancer (if any), `servers` control-plane nodes
-/// named by `server(i)`, then one node per pool member named by `agent(i)` in pool order.
-pub fn layout(
-    p: &Project,
-    lb: Option<String>,
-    server: impl Fn(u32) -> String,
-    agent: impl Fn(u32) -> String,
-) -> Vec<NodeName> {
-    let mut v: Vec<NodeName> = lb
-        .into_iter()
-        .map(|container| NodeName {
-            container,
-            node: None,
-            pool: None,
-        })
-        .collect();
-    for i in 0..p.cluster.servers.max(1) {
-        let n = server(i);
-        v.push(NodeName {
-            container: n.clone(),
-            node: Some(n),
-            pool: None,
-        });
-    }
-    let mut i = 0;
-    for a in &p.cluster.agents {
-        for _ in 0..a.count {
-            let n = agent(i);
-            i += 1;
-            v.push(NodeName {
-                container: n.clone(),
-                node: Some(n),
-                pool: Some(a.name.clone()),
-            });
-        }
-    }
-    v
-}
-
 /// One adapter per provider (k3d.rs, kind.rs).
+/// Names (context, network, node containers) are not here: they are facts of the desired
+/// twin, in `ktwin_config::desired::Naming`, which every crate reads.
 pub trait ClusterProvider {
     fn tool(&self) -> &'static str;
-    /// The kube context the provider writes for a cluster.
-    fn context(&self, cluster: &str) -> String;
     /// The minimum tool version and why.
     fn min_version(&self) -> (Version, &'static str);
     fn install_help(&self) -> &'static str;
@@ -118,14 +70,11 @@ pub trait ClusterProvider {
     fn list_args(&self) -> Vec<String>;
     /// Cluster names in the output of `list_args`.
     fn parse_list(&self, output: &str) -> Vec<String>;
-    /// The engine label every node container of the cluster carries (for `docker ps --filter`).
-    fn node_label(&self, cluster: &str) -> String;
-    /// The engine network the nodes share; the registry is connected to it.
-    fn network(&self, cluster: &str) -> String;
-    /// The node containers the provider creates, in the order they must start after a
-    /// reboot (load balancer, servers, agents), each with the pool it belongs to
-    /// (`None` for servers and the load balancer).
-    fn nodes(&self, p: &Project) -> Vec<NodeName>;
+    /// Does each node need containerd `hosts.toml` files for the registry mirrors written
+    /// into it after create (kind), or are mirrors part of the create config (k3d)?
+    fn mirrors_per_node(&self) -> bool;
+    /// Environment the tool needs to reach an engine of `kind` (kind's Podman provider).
+    fn engine_env(&self, kind: EngineKind) -> Vec<(&'static str, &'static str)>;
 
     /// Check `<tool> version` output against the minimum.
     fn check_version(&self, output: Option<&str>) -> Result<Version, VersionError> {

@@ -2,23 +2,8 @@
 //! refs, valid on the host) and `<registry-name>:5000` (valid on the cluster network) mirror to
 //! `http://<registry-name>:5000`, and the KEP-1755 ConfigMap tells Tilt/Skaffold where it is.
 
-use ktwin_config::Registry;
+use ktwin_config::desired::RegistryAddr;
 use serde_json::{json, Value};
-
-/// The registry as seen from inside the cluster network.
-pub fn in_network(r: &Registry) -> String {
-    format!("{}:5000", r.name)
-}
-
-pub fn on_host(r: &Registry) -> String {
-    format!("localhost:{}", r.host_port)
-}
-
-/// The two registry host names nodes must resolve, with the endpoint they mirror to.
-pub fn mirrors(r: &Registry) -> Vec<(String, String)> {
-    let endpoint = format!("http://{}", in_network(r));
-    vec![(on_host(r), endpoint.clone()), (in_network(r), endpoint)]
-}
 
 /// containerd `hosts.toml` for one mirrored host (kind nodes, and the tier-2 stand-in node).
 pub fn hosts_toml(host: &str, endpoint: &str) -> String {
@@ -26,9 +11,9 @@ pub fn hosts_toml(host: &str, endpoint: &str) -> String {
 }
 
 /// k3s `registries.yaml` with both mirrors.
-pub fn k3s_registries_yaml(r: &Registry) -> String {
+pub fn k3s_registries_yaml(r: &RegistryAddr) -> String {
     let mut s = String::from("mirrors:\n");
-    for (host, endpoint) in mirrors(r) {
+    for (host, endpoint) in r.mirrors() {
         s.push_str(&format!(
             "  \"{host}\":\n    endpoint:\n      - \"{endpoint}\"\n"
         ));
@@ -37,12 +22,12 @@ pub fn k3s_registries_yaml(r: &Registry) -> String {
 }
 
 /// `kube-public/local-registry-hosting` (KEP-1755) with all four fields.
-pub fn kep1755_configmap(r: &Registry) -> Value {
+pub fn kep1755_configmap(r: &RegistryAddr) -> Value {
     let doc = format!(
         "host: \"{}\"\nhostFromContainerRuntime: \"{}\"\nhostFromClusterNetwork: \"{}\"\nhelp: \"https://ktwin.dev/registry\"\n",
-        on_host(r),
-        in_network(r),
-        in_network(r)
+        r.host(),
+        r.in_network(),
+        r.in_network()
     );
     json!({
         "apiVersion": "v1",
@@ -58,9 +43,9 @@ mod tests {
 
     #[test]
     fn both_names_mirror_to_the_network_endpoint() {
-        let r = Registry::default();
+        let r = RegistryAddr::of(&ktwin_config::Registry::default());
         assert_eq!(
-            mirrors(&r),
+            r.mirrors(),
             [
                 (
                     "localhost:5001".to_string(),

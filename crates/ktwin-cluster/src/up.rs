@@ -9,16 +9,17 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use ktwin_config::names::NodeWant;
+use ktwin_config::desired::{Naming, NodeRole, RegistryAddr};
+use ktwin_config::event::{Event, Reporter};
 use ktwin_config::state::StateError;
 use ktwin_config::Project;
-use ktwin_engine::engine::{Engine, EngineKind};
+use ktwin_engine::engine::Engine;
 use ktwin_engine::runner::{Cmd, RunError};
 use serde_json::{json, Value};
 
 use crate::guard::{guard, GuardError};
 use crate::provider::{provider_for, to_yaml, ClusterProvider, VersionError};
-use crate::registry_wiring::{hosts_toml, mirrors};
+use crate::registry_wiring::hosts_toml;
 
 /// The part of ktwin.yaml a cluster is created from, stored at creation.
 pub fn spec_of(p: &Project) -> Value {
@@ -151,10 +152,10 @@ impl UpError {
     }
 }
 
-/// Runs commands, or in dry-run prints those that would change something.
+/// Runs commands, or in dry-run reports those that would change something.
 pub struct Exec<'a> {
     pub dry_run: bool,
-    pub say: &'a dyn Fn(&str),
+    pub report: Reporter<'a>,
 }
 
 impl Exec<'_> {
@@ -163,26 +164,30 @@ impl Exec<'_> {
         c.run()
             .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
     }
-    /// A change: printed, and run unless dry-run.
+    /// A change: reported, and run unless dry-run.
     pub fn change(&self, what: &str, c: &Cmd) -> Result<(), RunError> {
+        (self.report)(Event::Command {
+            what: what.into(),
+            command: c.display(),
+            stdin: c
+                .stdin
+                .as_ref()
+                .map(|i| String::from_utf8_lossy(i).into_owned()),
+            dry_run: self.dry_run,
+        });
         if self.dry_run {
-            (self.say)(&format!("would {what}: {}", c.display()));
-            if let Some(input) = &c.stdin {
-                for l in String::from_utf8_lossy(input).lines() {
-                    (self.say)(&format!("    | {l}"));
-                }
-            }
             return Ok(());
         }
-        (self.say)(&format!("{what}: {}", c.display()));
         c.run().map(|_| ())
     }
+    /// A state file written (reported only on a dry run, where it is not written).
     pub fn write(&self, path: &std::path::Path, content: &str) -> Result<(), UpError> {
         if self.dry_run {
-            (self.say)(&format!("would write {}:", path.display()));
-            for l in content.lines() {
-                (self.say)(&format!("    | {l}"));
-            }
+            (self.report)(Event::File {
+                path: path.to_path_buf(),
+                content: content.into(),
+                dry_run: true,
+            });
             return Ok(());
         }
         Ok(ktwin_config::state::write_atomic(path, content.as_bytes())?)
@@ -204,8 +209,8 @@ pub fn state_file(p: &Project, what: &str) -> PathBuf {
 /// experimental provider; k3d through Podman's DOCKER_HOST).
 pub fn tool_cmd(prov: &dyn ClusterProvider, engine: &Engine, args: &[String]) -> Cmd {
     let mut c = engine.environ(Cmd::new(prov.tool()).args(args));
-    if engine.kind == EngineKind::Podman && prov.tool() == "kind" {
-        c = c.env("KIND_EXPERIMENTAL_PROVIDER", "podman");
+    for (k, v) in prov.engine_env(engine.kind) {
+        c = c.env(k, v);
     }
     c
 }
@@ -329,7 +334,7 @@ pub fn up_cluster(
             action = ClusterAction::Created;
         }
     }
-    attach_registry(p, prov, engine, x)?;
+    attach_registry(p, engine, x)?;
     write_mirrors(p, prov, engine, x, false)?;
     if !create {
         // Labels and taints changed in place are the spec from now on.
@@ -339,12 +344,7 @@ pub fn up_cluster(
 }
 
 /// Whether the registry container is attached to the cluster's network (a read-only probe).
-pub fn registry_attached(
-    p: &Project,
-    prov: &dyn ClusterProvider,
-    engine: &Engine,
-    x: &Exec,
-) -> bool {
+pub fn registry_attached(p: &Project, engine: &Engine, x: &Exec) -> bool {
     let networks = x
         .probe(&engine.cmd([
             "inspect",
@@ -355,20 +355,15 @@ pub fn registry_attached(
         .unwrap_or_default();
     serde_json::from_str::<Value>(networks.trim())
         .ok()
-        .is_some_and(|v| v.get(prov.network(p.cluster_name())).is_some())
+        .is_some_and(|v| v.get(Naming::of(p).network()).is_some())
 }
 
 /// Connect the registry container to the cluster network unless it is; true if it was not.
-pub fn attach_registry(
-    p: &Project,
-    prov: &dyn ClusterProvider,
-    engine: &Engine,
-    x: &Exec,
-) -> Result<bool, UpError> {
-    if registry_attached(p, prov, engine, x) {
+pub fn attach_registry(p: &Project, engine: &Engine, x: &Exec) -> Result<bool, UpError> {
+    if registry_attached(p, engine, x) {
         return Ok(false);
     }
-    let net = prov.network(p.cluster_name());
+    let net = Naming::of(p).network();
     x.change(
         "connect the registry to the cluster network",
         &engine.cmd(["network", "connect", net.as_str(), p.registry.name.as_str()]),
@@ -387,11 +382,16 @@ pub fn write_mirrors(
     check_first: bool,
 ) -> Result<Vec<String>, UpError> {
     let mut written = Vec::new();
-    if prov.tool() != "kind" {
+    if !prov.mirrors_per_node() {
         return Ok(written);
     }
-    for n in prov.nodes(p).into_iter().filter(|n| n.node.is_some()) {
-        for (host, endpoint) in mirrors(&p.registry) {
+    let registry = RegistryAddr::of(&p.registry);
+    for n in Naming::of(p)
+        .nodes(p)
+        .into_iter()
+        .filter(|n| n.role != NodeRole::LoadBalancer)
+    {
+        for (host, endpoint) in registry.mirrors() {
             let dir = format!("/etc/containerd/certs.d/{host}");
             let file = format!("{dir}/hosts.toml");
             let content = hosts_toml(&host, &endpoint);
@@ -424,26 +424,6 @@ pub fn write_mirrors(
         }
     }
     Ok(written)
-}
-
-/// Labels and taints each node must carry, from its pool.
-pub fn expected_nodes(p: &Project, prov: &dyn ClusterProvider) -> Vec<NodeWant> {
-    prov.nodes(p)
-        .into_iter()
-        .filter_map(|n| {
-            let name = n.node?;
-            let pool = n
-                .pool
-                .as_deref()
-                .and_then(|x| p.cluster.agents.iter().find(|a| a.name == x));
-            Some(NodeWant {
-                name,
-                labels: pool.map(|a| a.labels.clone()).unwrap_or_default(),
-                taints: pool.map(|a| a.taints.clone()).unwrap_or_default(),
-                pool: n.pool,
-            })
-        })
-        .collect()
 }
 
 /// `ktwin down`: delete the cluster (and forget its stored spec).

@@ -8,6 +8,8 @@ use crate::dockerignore::DockerIgnore;
 use crate::model::Image;
 
 /// Bump when the hashed inputs change meaning, so old tags are never reused by mistake.
+pub use crate::desired::ContentTag;
+
 const SCHEME: &[u8] = b"ktwin-content-tag-v2\n";
 
 #[derive(Debug, thiserror::Error)]
@@ -48,7 +50,7 @@ impl<'a> BuildInputs<'a> {
 /// `ktwin-<16 hex>` over: every file of the context the builder would send (honouring
 /// .dockerignore), sorted by path, each with its type, mode and contents; the Dockerfile;
 /// build args; target; platform.
-pub fn content_tag(inputs: &BuildInputs<'_>) -> Result<String, TagError> {
+pub fn content_tag(inputs: &BuildInputs<'_>) -> Result<ContentTag, TagError> {
     let ignore = DockerIgnore::for_build(&inputs.context, &inputs.dockerfile)
         .map_err(TagError::DockerIgnore)?;
     let mut files = Vec::new();
@@ -72,8 +74,7 @@ pub fn content_tag(inputs: &BuildInputs<'_>) -> Result<String, TagError> {
         inputs.image.target.as_deref().unwrap_or(""),
     );
     field(&mut h, "platform", inputs.platform.unwrap_or(""));
-    let hex = h.finalize().to_hex();
-    Ok(format!("ktwin-{}", &hex[..16]))
+    Ok(ContentTag::from_hash(h.finalize().to_hex().as_str()))
 }
 
 fn field(h: &mut blake3::Hasher, name: &str, value: &str) {
@@ -314,7 +315,9 @@ mod tests {
     }
 
     fn tag(dir: &Path, img: &Image) -> String {
-        content_tag(&BuildInputs::new(dir, img)).unwrap()
+        content_tag(&BuildInputs::new(dir, img))
+            .unwrap()
+            .to_string()
     }
 
     #[test]

@@ -106,11 +106,6 @@ impl std::fmt::Display for ImageRef {
     }
 }
 
-/// The reference ktwin pushes and the nodes pull: `localhost:<port>/<path>:<tag>`.
-pub fn local_ref(port: u16, repo: &ImageRef, tag: &str) -> String {
-    format!("localhost:{port}/{}:{tag}", repo.path)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,14 +138,5 @@ mod tests {
         assert!(ImageRef::parse("a/b:latest").unwrap().is_latest());
         assert!(!ImageRef::parse("a/b:1.2").unwrap().is_latest());
         assert!(!ImageRef::parse("a/b@sha256:00").unwrap().is_latest());
-    }
-
-    #[test]
-    fn local_ref_drops_host() {
-        let r = ImageRef::parse("ghcr.io/acme/lobboss:latest").unwrap();
-        assert_eq!(
-            local_ref(5001, &r, "ktwin-x"),
-            "localhost:5001/acme/lobboss:ktwin-x"
-        );
     }
 }

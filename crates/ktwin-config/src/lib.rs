@@ -2,9 +2,11 @@
 //! No I/O beyond reading files (and asking git whether a secrets file is ignored).
 
 pub mod contenttag;
+pub mod desired;
 pub mod dockerignore;
 pub mod envfile;
 pub mod error;
+pub mod event;
 pub mod imageref;
 pub mod inputs;
 pub mod load;

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use ktwin_config::desired::NodeRole;
 use ktwin_config::imageref::ImageRef;
 use ktwin_config::names::parse_taint;
 use ktwin_config::{Adapt, Port, Project, Provider};
@@ -64,61 +65,48 @@ impl Twin {
         project_file: Option<std::path::PathBuf>,
         pos: Option<&ktwin_config::PosIndex>,
     ) -> Twin {
-        let cluster = p.cluster_name().to_string();
         let provider = p.cluster.provider;
         let mut nodes = Vec::new();
         let agents_total: u32 = p.cluster.agents.iter().map(|a| a.count).sum();
-        for i in 0..p.cluster.servers {
-            let name = match provider {
-                Provider::K3d => format!("k3d-{cluster}-server-{i}"),
-                Provider::Kind if i == 0 => format!("{cluster}-control-plane"),
-                Provider::Kind => format!("{cluster}-control-plane{}", i + 1),
+        // Names from the one provider naming ktwin-cluster and ktwin-kube also use.
+        for n in ktwin_config::desired::Naming::of(p).nodes(p) {
+            let Some(name) = n.node else {
+                continue;
             };
             let mut labels = base_labels(&name);
-            labels.insert(
-                "node-role.kubernetes.io/control-plane".into(),
-                "true".into(),
-            );
             let mut taints = Vec::new();
-            // kind taints its control plane once there are workers; k3s servers stay schedulable.
-            if provider == Provider::Kind && agents_total > 0 {
-                taints.push((
-                    "node-role.kubernetes.io/control-plane".into(),
-                    None,
-                    "NoSchedule".into(),
-                ));
+            match n.role {
+                NodeRole::Server => {
+                    labels.insert(
+                        "node-role.kubernetes.io/control-plane".into(),
+                        "true".into(),
+                    );
+                    // kind taints its control plane once there are workers; k3s servers stay
+                    // schedulable.
+                    if provider == Provider::Kind && agents_total > 0 {
+                        taints.push((
+                            "node-role.kubernetes.io/control-plane".into(),
+                            None,
+                            "NoSchedule".into(),
+                        ));
+                    }
+                }
+                _ => {
+                    labels.extend(n.labels.clone());
+                    taints = n
+                        .taints
+                        .iter()
+                        .filter_map(|t| parse_taint(t).ok())
+                        .map(|t| (t.key, t.value, t.effect))
+                        .collect();
+                }
             }
             nodes.push(Node {
                 name,
-                pool: "server".into(),
+                pool: n.pool.unwrap_or_else(|| "server".into()),
                 labels,
                 taints,
             });
-        }
-        let mut idx = 0;
-        for a in &p.cluster.agents {
-            for _ in 0..a.count {
-                let name = match provider {
-                    Provider::K3d => format!("k3d-{cluster}-agent-{idx}"),
-                    Provider::Kind if idx == 0 => format!("{cluster}-worker"),
-                    Provider::Kind => format!("{cluster}-worker{}", idx + 1),
-                };
-                let mut labels = base_labels(&name);
-                labels.extend(a.labels.clone());
-                let taints = a
-                    .taints
-                    .iter()
-                    .filter_map(|t| parse_taint(t).ok())
-                    .map(|t| (t.key, t.value, t.effect))
-                    .collect();
-                nodes.push(Node {
-                    name,
-                    pool: a.name.clone(),
-                    labels,
-                    taints,
-                });
-                idx += 1;
-            }
         }
         let images = p
             .images

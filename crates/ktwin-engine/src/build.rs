@@ -5,9 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use ktwin_config::contenttag::{content_tag, state_dir, BuildInputs};
-use ktwin_config::imageref::{local_ref, ImageRef};
-use ktwin_config::Image;
+use ktwin_config::contenttag::state_dir;
+use ktwin_config::desired::{ImagePlan, RegistryAddr};
+use ktwin_config::imageref::ImageRef;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -183,27 +183,21 @@ fn inspect(engine: &Engine, reference: &str) -> Result<(String, Vec<String>), Bu
     Ok((id, layers))
 }
 
-/// Build and push one image (or skip it). `siblings` are the project's other repositories.
+/// Build and push one image (or skip it), at the tag its plan hashed: what is pushed is
+/// what the render of the same plan deploys. `siblings` are the project's other repositories.
 pub fn build_one(
     engine: &Engine,
-    project_dir: &Path,
-    img: &Image,
-    port: u16,
+    img: &ImagePlan,
+    registry: &RegistryAddr,
     siblings: &[String],
     progress: Progress,
 ) -> Result<BuildReport, BuildError> {
     let started = Instant::now();
-    let inputs = BuildInputs::new(project_dir, img);
-    let tag = content_tag(&inputs).map_err(|e| BuildError::Inputs {
-        image: img.image.clone(),
-        message: e.to_string(),
-    })?;
-    let r = ImageRef::parse(&img.image).map_err(|message| BuildError::Inputs {
-        image: img.image.clone(),
-        message,
-    })?;
-    let reference = local_ref(port, &r, &tag);
-    let api = RegistryApi::new(port);
+    let port = registry.host_port;
+    let tag = img.tag.to_string();
+    let r = &img.repo;
+    let reference = img.reference.clone();
+    let api = RegistryApi::new(registry);
     if !api.healthy() {
         return Err(BuildError::RegistryDown { port });
     }
@@ -234,16 +228,16 @@ pub fn build_one(
         reference.clone(),
         "-f".into(),
     ];
-    args.push(inputs.dockerfile.display().to_string());
-    for (k, v) in &img.build_args {
+    args.push(img.dockerfile.display().to_string());
+    for (k, v) in &img.spec.build_args {
         args.push("--build-arg".into());
         args.push(format!("{k}={v}"));
     }
-    if let Some(t) = &img.target {
+    if let Some(t) = &img.spec.target {
         args.push("--target".into());
         args.push(t.clone());
     }
-    args.push(inputs.context.display().to_string());
+    args.push(img.context.display().to_string());
     if let Err(e) = engine.cmd(&args).run() {
         return Err(BuildError::BuildFailed {
             image: img.image.clone(),
@@ -286,7 +280,7 @@ pub fn build_one(
         moved = done;
         report.via = Via::Store;
     } else if api.has_manifest(&r.path, ENGINE_TAG)? {
-        let engine_ref = local_ref(port, &r, ENGINE_TAG);
+        let engine_ref = registry.reference(&r.path, ENGINE_TAG);
         progress("engine push of changed layers", 0);
         engine
             .cmd(["tag", reference.as_str(), engine_ref.as_str()])
@@ -302,7 +296,7 @@ pub fn build_one(
     } else {
         moved = oci::push_from_export(engine, &reference, &target, progress).map_err(push_err)?;
         report.via = Via::Export;
-        report.background = start_engine_push(engine, port, &r, &reference);
+        report.background = start_engine_push(engine, registry, r, &reference);
     }
     report.outcome = Outcome::Pushed;
     report.layers = moved.layers;
@@ -356,11 +350,12 @@ fn push_args(engine: &Engine, reference: &str) -> Vec<String> {
 /// when it cannot start, the next build simply takes the export path again.
 fn start_engine_push(
     engine: &Engine,
-    port: u16,
+    registry: &RegistryAddr,
     r: &ImageRef,
     reference: &str,
 ) -> Option<Background> {
-    let engine_ref = local_ref(port, r, ENGINE_TAG);
+    let port = registry.host_port;
+    let engine_ref = registry.reference(&r.path, ENGINE_TAG);
     engine
         .cmd(["tag", reference, engine_ref.as_str()])
         .run()

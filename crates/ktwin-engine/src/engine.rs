@@ -36,6 +36,8 @@ pub struct Engine {
     pub host: Option<String>,
     /// Why this one was chosen, for `-v` and errors.
     pub reason: String,
+    /// May the build read the engine's layer store directly (`KTWIN_LAYER_STORE=off` says no)?
+    pub layer_store: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -77,6 +79,7 @@ pub fn detect(requested: Option<EngineKind>, probe: &Probe<'_>) -> Result<Engine
             .var("KTWIN_ENGINE")
             .and_then(|v| EngineKind::parse(&v))
     });
+    let layer_store = probe.var("KTWIN_LAYER_STORE").as_deref() != Some("off");
     let mut tried = Vec::new();
     let home = probe.var("HOME").map(PathBuf::from);
     let docker_socks: Vec<PathBuf> = [
@@ -104,6 +107,7 @@ pub fn detect(requested: Option<EngineKind>, probe: &Probe<'_>) -> Result<Engine
             kind,
             host: Some(host.clone()),
             reason: format!("DOCKER_HOST={host}"),
+            layer_store,
         });
     }
     tried.push("DOCKER_HOST (not set)".into());
@@ -117,6 +121,7 @@ pub fn detect(requested: Option<EngineKind>, probe: &Probe<'_>) -> Result<Engine
                     kind: EngineKind::Docker,
                     host: (!default).then(|| sock(s)),
                     reason: format!("Docker socket {}", s.display()),
+                    layer_store,
                 });
             }
             tried.push(format!("Docker socket {} (absent)", s.display()));
@@ -129,6 +134,7 @@ pub fn detect(requested: Option<EngineKind>, probe: &Probe<'_>) -> Result<Engine
                     kind: EngineKind::Podman,
                     host: Some(sock(s)),
                     reason: format!("Podman socket {}", s.display()),
+                    layer_store,
                 });
             }
             tried.push(format!("Podman socket {} (absent)", s.display()));
@@ -138,19 +144,6 @@ pub fn detect(requested: Option<EngineKind>, probe: &Probe<'_>) -> Result<Engine
         tried.insert(0, format!("--engine {} (requested)", r.cli()));
     }
     Err(NoEngine { tried })
-}
-
-/// Detect on this machine.
-pub fn detect_here(requested: Option<EngineKind>) -> Result<Engine, NoEngine> {
-    let env = |k: &str| std::env::var(k).ok();
-    let exists = |p: &Path| p.exists();
-    detect(
-        requested,
-        &Probe {
-            env: &env,
-            exists: &exists,
-        },
-    )
 }
 
 impl Engine {

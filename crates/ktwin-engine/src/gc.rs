@@ -15,10 +15,9 @@ use crate::registry::RegistrySpec;
 use crate::registry_api::{ApiError, RegistryApi};
 use crate::runner::RunError;
 
-/// A tag ktwin wrote: `ktwin-` and 16 hex digits (see `contenttag.rs`).
+/// A tag ktwin wrote (see `ContentTag`).
 pub fn is_content_tag(tag: &str) -> bool {
-    tag.strip_prefix("ktwin-")
-        .is_some_and(|h| h.len() == 16 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+    ktwin_config::desired::ContentTag::is(tag)
 }
 
 /// One tag of a repository: its manifest digest and when its image was created (RFC 3339).
@@ -104,7 +103,7 @@ pub struct GcOptions {
 
 /// Run the collection against the registry container `spec` names.
 pub fn collect(engine: &Engine, spec: &RegistrySpec, o: &GcOptions) -> Result<GcReport, GcError> {
-    let api = RegistryApi::new(spec.host_port);
+    let api = RegistryApi::new(&spec.addr());
     let dry_run = o.dry_run;
     let keep = o.keep.max(1);
     let mut report = GcReport {

@@ -42,9 +42,10 @@ pub fn chain_ids(diff_ids: &[String]) -> Vec<String> {
 
 impl LayerStore {
     /// The store of a local Docker engine using overlay2, if this process can read it.
-    /// `KTWIN_LAYER_STORE=off` turns this path off (ktwin then uses the engine's export).
+    /// `KTWIN_LAYER_STORE=off` (the engine's `layer_store: false`) turns this path off
+    /// (ktwin then uses the engine's export).
     pub fn detect(engine: &Engine) -> Option<LayerStore> {
-        if std::env::var("KTWIN_LAYER_STORE").is_ok_and(|v| v == "off")
+        if !engine.layer_store
             || engine.kind != EngineKind::Docker
             || engine
                 .host

@@ -11,5 +11,5 @@ pub mod registry;
 pub mod registry_api;
 pub mod runner;
 
-pub use engine::{detect_here, Engine, EngineKind, NoEngine};
+pub use engine::{detect, Engine, EngineKind, NoEngine, Probe};
 pub use runner::{which, Cmd, RunError, RunOutput};

@@ -21,16 +21,23 @@ pub struct RegistrySpec {
 }
 
 impl RegistrySpec {
-    /// From ktwin.yaml; `KTWIN_REGISTRY_IMAGE` overrides the image (tests use it).
-    pub fn from_config(r: &ktwin_config::Registry) -> RegistrySpec {
-        let image = std::env::var("KTWIN_REGISTRY_IMAGE")
-            .ok()
+    /// From ktwin.yaml; `image` overrides its image (the plan passes `KTWIN_REGISTRY_IMAGE`,
+    /// which tests set).
+    pub fn from_config(r: &ktwin_config::Registry, image: Option<&str>) -> RegistrySpec {
+        let image = image
             .filter(|s| !s.is_empty())
+            .map(str::to_string)
             .unwrap_or_else(|| r.image.clone());
         RegistrySpec {
             name: r.name.clone(),
             host_port: r.host_port,
             image,
+        }
+    }
+    pub fn addr(&self) -> ktwin_config::desired::RegistryAddr {
+        ktwin_config::desired::RegistryAddr {
+            name: self.name.clone(),
+            host_port: self.host_port,
         }
     }
     pub fn volume(&self) -> String {
@@ -182,7 +189,7 @@ pub struct Registry<'a> {
 
 impl Registry<'_> {
     pub fn api(&self) -> RegistryApi {
-        RegistryApi::new(self.spec.host_port)
+        RegistryApi::new(&self.spec.addr())
     }
 
     pub fn observe(&self) -> Result<Observed, RegistryError> {
@@ -265,7 +272,11 @@ impl Registry<'_> {
                 "--restart",
                 "always",
                 "-p",
-                &format!("127.0.0.1:{}:5000", s.host_port),
+                &format!(
+                    "127.0.0.1:{}:{}",
+                    s.host_port,
+                    ktwin_config::desired::REGISTRY_CONTAINER_PORT
+                ),
                 "-v",
                 &format!("{}:/var/lib/registry", s.volume()),
                 "-e",

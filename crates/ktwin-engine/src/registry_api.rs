@@ -75,7 +75,8 @@ pub struct RegistryApi {
 }
 
 impl RegistryApi {
-    pub fn new(host_port: u16) -> RegistryApi {
+    /// The registry's HTTP API, as the host reaches it.
+    pub fn new(registry: &ktwin_config::desired::RegistryAddr) -> RegistryApi {
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(30)))
@@ -87,7 +88,7 @@ impl RegistryApi {
             .build()
             .new_agent();
         RegistryApi {
-            base: format!("http://127.0.0.1:{host_port}"),
+            base: registry.api_base(),
             agent,
             bulk,
         }

@@ -13,6 +13,8 @@ use serde_json::{json, Value};
 
 use kube::discovery::Scope;
 
+use ktwin_config::event::{Action, Event, Reporter};
+
 use crate::rollout::{self, is_workload, Rollout};
 use crate::{
     describe, message, Discovery, KubeError, FIELD_MANAGER, LABEL_ENV, LABEL_MANAGED_BY,
@@ -33,15 +35,14 @@ pub struct Options<'a> {
     pub registry_prefix: Option<String>,
     /// Where the kinds applied last time are remembered (for pruning kinds that left).
     pub state_file: Option<PathBuf>,
-    pub say: &'a dyn Fn(&str),
+    pub report: Reporter<'a>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct Applied {
     pub object: String,
-    /// `created`, `configured` or `unchanged`.
-    pub action: &'static str,
+    pub action: Action,
 }
 
 /// An object prune would have deleted and did not, with why.
@@ -208,15 +209,17 @@ async fn apply_one(
     disc: &mut Discovery,
     obj: &Value,
     force: bool,
-) -> Result<(&'static str, Option<String>), KubeError> {
+) -> Result<(Action, Option<String>), KubeError> {
     let api = disc.api_for(obj).await?;
     let name = obj["metadata"]["name"].as_str().unwrap_or("");
     let before = api.get_opt(name).await.map_err(|e| api_err(obj, &e))?;
     let after = ssa(&api, obj, force).await?;
     let action = match before {
-        None => "created",
-        Some(b) if b.metadata.resource_version == after.metadata.resource_version => "unchanged",
-        Some(_) => "configured",
+        None => Action::Created,
+        Some(b) if b.metadata.resource_version == after.metadata.resource_version => {
+            Action::Unchanged
+        }
+        Some(_) => Action::Configured,
     };
     Ok((action, after.metadata.uid))
 }
@@ -355,7 +358,7 @@ pub async fn deploy(
             .is_none()
         {
             ssa(&api, &obj, false).await?;
-            (o.say)(&format!("namespace/{ns}: created"));
+            (o.report)(Event::NamespaceCreated { name: ns.clone() });
             report.namespaces_created.push(ns);
         }
     }
@@ -404,10 +407,11 @@ pub async fn deploy(
     Ok(report)
 }
 
-fn say_applied(o: &Options, obj: &Value, action: &'static str, report: &mut Report) {
-    if action != "unchanged" {
-        (o.say)(&format!("{}: {action}", describe(obj)));
-    }
+fn say_applied(o: &Options, obj: &Value, action: Action, report: &mut Report) {
+    (o.report)(Event::Applied {
+        object: describe(obj),
+        action,
+    });
     report.applied.push(Applied {
         object: describe(obj),
         action,
@@ -496,10 +500,10 @@ async fn prune(
                 continue;
             }
             if VOLUME_KINDS.contains(&kind.as_str()) && !o.prune_volumes {
-                (o.say)(&format!(
-                    "{}: kept (volume; --prune-volumes deletes it and its data)",
-                    describe(&v)
-                ));
+                (o.report)(Event::Kept {
+                    object: describe(&v),
+                    reason: "volume".into(),
+                });
                 kept.push(Kept {
                     object: describe(&v),
                     reason: "volume",
@@ -515,13 +519,9 @@ async fn prune(
         }
     }
     if o.announce_prune && !doomed.is_empty() {
-        (o.say)(&format!(
-            "pruning {} object(s) no longer rendered:",
-            doomed.len()
-        ));
-        for d in &doomed {
-            (o.say)(&format!("  - {}", d.label));
-        }
+        (o.report)(Event::PruneSet {
+            objects: doomed.iter().map(|d| d.label.clone()).collect(),
+        });
     }
     let mut pruned = Vec::new();
     for d in doomed {
@@ -539,15 +539,17 @@ async fn prune(
             // The uid precondition failed: it was deleted and made again since it was
             // listed, so it is not the object examined.
             Err(kube::Error::Api(s)) if s.code == 409 => {
-                (o.say)(&format!(
-                    "{}: not pruned (it was recreated meanwhile)",
-                    d.label
-                ));
+                (o.report)(Event::NotPruned {
+                    object: d.label.clone(),
+                    why: "it was recreated meanwhile".into(),
+                });
                 continue;
             }
             Err(e) => return Err(crate::api_err(d.label, &e)),
         }
-        (o.say)(&format!("{}: pruned", d.label));
+        (o.report)(Event::Pruned {
+            object: d.label.clone(),
+        });
         pruned.push(d.label);
     }
     Ok((pruned, kept))
@@ -573,7 +575,7 @@ pub async fn wait_rollouts(
         let name = w["metadata"]["name"].as_str().unwrap_or("").to_string();
         let label = describe(w);
         let last = &last;
-        let say = o.say;
+        let report = o.report;
         async move {
             let cond = |obj: Option<&DynamicObject>| -> bool {
                 let Some(obj) = obj else { return false };
@@ -586,7 +588,10 @@ pub async fn wait_rollouts(
                 let mut l = last.borrow_mut();
                 if l.get(&label) != Some(&msg) {
                     if !done {
-                        say(&format!("{label}: {msg}"));
+                        report(Event::RolloutProgress {
+                            workload: label.clone(),
+                            message: msg.clone(),
+                        });
                     }
                     l.insert(label.clone(), msg);
                 }
@@ -611,10 +616,10 @@ pub async fn wait_rollouts(
                 match rollout::state(&v) {
                     Rollout::Failed(m) => stuck.push((*w, m)),
                     _ => {
-                        (o.say)(&format!(
-                            "{label}: rolled out ({:.1}s)",
-                            start.elapsed().as_secs_f64()
-                        ));
+                        (o.report)(Event::RolledOut {
+                            workload: label.clone(),
+                            seconds: start.elapsed().as_secs_f64(),
+                        });
                         done.push(label);
                     }
                 }

@@ -176,21 +176,13 @@ pub fn parse_kubeconfig(text: &str, source_name: &str) -> Result<Kubeconfig, Gua
         .map_err(|_| bad(None))
 }
 
-/// The user's kubeconfig: the files `$KUBECONFIG` lists (missing ones skipped, as kubectl
-/// does), else `~/.kube/config`; merged first-wins. Relative certificate and key paths are
-/// made absolute against each file's directory.
-pub fn user_kubeconfig() -> Result<Kubeconfig, GuardError> {
-    let paths: Vec<PathBuf> = match std::env::var_os("KUBECONFIG") {
-        Some(v) if !v.is_empty() => std::env::split_paths(&v)
-            .filter(|p| !p.as_os_str().is_empty())
-            .collect(),
-        _ => std::env::var_os("HOME")
-            .map(|h| vec![PathBuf::from(h).join(".kube/config")])
-            .unwrap_or_default(),
-    };
+/// The user's kubeconfig from `paths` (what `$KUBECONFIG` lists, else `~/.kube/config`; the
+/// plan reads the environment): missing files skipped, as kubectl does; merged first-wins.
+/// Relative certificate and key paths are made absolute against each file's directory.
+pub fn user_kubeconfig(paths: &[PathBuf]) -> Result<Kubeconfig, GuardError> {
     let mut merged = Kubeconfig::default();
     for p in paths {
-        let Some(kc) = read_kubeconfig_file(&p)? else {
+        let Some(kc) = read_kubeconfig_file(p)? else {
             continue;
         };
         merged = merged.merge(kc).map_err(|_| GuardError::BadKubeconfig {

@@ -3,93 +3,28 @@
 //! Terminating. Each fix is detected first, so a second run finds nothing to do.
 
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod};
+use ktwin_config::desired::{node_patch, NodeSpec};
+use ktwin_config::event::{Event, Reporter};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use crate::status::{has_taint, NodeWant};
 use crate::{KubeError, FIELD_MANAGER};
-
-pub const CONTROL_PLANE_TAINTS: &[&str] = &[
-    "node-role.kubernetes.io/control-plane",
-    "node-role.kubernetes.io/master",
-];
 
 /// A pod counts as stuck once it has been terminating this long past its grace period.
 pub const STUCK_AFTER_SECS: i64 = 60;
 
 pub struct Options<'a> {
     pub dry_run: bool,
-    pub nodes: &'a [NodeWant],
+    pub nodes: &'a [NodeSpec],
     /// One node only (no agents, one server): the control-plane taint would block everything.
     pub single_node: bool,
     /// The KEP-1755 ConfigMap the cluster must carry.
     pub configmap: Value,
-    pub say: &'a dyn Fn(&str),
+    pub report: Reporter<'a>,
 }
 
 fn op(e: kube::Error, what: &str) -> KubeError {
     crate::api_err(what, &e)
-}
-
-/// Pure: the merge patch that makes `node` what `want` says (None when nothing to do),
-/// and what it fixes.
-pub fn node_patch(
-    want: Option<&NodeWant>,
-    node: &Value,
-    single_node: bool,
-) -> Option<(Value, Vec<String>)> {
-    let name = node["metadata"]["name"].as_str().unwrap_or("");
-    let mut patch = json!({});
-    let mut said = Vec::new();
-    if node["spec"]["unschedulable"] == true {
-        patch["spec"]["unschedulable"] = Value::Null;
-        said.push(format!("node {name}: uncordoned"));
-    }
-    let taints: Vec<Value> = node["spec"]["taints"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    let mut new_taints = taints.clone();
-    if single_node {
-        new_taints.retain(|t| {
-            let cp = CONTROL_PLANE_TAINTS.contains(&t["key"].as_str().unwrap_or(""))
-                && t["effect"] == "NoSchedule";
-            if cp {
-                said.push(format!(
-                    "node {name}: removed the {} NoSchedule taint (single-node twin)",
-                    t["key"].as_str().unwrap_or("")
-                ));
-            }
-            !cp
-        });
-    }
-    if let Some(w) = want {
-        for (k, v) in &w.labels {
-            if node["metadata"]["labels"][k].as_str() != Some(v.as_str()) {
-                patch["metadata"]["labels"][k] = json!(v);
-                said.push(format!("node {name}: label {k}={v}"));
-            }
-        }
-        for t in &w.taints {
-            if !has_taint(node, t) {
-                if let Ok(p) = ktwin_config::names::parse_taint(t) {
-                    new_taints.retain(|x| {
-                        !(x["key"] == p.key.as_str() && x["effect"] == p.effect.as_str())
-                    });
-                    let mut tv = json!({"key": p.key, "effect": p.effect});
-                    if let Some(v) = p.value {
-                        tv["value"] = json!(v);
-                    }
-                    new_taints.push(tv);
-                    said.push(format!("node {name}: taint {t}"));
-                }
-            }
-        }
-    }
-    if new_taints != taints {
-        patch["spec"]["taints"] = json!(new_taints);
-    }
-    (!said.is_empty()).then_some((patch, said))
 }
 
 /// Pure: is this pod stuck on a node that went away and came back?
@@ -112,21 +47,21 @@ pub fn stuck_pod(pod: &Value, now_secs: i64) -> Option<String> {
     None
 }
 
-/// Says each fix as it is made (or, on a dry run, would be) and keeps the list.
+/// Reports each fix as it is made (or, on a dry run, would be) and keeps the list.
 struct Fixes<'a> {
     dry_run: bool,
-    say: &'a dyn Fn(&str),
+    report: Reporter<'a>,
     done: Vec<String>,
 }
 
 impl Fixes<'_> {
-    fn act(&mut self, s: String) {
-        (self.say)(&if self.dry_run {
-            format!("would fix: {s}")
-        } else {
-            s.clone()
+    fn act(&mut self, subject: String, fix: String) {
+        self.done.push(format!("{subject}: {fix}"));
+        (self.report)(Event::Fixed {
+            subject,
+            fix,
+            dry_run: self.dry_run,
         });
-        self.done.push(s);
     }
 }
 
@@ -135,11 +70,11 @@ pub async fn ensure_registry_hosting(
     client: &kube::Client,
     configmap: &Value,
     dry_run: bool,
-    say: &dyn Fn(&str),
+    report: Reporter<'_>,
 ) -> Result<Vec<String>, KubeError> {
     let mut f = Fixes {
         dry_run,
-        say,
+        report,
         done: vec![],
     };
     let ns = configmap["metadata"]["namespace"]
@@ -162,14 +97,17 @@ pub async fn ensure_registry_hosting(
             .await
             .map_err(|e| op(e, "configmap"))?;
         }
-        f.act(format!(
-            "configmap {ns}/{name}: {} (KEP-1755 registry hosting)",
-            if have.is_none() {
-                "written"
-            } else {
-                "rewritten"
-            }
-        ));
+        f.act(
+            format!("configmap {ns}/{name}"),
+            format!(
+                "{} (KEP-1755 registry hosting)",
+                if have.is_none() {
+                    "written"
+                } else {
+                    "rewritten"
+                }
+            ),
+        );
     }
     Ok(f.done)
 }
@@ -185,14 +123,14 @@ pub struct NodesFixed {
 /// twin, without the control-plane NoSchedule taint). `up` and `heal` both call it.
 pub async fn ensure_nodes(
     client: &kube::Client,
-    wants: &[NodeWant],
+    wants: &[NodeSpec],
     single_node: bool,
     dry_run: bool,
-    say: &dyn Fn(&str),
+    report: Reporter<'_>,
 ) -> Result<NodesFixed, KubeError> {
     let mut f = Fixes {
         dry_run,
-        say,
+        report,
         done: vec![],
     };
     let nodes: Api<Node> = Api::all(client.clone());
@@ -204,8 +142,12 @@ pub async fn ensure_nodes(
     for n in &list.items {
         let v = serde_json::to_value(n).unwrap_or_default();
         let name = v["metadata"]["name"].as_str().unwrap_or("").to_string();
-        let want = wants.iter().find(|w| w.name == name);
-        if let Some((patch, said)) = node_patch(want, &v, single_node) {
+        let fixes = wants
+            .iter()
+            .find(|w| w.node.as_deref() == Some(name.as_str()))
+            .map(|w| w.diff(&v, single_node))
+            .unwrap_or_default();
+        if let Some(patch) = node_patch(&v, &fixes) {
             if !dry_run {
                 nodes
                     .patch(
@@ -216,16 +158,16 @@ pub async fn ensure_nodes(
                     .await
                     .map_err(|e| op(e, &format!("node {name}")))?;
             }
-            for s in said {
-                f.act(s);
+            for x in &fixes {
+                f.act(format!("node {name}"), x.done());
             }
         }
         seen.push(name);
     }
     let missing = wants
         .iter()
-        .filter(|w| !seen.contains(&w.name))
-        .map(|w| w.name.clone())
+        .filter_map(|w| w.node.clone())
+        .filter(|n| !seen.contains(n))
         .collect();
     Ok(NodesFixed {
         fixed: f.done,
@@ -235,15 +177,15 @@ pub async fn ensure_nodes(
 
 /// Detect and fix; returns what was (or, on a dry run, would be) done.
 pub async fn heal_api(client: &kube::Client, o: &Options<'_>) -> Result<Vec<String>, KubeError> {
-    let mut done = ensure_registry_hosting(client, &o.configmap, o.dry_run, o.say).await?;
+    let mut done = ensure_registry_hosting(client, &o.configmap, o.dry_run, o.report).await?;
     done.extend(
-        ensure_nodes(client, o.nodes, o.single_node, o.dry_run, o.say)
+        ensure_nodes(client, o.nodes, o.single_node, o.dry_run, o.report)
             .await?
             .fixed,
     );
     let mut f = Fixes {
         dry_run: o.dry_run,
-        say: o.say,
+        report: o.report,
         done,
     };
 
@@ -271,7 +213,11 @@ pub async fn heal_api(client: &kube::Client, o: &Options<'_>) -> Result<Vec<Stri
                     Err(e) => return Err(op(e, &format!("pod {name}"))),
                 }
             }
-            f.act(format!("{why}: deleted (its controller recreates it)"));
+            let (subject, state) = why.split_once(": ").unwrap_or((why.as_str(), ""));
+            f.act(
+                subject.to_string(),
+                format!("{state}: deleted (its controller recreates it)"),
+            );
         }
     }
     Ok(f.done)
@@ -280,32 +226,7 @@ pub async fn heal_api(client: &kube::Client, o: &Options<'_>) -> Result<Vec<Stri
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn node_patch_uncordons_untaints_and_relabels() {
-        let want = NodeWant {
-            name: "n".into(),
-            labels: [("pool".to_string(), "web".to_string())].into(),
-            taints: vec!["dedicated=web:NoSchedule".into()],
-            ..Default::default()
-        };
-        let node = json!({"metadata": {"name": "n", "labels": {"pool": "db"}},
-            "spec": {"unschedulable": true, "taints": [
-                {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}]}});
-        let (patch, said) = node_patch(Some(&want), &node, true).unwrap();
-        assert_eq!(
-            patch,
-            json!({"spec": {"unschedulable": null,
-                "taints": [{"key": "dedicated", "effect": "NoSchedule", "value": "web"}]},
-                "metadata": {"labels": {"pool": "web"}}})
-        );
-        assert_eq!(said.len(), 4, "{said:?}");
-        // Multi-node: the control-plane taint is how it should be.
-        let fine = json!({"metadata": {"name": "n", "labels": {"pool": "web"}},
-            "spec": {"taints": [{"key": "dedicated", "value": "web", "effect": "NoSchedule"},
-                {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}]}});
-        assert_eq!(node_patch(Some(&want), &fine, false), None);
-    }
+    use serde_json::json;
 
     #[test]
     fn stuck_pods_are_old_terminating_or_unknown() {

@@ -82,25 +82,17 @@ impl KubeError {
 
 pub use guard::{connect, GuardedContext};
 
-/// Run an async API operation to completion from synchronous code.
-pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-        .block_on(f)
-}
-
 /// After node containers were started: wait until the API server answers `/version`.
 pub async fn wait_for_api(
     client: &Client,
     context: &str,
     timeout: std::time::Duration,
-    say: &dyn Fn(&str),
+    report: ktwin_config::event::Reporter<'_>,
 ) -> Result<(), KubeError> {
     let deadline = std::time::Instant::now() + timeout;
-    say("waiting for the API server to answer");
+    report(ktwin_config::event::Event::Waiting {
+        what: "the API server".into(),
+    });
     loop {
         match client.apiserver_version().await {
             Ok(_) => return Ok(()),

@@ -5,8 +5,8 @@ use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{Api, ListParams};
 use serde_json::Value;
 
-use crate::heal::CONTROL_PLANE_TAINTS;
-use crate::status::{node_drift, NodeWant};
+use ktwin_config::desired::{NodeFix, NodeSpec};
+
 use crate::{describe, KubeError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,7 +82,7 @@ fn wanted_classes(rendered: &[Value]) -> Vec<(String, &Value)> {
 /// Pure: every live finding.
 pub fn findings(
     o: &Observed,
-    wants: &[NodeWant],
+    wants: &[NodeSpec],
     single_node: bool,
     rendered: &[Value],
     registry_hosts: &[String],
@@ -90,47 +90,53 @@ pub fn findings(
     let mut out = Vec::new();
     for n in &o.nodes {
         let name = n["metadata"]["name"].as_str().unwrap_or("");
-        if single_node {
-            for t in n["spec"]["taints"].as_array().into_iter().flatten() {
-                let key = t["key"].as_str().unwrap_or("");
-                if CONTROL_PLANE_TAINTS.contains(&key) && t["effect"] == "NoSchedule" {
-                    out.push(find(
-                        "live-control-plane-taint",
-                        Level::Error,
-                        n,
-                        "Node",
-                        format!("the only node carries {key}:NoSchedule; no workload without a toleration will schedule"),
-                        "`ktwin heal` removes it",
-                    ));
-                }
-            }
-        }
-        if let Some(w) = wants.iter().find(|w| w.name == name) {
-            let d = node_drift(w, n);
-            if !d.is_empty() {
+        let want = wants.iter().find(|w| w.node.as_deref() == Some(name));
+        let fixes = match want {
+            Some(w) => w.diff(n, single_node),
+            // A node ktwin.yaml does not declare still must not block a single-node twin.
+            None => NodeSpec::named(name).diff(n, single_node),
+        };
+        for f in &fixes {
+            if let NodeFix::DropControlPlaneTaint { key } = f {
                 out.push(find(
-                    "live-node-drift",
-                    Level::Warning,
+                    "live-control-plane-taint",
+                    Level::Error,
                     n,
                     "Node",
-                    format!("differs from ktwin.yaml: {}", d.join("; ")),
-                    "`ktwin heal` (or `ktwin up`) sets the pool's labels and taints",
+                    format!("the only node carries {key}:NoSchedule; no workload without a toleration will schedule"),
+                    "`ktwin heal` removes it",
                 ));
             }
         }
+        let d: Vec<String> = fixes
+            .iter()
+            .filter(|f| f.is_pool_drift())
+            .map(NodeFix::drift)
+            .collect();
+        if want.is_some() && !d.is_empty() {
+            out.push(find(
+                "live-node-drift",
+                Level::Warning,
+                n,
+                "Node",
+                format!("differs from ktwin.yaml: {}", d.join("; ")),
+                "`ktwin heal` (or `ktwin up`) sets the pool's labels and taints",
+            ));
+        }
     }
     for w in wants {
+        let Some(node) = &w.node else { continue };
         if !o
             .nodes
             .iter()
-            .any(|n| n["metadata"]["name"] == w.name.as_str())
+            .any(|n| n["metadata"]["name"] == node.as_str())
         {
             out.push(LiveFinding {
                 check: "live-node-drift",
                 level: Level::Error,
                 kind: "Node".into(),
                 namespace: None,
-                name: w.name.clone(),
+                name: node.clone(),
                 message: "declared in ktwin.yaml but not in the cluster".into(),
                 fix: "`ktwin heal` starts stopped node containers; `ktwin up --recreate` rebuilds the cluster".into(),
             });
@@ -273,15 +279,11 @@ mod tests {
             ],
         };
         let wants = vec![
-            NodeWant {
-                name: "s0".into(),
+            NodeSpec {
                 labels: [("pool".to_string(), "main".to_string())].into(),
-                ..Default::default()
+                ..NodeSpec::named("s0")
             },
-            NodeWant {
-                name: "a0".into(),
-                ..Default::default()
-            },
+            NodeSpec::named("a0"),
         ];
         let rendered = vec![
             json!({"kind": "PersistentVolumeClaim", "metadata": {"name": "data", "namespace": "shop"},

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use ktwin_config::names::parse_taint;
+use ktwin_config::desired::{NodeFix, NodeSpec};
 use ktwin_config::HealthCheck;
 use kube::api::{Api, ListParams};
 use serde::Serialize;
@@ -10,8 +10,6 @@ use serde_json::Value;
 
 use crate::rollout::{self, Rollout};
 use crate::{describe, Discovery, KubeError};
-
-pub use ktwin_config::names::NodeWant;
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -47,27 +45,13 @@ pub struct CheckResult {
     pub detail: String,
 }
 
-/// A taint as the API shows it matches `spec` (`key[=value]:Effect`).
-pub fn has_taint(node: &Value, spec: &str) -> bool {
-    parse_taint(spec).map_or(true, |t| t.on(node))
-}
-
-/// Pure: how a node differs from what ktwin.yaml wants.
-pub fn node_drift(want: &NodeWant, node: &Value) -> Vec<String> {
-    let mut d = Vec::new();
-    for (k, v) in &want.labels {
-        match node["metadata"]["labels"][k].as_str() {
-            Some(x) if x == v => {}
-            Some(x) => d.push(format!("label {k}={x}, want {k}={v}")),
-            None => d.push(format!("label {k}={v} missing")),
-        }
-    }
-    for t in &want.taints {
-        if !has_taint(node, t) {
-            d.push(format!("taint {t} missing"));
-        }
-    }
-    d
+/// Pure: how a node differs from what its pool in ktwin.yaml declares (labels, taints).
+pub fn node_drift(want: &NodeSpec, node: &Value) -> Vec<String> {
+    want.diff(node, false)
+        .iter()
+        .filter(|f| f.is_pool_drift())
+        .map(NodeFix::drift)
+        .collect()
 }
 
 pub fn node_ready(node: &Value) -> bool {
@@ -79,22 +63,23 @@ pub fn node_ready(node: &Value) -> bool {
 }
 
 /// Pure: one row per expected node (absent nodes included) plus unexpected ones.
-pub fn nodes_status(wants: &[NodeWant], nodes: &[Value]) -> Vec<NodeStatus> {
+pub fn nodes_status(wants: &[NodeSpec], nodes: &[Value]) -> Vec<NodeStatus> {
     let mut out = Vec::new();
     for w in wants {
+        let Some(name) = &w.node else { continue };
         match nodes
             .iter()
-            .find(|n| n["metadata"]["name"] == w.name.as_str())
+            .find(|n| n["metadata"]["name"] == name.as_str())
         {
             Some(n) => out.push(NodeStatus {
-                name: w.name.clone(),
+                name: name.clone(),
                 ready: node_ready(n),
                 pool: w.pool.clone(),
                 cordoned: n["spec"]["unschedulable"] == true,
                 drift: node_drift(w, n),
             }),
             None => out.push(NodeStatus {
-                name: w.name.clone(),
+                name: name.clone(),
                 ready: false,
                 pool: w.pool.clone(),
                 cordoned: false,
@@ -104,7 +89,7 @@ pub fn nodes_status(wants: &[NodeWant], nodes: &[Value]) -> Vec<NodeStatus> {
     }
     for n in nodes {
         let name = n["metadata"]["name"].as_str().unwrap_or("");
-        if !wants.iter().any(|w| w.name == name) {
+        if !wants.iter().any(|w| w.node.as_deref() == Some(name)) {
             out.push(NodeStatus {
                 name: name.into(),
                 ready: node_ready(n),
@@ -167,7 +152,7 @@ pub fn workload_status(obj: &Value, pods: &[Value], now: jiff::Timestamp) -> Wor
 }
 
 /// Observe nodes.
-pub async fn nodes(disc: &mut Discovery, wants: &[NodeWant]) -> Result<Vec<NodeStatus>, KubeError> {
+pub async fn nodes(disc: &mut Discovery, wants: &[NodeSpec]) -> Result<Vec<NodeStatus>, KubeError> {
     let api: Api<k8s_openapi::api::core::v1::Node> = Api::all(disc.client().clone());
     let list = api
         .list(&ListParams::default())
@@ -336,16 +321,15 @@ mod tests {
     #[test]
     fn node_rows_show_drift_cordons_and_absent_nodes() {
         let wants = vec![
-            NodeWant {
-                name: "a1".into(),
+            NodeSpec {
                 pool: Some("web".into()),
                 labels: [("pool".to_string(), "web".to_string())].into(),
                 taints: vec!["dedicated=web:NoSchedule".into()],
+                ..NodeSpec::named("a1")
             },
-            NodeWant {
-                name: "a2".into(),
+            NodeSpec {
                 pool: Some("db".into()),
-                ..Default::default()
+                ..NodeSpec::named("a2")
             },
         ];
         let nodes = vec![

@@ -3,8 +3,10 @@
 use std::cell::RefCell;
 use std::time::Duration;
 
+use ktwin_config::event::{Action, Event};
 use ktwin_kube::deploy::{deploy, Options, Report};
-use ktwin_kube::{block_on, connect, Discovery, KubeError};
+use ktwin_kube::{connect, Discovery, KubeError};
+use ktwin_testkit::block_on;
 use ktwin_testkit::kubeapi::{healthy_workloads, ApiStandIn};
 use ktwin_testkit::TempProject;
 use serde_json::{json, Value};
@@ -29,7 +31,7 @@ impl Twin {
         prune: bool,
         force: bool,
         timeout: Duration,
-    ) -> (Result<Report, KubeError>, Vec<String>) {
+    ) -> (Result<Report, KubeError>, Vec<Event>) {
         self.deploy_tweaked(docs, env, prune, force, timeout, |_| {})
     }
 
@@ -41,9 +43,9 @@ impl Twin {
         force: bool,
         timeout: Duration,
         tweak: impl FnOnce(&mut Options),
-    ) -> (Result<Report, KubeError>, Vec<String>) {
+    ) -> (Result<Report, KubeError>, Vec<Event>) {
         let said = RefCell::new(Vec::new());
-        let say = |s: &str| said.borrow_mut().push(s.to_string());
+        let say = |e: Event| said.borrow_mut().push(e);
         let state = self.dir.path().join(format!("state-{env}.json"));
         let r = block_on(async {
             // The stand-in's kubeconfig as the provider would report it (server on 127.0.0.1).
@@ -61,7 +63,7 @@ impl Twin {
                 timeout,
                 registry_prefix: Some("localhost:5001/".into()),
                 state_file: Some(state),
-                say: &say,
+                report: &say,
             };
             tweak(&mut o);
             deploy(&mut disc, docs, &o).await
@@ -69,7 +71,7 @@ impl Twin {
         (r, said.into_inner())
     }
 
-    fn deploy(&self, docs: &[Value]) -> (Result<Report, KubeError>, Vec<String>) {
+    fn deploy(&self, docs: &[Value]) -> (Result<Report, KubeError>, Vec<Event>) {
         self.deploy_with(docs, "local", true, false, Duration::from_secs(10))
     }
 }
@@ -96,7 +98,7 @@ fn stack(image: &str) -> Vec<Value> {
 fn actions(r: &Report) -> Vec<String> {
     r.applied
         .iter()
-        .map(|a| format!("{} {}", a.object, a.action))
+        .map(|a| format!("{} {}", a.object, a.action.as_str()))
         .collect()
 }
 
@@ -117,8 +119,9 @@ fn first_deploy_creates_namespace_applies_in_order_and_waits_for_rollout() {
     );
     assert_eq!(r.rolled_out, ["deployment/web (shop)"]);
     assert!(
-        said.iter()
-            .any(|s| s.starts_with("deployment/web (shop): rolled out")),
+        said.iter().any(
+            |e| matches!(e, Event::RolledOut { workload, .. } if workload == "deployment/web (shop)")
+        ),
         "{said:?}"
     );
     let d = t.api.get("apps/v1", "Deployment", "shop", "web").unwrap();
@@ -156,7 +159,7 @@ fn redeploy_without_change_writes_nothing() {
     let (r, said) = t.deploy(&stack("localhost:5001/web:aaa"));
     let r = r.expect("second");
     assert!(
-        r.applied.iter().all(|a| a.action == "unchanged"),
+        r.applied.iter().all(|a| a.action == Action::Unchanged),
         "{:?}",
         r.applied
     );
@@ -166,10 +169,16 @@ fn redeploy_without_change_writes_nothing() {
         t.api.get("apps/v1", "Deployment", "shop", "web").unwrap()["metadata"]["generation"],
         1
     );
-    // Only progress for the rollout check, no "created"/"configured" lines.
+    // Nothing created or configured; only the rollout check.
     assert!(
-        said.iter()
-            .all(|s| !s.contains("created") && !s.contains("configured")),
+        said.iter().all(|e| !matches!(
+            e,
+            Event::NamespaceCreated { .. }
+                | Event::Applied {
+                    action: Action::Created | Action::Configured,
+                    ..
+                }
+        )),
         "{said:?}"
     );
 }
@@ -210,10 +219,14 @@ fn changed_image_bumps_generation_and_waits_for_the_new_rollout() {
     );
     assert!(
         said.iter()
-            .any(|s| s.contains("waiting for the controller")),
+            .any(|e| matches!(e, Event::RolloutProgress { message, .. }
+            if message.contains("waiting for the controller"))),
         "{said:?}"
     );
-    assert!(said.iter().any(|s| s.contains("rolled out")), "{said:?}");
+    assert!(
+        said.iter().any(|e| matches!(e, Event::RolledOut { .. })),
+        "{said:?}"
+    );
 }
 
 #[test]
@@ -243,7 +256,9 @@ fn prune_removes_only_this_projects_objects_of_this_env() {
     let (r, said) = t.deploy(&docs);
     let r = r.expect("second");
     assert_eq!(r.pruned, ["configmap/old (shop)"]);
-    assert!(said.contains(&"configmap/old (shop): pruned".to_string()));
+    assert!(said.contains(&Event::Pruned {
+        object: "configmap/old (shop)".into()
+    }));
     let names: Vec<String> = t
         .api
         .list("v1", "ConfigMap")
@@ -407,7 +422,10 @@ deployment/worker (shop): 0 of 1 updated replicas available
     | fatal: DB_PASSWORD is not set";
     assert_eq!(help, expected);
     assert!(
-        said.contains(&"deployment/web (shop): 0 of 2 updated replicas available".to_string()),
+        said.contains(&Event::RolloutProgress {
+            workload: "deployment/web (shop)".into(),
+            message: "0 of 2 updated replicas available".into()
+        }),
         "{said:?}"
     );
 }
@@ -591,10 +609,10 @@ fn a_claim_dropped_from_the_render_is_kept_unless_prune_volumes() {
         }]
     );
     assert!(
-        said.contains(
-            &"persistentvolumeclaim/pgdata (shop): kept (volume; --prune-volumes deletes it and its data)"
-                .to_string()
-        ),
+        said.contains(&Event::Kept {
+            object: "persistentvolumeclaim/pgdata (shop)".into(),
+            reason: "volume".into()
+        }),
         "{said:?}"
     );
     assert_eq!(deletes(&t), Vec::<String>::new());
@@ -629,12 +647,12 @@ fn a_remote_prune_says_the_whole_set_before_the_first_delete() {
         .expect("first");
     let (r, said) = t.deploy_with(&[cm("keep")], "dev", true, false, Duration::from_secs(5));
     assert_eq!(r.expect("second").pruned.len(), 2);
-    let at = |line: &str| said.iter().position(|s| s == line).unwrap_or(usize::MAX);
-    let announce = at("pruning 2 object(s) no longer rendered:");
-    assert!(announce < at("  - configmap/a (shop)"), "{said:?}");
-    assert!(
-        at("  - configmap/b (shop)") < at("configmap/a (shop): pruned"),
-        "{said:?}"
-    );
-    assert!(at("configmap/b (shop): pruned") < usize::MAX, "{said:?}");
+    let at = |e: Event| said.iter().position(|s| *s == e).unwrap_or(usize::MAX);
+    let pruned = |o: &str| Event::Pruned { object: o.into() };
+    let announce = at(Event::PruneSet {
+        objects: vec!["configmap/a (shop)".into(), "configmap/b (shop)".into()],
+    });
+    assert!(announce < at(pruned("configmap/a (shop)")), "{said:?}");
+    assert!(announce < at(pruned("configmap/b (shop)")), "{said:?}");
+    assert!(at(pruned("configmap/b (shop)")) < usize::MAX, "{said:?}");
 }

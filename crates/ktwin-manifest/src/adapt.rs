@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use ktwin_config::imageref::{local_ref, ImageRef};
+use ktwin_config::imageref::ImageRef;
 use ktwin_config::{Adapt, Provider, ResourcesMode};
 use serde_json::{json, Map, Value};
 
@@ -27,8 +27,8 @@ pub const RELAXED_MEMORY: &str = "128Mi";
 pub struct LocalTwin<'a> {
     pub adapt: &'a Adapt,
     pub provider: Provider,
-    pub registry_port: u16,
-    /// Normalised repository → (declared reference, content tag).
+    /// Normalised repository → the reference ktwin pushed it as (`localhost:<port>/…:<tag>`,
+    /// from the plan).
     pub images: HashMap<String, String>,
     /// (namespace or "", name) of Secrets declared under `secrets:`.
     pub declared_secrets: HashSet<(String, String)>,
@@ -167,10 +167,9 @@ fn adapt_image(
     let Ok(r) = ImageRef::parse(image) else {
         return;
     };
-    let Some(tag) = twin.images.get(&r.repository_key()) else {
+    let Some(new) = twin.images.get(&r.repository_key()).cloned() else {
         return;
     };
-    let new = local_ref(twin.registry_port, &r, tag);
     if new == image {
         return;
     }

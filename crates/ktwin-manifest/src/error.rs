@@ -23,8 +23,6 @@ pub enum RenderError {
     Kustomize { dir: PathBuf, message: String },
     #[error("neither `kustomize` nor `kubectl` is installed, and {dir} is a kustomization")]
     NoKustomize { dir: PathBuf },
-    #[error("image {image}: {message}")]
-    ContentTag { image: String, message: String },
     #[error("environment `{env}` is not defined in ktwin.yaml (defined: {defined})")]
     UnknownEnv { env: String, defined: String },
     #[error("{what} matches no rendered object ({target})")]

@@ -4,8 +4,7 @@
 use std::collections::{HashMap, HashSet};
 
 use base64::Engine;
-use ktwin_config::contenttag::{content_tag, BuildInputs};
-use ktwin_config::imageref::ImageRef;
+use ktwin_config::desired::ImagePlan;
 use ktwin_config::{Environment, Loaded, LOCAL_ENV};
 use serde_json::{json, Value};
 
@@ -55,25 +54,6 @@ pub fn environment<'a>(loaded: &'a Loaded, env: &str) -> Result<&'a Environment,
         })
 }
 
-/// The content tag of every declared image, keyed by normalised repository.
-pub fn image_tags(loaded: &Loaded) -> Result<HashMap<String, String>, RenderError> {
-    let mut out = HashMap::new();
-    for img in &loaded.project.images {
-        let r = ImageRef::parse(&img.image).map_err(|message| RenderError::ContentTag {
-            image: img.image.clone(),
-            message,
-        })?;
-        let tag = content_tag(&BuildInputs::new(&loaded.dir, img)).map_err(|e| {
-            RenderError::ContentTag {
-                image: img.image.clone(),
-                message: e.to_string(),
-            }
-        })?;
-        out.insert(r.repository_key(), tag);
-    }
-    Ok(out)
-}
-
 /// Render an environment as its manifests are written: sources, namespace, declared secrets,
 /// env overrides and patches, but none of the local adaptations. The doctor reads this, so it
 /// can say which findings the adaptation resolves.
@@ -94,13 +74,16 @@ pub fn render_unadapted(
         a.volume_ownership = false;
         a.resources = ktwin_config::ResourcesMode::Keep;
     }
-    render_env(&l, env_name, kustomizer)
+    render_env(&l, env_name, kustomizer, &[])
 }
 
+/// Render an environment; for `local`, adapted to the twin, with the images ktwin builds
+/// rewritten to the references `images` (the plan's, hashed once) give them.
 pub fn render_env(
     loaded: &Loaded,
     env_name: &str,
     kustomizer: &dyn Kustomizer,
+    images: &[ImagePlan],
 ) -> Result<Rendered, RenderError> {
     let env = environment(loaded, env_name)?;
     let mut rec = Recorder::default();
@@ -153,10 +136,11 @@ pub fn render_env(
         let twin = LocalTwin {
             adapt: &env.adapt,
             provider: loaded.project.cluster.provider,
-            registry_port: loaded.project.registry.host_port,
-            // Hashing build contexts is the slow part of a render; only do it when used.
             images: if env.adapt.images {
-                image_tags(loaded)?
+                images
+                    .iter()
+                    .map(|i| (i.repo.repository_key(), i.reference.clone()))
+                    .collect()
             } else {
                 HashMap::new()
             },

@@ -8,6 +8,16 @@ use std::process::Command;
 
 use ktwin_manifest::output::{brief, redact_changes, to_yaml};
 use ktwin_manifest::{render_env, Kustomizer, RenderError};
+
+/// Every image hashed once, as the binary's plan does.
+fn plan(
+    loaded: &ktwin_config::Loaded,
+) -> Result<Vec<ktwin_config::desired::ImagePlan>, RenderError> {
+    ktwin_config::desired::plan_images(loaded).map_err(|e| RenderError::Kustomize {
+        dir: loaded.dir.clone(),
+        message: e.to_string(),
+    })
+}
 use ktwin_testkit::{assert_expected, normalize_tags, TempProject};
 
 /// kustomize via the same tools the binary uses: `kustomize build`, else `kubectl kustomize`.
@@ -43,7 +53,7 @@ fn run_case(name: &str) {
     }
     let loaded =
         ktwin_config::load(&dir.join("ktwin.yaml")).unwrap_or_else(|e| panic!("{name}: {e:?}"));
-    match render_env(&loaded, "local", &TestKustomize) {
+    match plan(&loaded).and_then(|images| render_env(&loaded, "local", &TestKustomize, &images)) {
         Ok(r) => {
             assert!(!src.join("error.txt").exists(), "{name} should have failed");
             assert_expected(
@@ -113,7 +123,7 @@ fn render_copy(
     let tp = TempProject::new();
     let dir = tp.copy_tree(&src, "p");
     let loaded = ktwin_config::load(&dir.join("ktwin.yaml")).unwrap();
-    let r = render_env(&loaded, "local", &TestKustomize).unwrap();
+    let r = render_env(&loaded, "local", &TestKustomize, &plan(&loaded).unwrap()).unwrap();
     (tp, dir, loaded, r)
 }
 
@@ -129,10 +139,14 @@ fn rendered_tag_is_the_content_tag_build_will_push() {
         .as_str()
         .unwrap();
     assert_eq!(image, format!("localhost:5001/acme/app:{tag}"));
-    // A change to the build context changes the rendered tag.
+    // A change to the build context changes the tag a new plan gives it; a render from the
+    // plan made before the change keeps the tag that plan built (what was pushed).
+    let before = plan(&loaded).unwrap();
     std::fs::write(dir.join("app/new-file"), "x").unwrap();
-    let r2 = render_env(&loaded, "local", &TestKustomize).unwrap();
+    let r2 = render_env(&loaded, "local", &TestKustomize, &plan(&loaded).unwrap()).unwrap();
     assert_ne!(r2.docs[0].value, r.docs[0].value);
+    let r3 = render_env(&loaded, "local", &TestKustomize, &before).unwrap();
+    assert_eq!(r3.docs[0].value, r.docs[0].value);
 }
 
 #[test]

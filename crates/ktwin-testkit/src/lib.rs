@@ -117,6 +117,17 @@ pub fn shared(rel: &str) -> Option<PathBuf> {
     None
 }
 
+/// Run an async operation to completion from a synchronous test (the product makes its one
+/// runtime in `main`; tests make their own).
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+        .block_on(f)
+}
+
 pub fn workspace_root() -> PathBuf {
     let here = Path::new(env!("CARGO_MANIFEST_DIR"));
     here.parent()

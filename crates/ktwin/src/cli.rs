@@ -33,6 +33,10 @@ pub struct Cli {
     /// Say more on stderr (phase timings).
     #[arg(short = 'v', long, global = true)]
     pub verbose: bool,
+    /// Print the resolved plan (registry and provider names, node specs, image tags, the
+    /// allowed context) as JSON and exit, doing nothing else.
+    #[arg(long, global = true, hide = true)]
+    pub show_plan: bool,
     #[command(subcommand)]
     pub command: Command,
 }

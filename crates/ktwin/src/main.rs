@@ -2,10 +2,11 @@
 
 mod cli;
 mod commands;
-mod guarded;
 mod kustomize;
+mod plan;
 mod printer;
 mod report;
+mod steps;
 
 use std::process::ExitCode;
 
@@ -32,7 +33,19 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    match commands::run(cli) {
+    // The one async runtime; every command runs on it.
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            printer::err(&format!("cannot start the async runtime: {e}"));
+            return ExitCode::from(1);
+        }
+    };
+    match rt.block_on(commands::run(cli)) {
         Ok(code) => ExitCode::from(code),
         Err(f) => {
             f.print();

@@ -3,6 +3,8 @@
 
 use std::io::{IsTerminal, Write};
 
+use ktwin_config::event::{Action, Event};
+
 /// Write data to stdout. A closed pipe (`ktwin render | head`) is not an error.
 pub fn out(s: &str) {
     let mut o = std::io::stdout().lock();
@@ -108,5 +110,69 @@ impl Bar {
         if let Some(pb) = &self.pb {
             pb.finish_and_clear();
         }
+    }
+}
+
+/// An event as a line (or lines) of text, as ktwin has always said it; `None` for events
+/// text mode does not show (an object applied without change).
+pub fn event_text(e: &Event) -> Option<String> {
+    let stdin_lines = |s: &str| {
+        s.lines()
+            .map(|l| format!("\n    | {l}"))
+            .collect::<String>()
+    };
+    Some(match e {
+        Event::Command {
+            what,
+            command,
+            stdin,
+            dry_run: true,
+        } => format!(
+            "would {what}: {command}{}",
+            stdin.as_deref().map(stdin_lines).unwrap_or_default()
+        ),
+        Event::Command { what, command, .. } => format!("{what}: {command}"),
+        Event::File { path, content, .. } => {
+            format!("would write {}:{}", path.display(), stdin_lines(content))
+        }
+        Event::Waiting { what } => format!("waiting for {what} to answer"),
+        Event::NamespaceCreated { name } => format!("namespace/{name}: created"),
+        Event::Applied {
+            action: Action::Unchanged,
+            ..
+        } => return None,
+        Event::Applied { object, action } => format!("{object}: {}", action.as_str()),
+        Event::Kept { object, reason } if reason == "volume" => {
+            format!("{object}: kept (volume; --prune-volumes deletes it and its data)")
+        }
+        Event::Kept { object, reason } => format!("{object}: kept ({reason})"),
+        Event::PruneSet { objects } => format!(
+            "pruning {} object(s) no longer rendered:{}",
+            objects.len(),
+            objects
+                .iter()
+                .map(|o| format!("\n  - {o}"))
+                .collect::<String>()
+        ),
+        Event::Pruned { object } => format!("{object}: pruned"),
+        Event::NotPruned { object, why } => format!("{object}: not pruned ({why})"),
+        Event::RolloutProgress { workload, message } => format!("{workload}: {message}"),
+        Event::RolledOut { workload, seconds } => {
+            format!("{workload}: rolled out ({seconds:.1}s)")
+        }
+        Event::Fixed {
+            subject,
+            fix,
+            dry_run: true,
+        } => format!("would fix: {subject}: {fix}"),
+        Event::Fixed { subject, fix, .. } => format!("{subject}: {fix}"),
+        Event::RestartRequested { workload } => format!("{workload}: restart requested"),
+    })
+}
+
+/// The reporter commands hand to libraries: each event as text on stderr.
+pub fn event(e: Event) {
+    if let Some(t) = event_text(&e) {
+        err(&t);
     }
 }

@@ -9,7 +9,6 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 use common::{docker, out, Reg};
-use ktwin_engine::registry_api::RegistryApi;
 use ktwin_testkit::Containerd;
 
 /// A project with one image (`extra` bytes of incompressible data in its first layer) and
@@ -77,7 +76,7 @@ fn built_images_are_uncompressed_oci_and_pull_through_the_node_mirror_config() {
     let no_store = [("KTWIN_LAYER_STORE", "off")];
     let first = build_env(&mut r, &no_store);
     assert_eq!(first["via"], "export", "{first}");
-    let api = RegistryApi::new(r.port);
+    let api = common::api(r.port);
     let m = api.manifest(&repo, first["tag"].as_str().unwrap()).unwrap();
     assert_eq!(m["mediaType"], ktwin_engine::oci::OCI_MANIFEST);
     assert!(m["layers"]
@@ -177,7 +176,7 @@ fn a_registry_killed_mid_push_is_a_clear_error_and_a_rerun_completes() {
     assert!(up.status.success(), "{}", out(&up));
     let again = build(&mut r);
     assert_eq!(again["outcome"], "pushed");
-    let api = RegistryApi::new(r.port);
+    let api = common::api(r.port);
     assert!(api
         .has_manifest(&repo, again["tag"].as_str().unwrap())
         .unwrap());
@@ -208,7 +207,7 @@ fn gc_keeps_the_newest_content_tags_and_reclaims_blobs() {
     let d: serde_json::Value = serde_json::from_slice(&dry.stdout).unwrap();
     assert_eq!(d["deleted"][&repo].as_array().unwrap().len(), 2, "{d}");
     assert!(d["deleted"].get("other/app").is_none(), "{d}");
-    let api = RegistryApi::new(r.port);
+    let api = common::api(r.port);
     assert!(
         api.has_manifest(&repo, &tags[0]).unwrap(),
         "dry run deleted"

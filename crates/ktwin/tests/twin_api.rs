@@ -135,7 +135,10 @@ impl World {
 /// The KEP-1755 ConfigMap data ktwin writes for this project.
 fn kep_data(dir: &std::path::Path) -> Value {
     let loaded = ktwin_config::load(&dir.join("ktwin.yaml")).unwrap();
-    ktwin_cluster::registry_wiring::kep1755_configmap(&loaded.project.registry)["data"].clone()
+    ktwin_cluster::registry_wiring::kep1755_configmap(&ktwin_config::desired::RegistryAddr::of(
+        &loaded.project.registry,
+    ))["data"]
+        .clone()
 }
 
 fn merge(a: &mut Value, b: &Value) {

@@ -1,16 +1,15 @@
 use ktwin_manifest::diff::{diff, DiffEntry, CONCERNS};
 use ktwin_manifest::output::brief;
-use ktwin_manifest::render_env;
 
 use crate::cli::{Cli, DiffArgs, DiffFormat};
-use crate::kustomize::ExternalKustomize;
+use crate::plan::Plan;
 use crate::printer;
-use crate::report::{render_failure, Failure};
+use crate::report::Failure;
 
 pub fn run(cli: &Cli, a: &DiffArgs) -> Result<u8, Failure> {
-    let loaded = super::load_project(cli)?;
-    let to = render_env(&loaded, &a.env, &ExternalKustomize).map_err(render_failure)?;
-    let from = render_env(&loaded, &a.against, &ExternalKustomize).map_err(render_failure)?;
+    let plan = Plan::resolve(cli, &a.env, None)?;
+    let to = plan.render_env(&a.env)?;
+    let from = plan.render_env(&a.against)?;
     let d = diff(&a.against, &from.docs, &a.env, &to.docs);
     let text = match a.output {
         DiffFormat::Json => format!("{}\n", serde_json::to_string_pretty(&d).unwrap_or_default()),

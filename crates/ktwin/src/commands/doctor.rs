@@ -7,10 +7,11 @@ use ktwin_manifest::render::load_source;
 
 use crate::cli::{Cli, DoctorArgs, DoctorFormat, FailOn};
 use crate::kustomize::ExternalKustomize;
+use crate::plan::{kube_failure, load_project_if_any, Plan};
 use crate::printer;
 use crate::report::{render_failure, Failure};
 
-pub fn run(cli: &Cli, a: &DoctorArgs) -> Result<u8, Failure> {
+pub async fn run(cli: &Cli, a: &DoctorArgs) -> Result<u8, Failure> {
     if a.list_checks {
         let mut t = printer::table(&["check", "finds"]);
         for (i, _) in catalogue() {
@@ -40,7 +41,7 @@ pub fn run(cli: &Cli, a: &DoctorArgs) -> Result<u8, Failure> {
     }
 
     let started = std::time::Instant::now();
-    let loaded = super::load_project_if_any(cli)?;
+    let loaded = load_project_if_any(cli)?;
     let (docs, mut twin, base, ignore) = match (&loaded, a.files.is_empty()) {
         (Some(l), true) => {
             let r = render_unadapted(l, &a.env, &ExternalKustomize).map_err(render_failure)?;
@@ -92,7 +93,7 @@ pub fn run(cli: &Cli, a: &DoctorArgs) -> Result<u8, Failure> {
                 None,
             ));
         };
-        findings.extend(live_findings(cli, l)?);
+        findings.extend(live_findings(cli, l.clone()).await?);
     }
     relativize(&mut findings, &base);
     let text = match a.output {
@@ -124,56 +125,44 @@ fn relativize(findings: &mut [Finding], base: &std::path::Path) {
 }
 
 /// Checks against the running twin (the local environment's cluster).
-fn live_findings(cli: &Cli, l: &ktwin_config::Loaded) -> Result<Vec<Finding>, Failure> {
+async fn live_findings(cli: &Cli, l: ktwin_config::Loaded) -> Result<Vec<Finding>, Failure> {
     use ktwin_config::LOCAL_ENV;
     use ktwin_kube::live::{findings, observe, Level};
-    let p = &l.project;
-    let context = crate::guarded::guarded(cli, l, LOCAL_ENV, None, crate::guarded::Intent::Read)?;
-    let rendered: Vec<serde_json::Value> = match p.environment(LOCAL_ENV) {
-        Some(_) => ktwin_manifest::render_env(l, LOCAL_ENV, &ExternalKustomize)
-            .map_err(render_failure)?
-            .docs
-            .into_iter()
-            .map(|d| d.value)
-            .collect(),
+    let mut plan = Plan::of(cli, l, LOCAL_ENV, None)?;
+    let rendered: Vec<serde_json::Value> = match plan.environment() {
+        Some(_) => plan.rendered()?,
         None => vec![],
     };
-    let observed = ktwin_kube::block_on(async {
+    let context = plan.guard(ktwin_kube::guard::Intent::Read).await?.clone();
+    let observed = async {
         let client = ktwin_kube::connect(&context).await?;
         observe(&client).await
-    })
-    .map_err(crate::guarded::kube_failure)?;
-    let hosts = vec![
-        format!("localhost:{}", p.registry.host_port),
-        format!("{}:5000", p.registry.name),
-    ];
-    let wants = super::deploy::node_wants(p);
-    Ok(findings(
-        &observed,
-        &wants,
-        super::deploy::single_node(p),
-        &rendered,
-        &hosts,
+    }
+    .await
+    .map_err(kube_failure)?;
+    let hosts = vec![plan.registry.host(), plan.registry.in_network()];
+    Ok(
+        findings(&observed, &plan.nodes, plan.single_node, &rendered, &hosts)
+            .into_iter()
+            .map(|f| Finding {
+                check: f.check,
+                severity: match f.level {
+                    Level::Warning => Severity::Warning,
+                    Level::Error => Severity::Error,
+                },
+                object: ktwin_manifest::ObjRef {
+                    api_version: "v1".into(),
+                    kind: f.kind,
+                    namespace: f.namespace,
+                    name: f.name,
+                },
+                container: None,
+                message: f.message,
+                fix: f.fix,
+                fixed_by: None,
+                file: None,
+                line: None,
+            })
+            .collect(),
     )
-    .into_iter()
-    .map(|f| Finding {
-        check: f.check,
-        severity: match f.level {
-            Level::Warning => Severity::Warning,
-            Level::Error => Severity::Error,
-        },
-        object: ktwin_manifest::ObjRef {
-            api_version: "v1".into(),
-            kind: f.kind,
-            namespace: f.namespace,
-            name: f.name,
-        },
-        container: None,
-        message: f.message,
-        fix: f.fix,
-        fixed_by: None,
-        file: None,
-        line: None,
-    })
-    .collect())
 }

@@ -3,15 +3,15 @@
 
 use std::time::Instant;
 
-use ktwin_cluster::provider::provider_for;
-use ktwin_cluster::registry_wiring::{hosts_toml, in_network, mirrors};
-use ktwin_config::contenttag::{content_tag, BuildInputs};
-use ktwin_config::imageref::ImageRef;
+use ktwin_cluster::registry_wiring::hosts_toml;
+use ktwin_config::desired::NodeRole;
+use ktwin_config::LOCAL_ENV;
 use ktwin_engine::registry_api::RegistryApi;
 use ktwin_engine::Cmd;
 use serde_json::json;
 
 use crate::cli::{Cli, ImagesCommand, StatusFormat, VerifyArgs};
+use crate::plan::Plan;
 use crate::printer;
 use crate::report::{plain, Failure};
 
@@ -22,14 +22,13 @@ pub fn run(cli: &Cli, c: &ImagesCommand) -> Result<u8, Failure> {
 }
 
 fn verify(cli: &Cli, a: &VerifyArgs) -> Result<u8, Failure> {
-    let loaded = super::load_project(cli)?;
-    let p = &loaded.project;
-    let images = super::build::selected(&p.images, &a.images)?;
-    let port = p.registry.host_port;
-    let api = RegistryApi::new(port);
+    let plan = Plan::resolve(cli, LOCAL_ENV, None)?;
+    let images = plan.select(&a.images)?;
+    let registry = &plan.registry;
+    let api = RegistryApi::new(registry);
     if !api.healthy() {
         return Err(Failure::Operation(vec![plain(
-            format!("the registry does not answer on 127.0.0.1:{port}"),
+            format!("the registry does not answer at {}", registry.api_base()),
             Some("start it with `ktwin registry up`".into()),
         )]));
     }
@@ -37,16 +36,13 @@ fn verify(cli: &Cli, a: &VerifyArgs) -> Result<u8, Failure> {
     let mut refs = Vec::new();
     let mut missing = Vec::new();
     for img in images {
-        let tag = content_tag(&BuildInputs::new(&loaded.dir, img))
-            .map_err(|e| Failure::input(format!("image {}: {e}", img.image), None))?;
-        let r = ImageRef::parse(&img.image)
-            .map_err(|e| Failure::input(format!("image {}: {e}", img.image), None))?;
-        if !api.has_manifest(&r.path, &tag).unwrap_or(false) {
+        let tag = img.tag.as_str();
+        if !api.has_manifest(&img.repo.path, tag).unwrap_or(false) {
             missing.push(format!("{}:{tag}", img.image));
             continue;
         }
-        for (host, _) in mirrors(&p.registry) {
-            refs.push((img.image.clone(), format!("{host}/{}:{tag}", r.path)));
+        for (host, _) in registry.mirrors() {
+            refs.push((img.image.clone(), format!("{host}/{}:{tag}", img.repo.path)));
         }
     }
     if !missing.is_empty() {
@@ -58,7 +54,7 @@ fn verify(cli: &Cli, a: &VerifyArgs) -> Result<u8, Failure> {
             Some("build and push them with `ktwin build`".into()),
         )]));
     }
-    let eng = super::registry::engine(cli)?;
+    let eng = plan.engine()?;
     // (image, reference, where, command) per pull.
     let mut pulls: Vec<(String, String, String, Cmd)> = Vec::new();
     let _hosts_dir;
@@ -66,8 +62,8 @@ fn verify(cli: &Cli, a: &VerifyArgs) -> Result<u8, Failure> {
         // A containerd on this host stands in for a node: the same hosts.toml files ktwin
         // gives kind nodes, with the endpoint this host reaches the registry at.
         let dir = tempfile_dir()?;
-        let endpoint = format!("http://127.0.0.1:{port}");
-        for (host, _) in mirrors(&p.registry) {
+        let endpoint = registry.api_base();
+        for (host, _) in registry.mirrors() {
             let d = dir.path().join(&host);
             std::fs::create_dir_all(&d)
                 .and_then(|_| std::fs::write(d.join("hosts.toml"), hosts_toml(&host, &endpoint)))
@@ -78,12 +74,13 @@ fn verify(cli: &Cli, a: &VerifyArgs) -> Result<u8, Failure> {
         printer::err(&format!(
             "verifying through containerd at {} with hosts.toml for {} → {endpoint} (nodes get {} as the endpoint)",
             sock.display(),
-            mirrors(&p.registry)
+            registry
+                .mirrors()
                 .iter()
                 .map(|m| m.0.as_str())
                 .collect::<Vec<_>>()
                 .join(" and "),
-            format_args!("http://{}", in_network(&p.registry))
+            format_args!("http://{}", registry.in_network())
         ));
         for (image, r) in &refs {
             let cmd = Cmd::new("ctr")
@@ -101,12 +98,11 @@ fn verify(cli: &Cli, a: &VerifyArgs) -> Result<u8, Failure> {
         }
         _hosts_dir = Some(dir);
     } else {
-        let prov = provider_for(p.cluster.provider);
-        let nodes: Vec<String> = prov
-            .nodes(p)
-            .into_iter()
-            .filter(|n| n.node.is_some())
-            .map(|n| n.container)
+        let nodes: Vec<String> = plan
+            .nodes
+            .iter()
+            .filter(|n| n.role != NodeRole::LoadBalancer)
+            .map(|n| n.container.clone())
             .collect();
         for n in &nodes {
             for (image, r) in &refs {

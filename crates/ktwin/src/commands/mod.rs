@@ -1,26 +1,46 @@
-//! One thin module per verb: load, call the libraries, print.
+//! One module per verb: resolve the plan, call the libraries (and the shared steps), print.
+//! A command never calls another command.
 
 mod build;
 mod cluster;
 mod deploy;
 mod diff;
 mod doctor;
+mod down;
+mod heal;
 mod images;
 mod init;
+mod logs;
 mod registry;
 mod render;
+mod restart;
 mod schema;
+mod status;
 mod up;
 
-use std::path::PathBuf;
-
-use ktwin_config::Loaded;
+use ktwin_config::LOCAL_ENV;
 
 use crate::cli::{Cli, Command};
-use crate::report::{config_failure, Failure};
-pub use registry::engine;
+use crate::plan::Plan;
+use crate::printer;
+use crate::report::Failure;
 
-pub fn run(cli: Cli) -> Result<u8, Failure> {
+/// The environment and `--context` a command is about, for `--show-plan`.
+fn env_of(c: &Command) -> (&str, Option<&str>) {
+    match c {
+        Command::Render(a) => (&a.env, None),
+        Command::Diff(a) => (&a.env, None),
+        Command::Doctor(a) => (&a.env, None),
+        Command::Deploy(a) => (&a.env, a.context.as_deref()),
+        Command::Status(a) => (&a.env, a.context.as_deref()),
+        Command::Logs(a) => (&a.env, a.context.as_deref()),
+        Command::Restart(a) => (&a.env, a.context.as_deref()),
+        Command::Up(a) => (LOCAL_ENV, a.context.as_deref()),
+        _ => (LOCAL_ENV, None),
+    }
+}
+
+pub async fn run(cli: Cli) -> Result<u8, Failure> {
     if let Some(dir) = &cli.directory {
         std::env::set_current_dir(dir).map_err(|e| {
             Failure::input(
@@ -29,43 +49,31 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
             )
         })?;
     }
+    if cli.show_plan {
+        let (env, context) = env_of(&cli.command);
+        let plan = Plan::resolve(&cli, env, context)?;
+        printer::out(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&plan.show()?).unwrap_or_default()
+        ));
+        return Ok(0);
+    }
     match &cli.command {
         Command::Render(a) => render::run(&cli, a),
         Command::Diff(a) => diff::run(&cli, a),
-        Command::Doctor(a) => doctor::run(&cli, a),
+        Command::Doctor(a) => doctor::run(&cli, a).await,
         Command::Init(a) => init::run(a),
         Command::Build(a) => build::run(&cli, a),
         Command::Cluster(c) => cluster::run(&cli, c),
         Command::Images(c) => images::run(&cli, c),
-        Command::Up(a) => up::up(&cli, a),
-        Command::Down(a) => up::down(&cli, a),
-        Command::Deploy(a) => deploy::run(&cli, a),
-        Command::Status(a) => deploy::status(&cli, a),
-        Command::Heal(a) => deploy::heal(&cli, a),
-        Command::Logs(a) => deploy::logs(&cli, a),
-        Command::Restart(a) => deploy::restart(&cli, a),
+        Command::Up(a) => up::run(&cli, a).await,
+        Command::Down(a) => down::run(&cli, a),
+        Command::Deploy(a) => deploy::run(&cli, a).await,
+        Command::Status(a) => status::run(&cli, a).await,
+        Command::Heal(a) => heal::run(&cli, a).await,
+        Command::Logs(a) => logs::run(&cli, a).await,
+        Command::Restart(a) => restart::run(&cli, a).await,
         Command::Registry(c) => registry::run(&cli, c),
         Command::Schema => schema::run(),
-    }
-}
-
-/// The project file: `--file`, else ktwin.yaml in the working directory or a parent.
-pub fn load_project(cli: &Cli) -> Result<Loaded, Failure> {
-    let path: PathBuf = match &cli.file {
-        Some(f) => f.clone(),
-        None => ktwin_config::find(&std::env::current_dir().unwrap_or_default())
-            .map_err(config_failure)?,
-    };
-    ktwin_config::load(&path).map_err(config_failure)
-}
-
-/// Like [`load_project`], but no project at all is not an error.
-pub fn load_project_if_any(cli: &Cli) -> Result<Option<Loaded>, Failure> {
-    match (
-        &cli.file,
-        ktwin_config::find(&std::env::current_dir().unwrap_or_default()),
-    ) {
-        (None, Err(ktwin_config::ConfigError::NotFound { .. })) => Ok(None),
-        _ => load_project(cli).map(Some),
     }
 }

@@ -1,36 +1,29 @@
 use std::collections::BTreeSet;
 
 use ktwin_config::imageref::ImageRef;
+use ktwin_config::LOCAL_ENV;
 use ktwin_engine::gc::GcOptions;
 use ktwin_engine::registry::{
-    plan, Observed, Plan, Registry, RegistryError, RegistrySpec, UpAction,
+    plan as registry_plan, Observed, Plan as RegistryPlan, Registry, RegistryError, UpAction,
 };
-use ktwin_engine::{detect_here, Engine, EngineKind};
 use serde_json::json;
 
-use crate::cli::{Cli, EngineArg, RegistryCommand, StatusFormat};
+use crate::cli::{Cli, RegistryCommand, StatusFormat};
+use crate::plan::Plan;
 use crate::printer;
-use crate::report::{plain, render_failure, Failure};
-
-pub fn engine(cli: &Cli) -> Result<Engine, Failure> {
-    let req = cli.engine.map(|e| match e {
-        EngineArg::Docker => EngineKind::Docker,
-        EngineArg::Podman => EngineKind::Podman,
-    });
-    detect_here(req)
-        .map_err(|e| Failure::Operation(vec![plain(e.to_string(), Some(e.help().to_string()))]))
-}
+use crate::report::{plain, Failure};
+use crate::steps;
 
 fn failure(e: RegistryError) -> Failure {
     Failure::Operation(vec![plain(e.to_string(), e.help())])
 }
 
 pub fn run(cli: &Cli, c: &RegistryCommand) -> Result<u8, Failure> {
-    let loaded = super::load_project(cli)?;
-    let eng = engine(cli)?;
+    let plan = Plan::resolve(cli, LOCAL_ENV, None)?;
+    let eng = plan.engine()?;
     let reg = Registry {
         engine: &eng,
-        spec: RegistrySpec::from_config(&loaded.project.registry),
+        spec: plan.registry_spec.clone(),
     };
     let name = reg.spec.name.clone();
     let port = reg.spec.host_port;
@@ -75,9 +68,9 @@ pub fn run(cli: &Cli, c: &RegistryCommand) -> Result<u8, Failure> {
                 Observed::Absent => (false, false, None),
                 Observed::Present { running, image, .. } => (true, *running, Some(image.clone())),
             };
-            let drift = match plan(&reg.spec, &observed, false) {
-                Plan::Drift(d) => d,
-                Plan::Foreign => vec!["not created by ktwin".into()],
+            let drift = match registry_plan(&reg.spec, &observed, false) {
+                RegistryPlan::Drift(d) => d,
+                RegistryPlan::Foreign => vec!["not created by ktwin".into()],
                 _ => vec![],
             };
             let ok = exists && running && healthy && drift.is_empty();
@@ -116,8 +109,8 @@ pub fn run(cli: &Cli, c: &RegistryCommand) -> Result<u8, Failure> {
             let o = GcOptions {
                 keep: usize::from(*keep),
                 dry_run: *dry_run,
-                repositories: (!*all_projects).then(|| project_repositories(&loaded)),
-                protected: protected_tags(&loaded)?,
+                repositories: (!*all_projects).then(|| project_repositories(&plan)),
+                protected: protected_tags(&plan)?,
             };
             let r = ktwin_engine::gc::collect(&eng, &reg.spec, &o)
                 .map_err(|e| Failure::Operation(vec![plain(e.to_string(), None)]))?;
@@ -149,9 +142,8 @@ pub fn run(cli: &Cli, c: &RegistryCommand) -> Result<u8, Failure> {
 }
 
 /// The registry repositories this project's images are pushed to.
-fn project_repositories(loaded: &ktwin_config::Loaded) -> BTreeSet<String> {
-    loaded
-        .project
+fn project_repositories(plan: &Plan) -> BTreeSet<String> {
+    plan.project()
         .images
         .iter()
         .filter_map(|i| ImageRef::parse(&i.image).ok())
@@ -160,16 +152,11 @@ fn project_repositories(loaded: &ktwin_config::Loaded) -> BTreeSet<String> {
 }
 
 /// Tags gc must keep: every image of ktwin's registry a recorded deploy (of any project)
-/// runs, and the tags the current sources of this project build to. A deploy record that
-/// cannot be read stops gc: it cannot know what is running.
-fn protected_tags(loaded: &ktwin_config::Loaded) -> Result<BTreeSet<(String, String)>, Failure> {
-    let r = &loaded.project.registry;
-    let ours = [
-        format!("localhost:{}", r.host_port),
-        format!("{}:5000", r.name),
-    ];
+/// runs, and the tags the current sources of this project build to (the plan's). A deploy
+/// record that cannot be read stops gc: it cannot know what is running.
+fn protected_tags(plan: &Plan) -> Result<BTreeSet<(String, String)>, Failure> {
     let mut out = BTreeSet::new();
-    let dir = super::deploy::deploy_records_dir();
+    let dir = steps::deploy_records_dir();
     let entries = match std::fs::read_dir(&dir) {
         Ok(e) => e.flatten().map(|e| e.path()).collect::<Vec<_>>(),
         Err(_) => vec![],
@@ -185,19 +172,14 @@ fn protected_tags(loaded: &ktwin_config::Loaded) -> Result<BTreeSet<(String, Str
                 continue;
             };
             if let (Some(host), Some(tag)) = (&i.host, &i.tag) {
-                if ours.contains(host) {
+                if plan.registry.is_ours(host) {
                     out.insert((i.path.clone(), tag.clone()));
                 }
             }
         }
     }
-    let tags = ktwin_manifest::pipeline::image_tags(loaded).map_err(render_failure)?;
-    for img in &loaded.project.images {
-        if let Ok(i) = ImageRef::parse(&img.image) {
-            if let Some(tag) = tags.get(&i.repository_key()) {
-                out.insert((i.path.clone(), tag.clone()));
-            }
-        }
+    for i in plan.images()? {
+        out.insert((i.repo.path.clone(), i.tag.to_string()));
     }
     Ok(out)
 }

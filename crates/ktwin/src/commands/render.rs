@@ -1,14 +1,14 @@
 use ktwin_manifest::output::{brief, redact_changes, to_json, to_yaml};
-use ktwin_manifest::{render_env, Change};
+use ktwin_manifest::Change;
 
 use crate::cli::{Cli, RenderArgs, RenderFormat};
-use crate::kustomize::ExternalKustomize;
+use crate::plan::Plan;
 use crate::printer;
-use crate::report::{render_failure, Failure};
+use crate::report::Failure;
 
 pub fn run(cli: &Cli, a: &RenderArgs) -> Result<u8, Failure> {
-    let loaded = super::load_project(cli)?;
-    let r = render_env(&loaded, &a.env, &ExternalKustomize).map_err(render_failure)?;
+    let plan = Plan::resolve(cli, &a.env, None)?;
+    let r = plan.render_env(&a.env)?;
     match a.output {
         RenderFormat::Yaml => {
             printer::out(&to_yaml(&r.docs, a.show_secrets));

@@ -1,55 +1,47 @@
-//! `ktwin up` and `ktwin down`: the registry, the cluster, its wiring, then images.
+//! `ktwin up`: the registry, the cluster and its wiring, the images, then the local deploy.
 
 use std::time::Duration;
 
-use ktwin_cluster::up::{down_cluster, up_cluster, ClusterAction, Exec, UpError};
+use ktwin_cluster::up::{up_cluster, ClusterAction, Exec};
 use ktwin_config::LOCAL_ENV;
-use ktwin_engine::registry::{plan, Plan, Registry, RegistrySpec, UpAction};
+use ktwin_engine::registry::{plan as registry_plan, Plan as RegistryPlan, Registry, UpAction};
+use ktwin_kube::guard::Intent;
 use ktwin_kube::KubeError;
 
-use crate::cli::{BuildArgs, Cli, DownArgs, StatusFormat, UpArgs};
-use crate::guarded::{allowed, guarded, kube_failure, Intent};
+use crate::cli::{Cli, UpArgs};
+use crate::plan::{kube_failure, up_failure, Plan};
 use crate::printer;
 use crate::report::{plain, Failure};
+use crate::steps::{self, Deploy};
 
-fn failure(e: UpError) -> Failure {
-    let r = plain(e.to_string(), e.help());
-    if e.is_input() {
-        Failure::Input(vec![r])
-    } else {
-        Failure::Operation(vec![r])
-    }
-}
-
-pub fn up(cli: &Cli, a: &UpArgs) -> Result<u8, Failure> {
-    let loaded = super::load_project(cli)?;
-    let p = &loaded.project;
-    // Before any engine or API server is contacted.
-    allowed(&loaded, LOCAL_ENV, a.context.as_deref())?;
-    let eng = super::registry::engine(cli)?;
-    let say = |s: &str| printer::err(s);
+pub async fn run(cli: &Cli, a: &UpArgs) -> Result<u8, Failure> {
+    // The name rule passes before any engine or API server is contacted.
+    let mut plan = Plan::resolve(cli, LOCAL_ENV, a.context.as_deref())?;
+    let eng = plan.engine()?;
     let x = Exec {
         dry_run: a.dry_run,
-        say: &say,
+        report: &printer::event,
     };
     if a.dry_run {
         printer::err("dry run: read-only probes run; nothing is created, changed or deleted");
     }
     let reg = Registry {
         engine: &eng,
-        spec: RegistrySpec::from_config(&p.registry),
+        spec: plan.registry_spec.clone(),
     };
     if a.dry_run {
         let observed = reg
             .observe()
             .map_err(|e| Failure::Operation(vec![plain(e.to_string(), e.help())]))?;
-        let what = match plan(&reg.spec, &observed, a.recreate) {
-            Plan::Nothing => "registry: up to date".to_string(),
-            Plan::Create => format!("would create the registry {}", reg.spec.name),
-            Plan::Start => format!("would start the registry {}", reg.spec.name),
-            Plan::Drift(d) => format!("registry differs (needs --recreate): {}", d.join("; ")),
-            Plan::Recreate(d) => format!("would recreate the registry: {}", d.join("; ")),
-            Plan::Foreign => format!(
+        let what = match registry_plan(&reg.spec, &observed, a.recreate) {
+            RegistryPlan::Nothing => "registry: up to date".to_string(),
+            RegistryPlan::Create => format!("would create the registry {}", reg.spec.name),
+            RegistryPlan::Start => format!("would start the registry {}", reg.spec.name),
+            RegistryPlan::Drift(d) => {
+                format!("registry differs (needs --recreate): {}", d.join("; "))
+            }
+            RegistryPlan::Recreate(d) => format!("would recreate the registry: {}", d.join("; ")),
+            RegistryPlan::Foreign => format!(
                 "a container named {} exists that ktwin did not create",
                 reg.spec.name
             ),
@@ -68,8 +60,9 @@ pub fn up(cli: &Cli, a: &UpArgs) -> Result<u8, Failure> {
             }
         });
     }
-    let action = up_cluster(p, &eng, a.context.as_deref(), a.recreate, &x).map_err(failure)?;
-    let name = p.cluster_name();
+    let action = up_cluster(plan.project(), &eng, a.context.as_deref(), a.recreate, &x)
+        .map_err(up_failure)?;
+    let name = plan.naming.cluster.clone();
     printer::err(&match &action {
         ClusterAction::Created => format!("cluster {name}: created"),
         ClusterAction::Recreated(d) => format!("cluster {name}: recreated ({})", d.join("; ")),
@@ -78,15 +71,16 @@ pub fn up(cli: &Cli, a: &UpArgs) -> Result<u8, Failure> {
             format!("cluster {name}: fixed in place ({})", d.join("; "))
         }
     });
-    let has_local = p.environment(LOCAL_ENV).is_some();
+    let has_local = plan.environment().is_some();
     if a.dry_run {
         printer::err(&format!(
-            "would check the KEP-1755 ConfigMap and every node's labels and taints through `{}`",
-            ktwin_cluster::provider_for(p.cluster.provider)
-                .kubeconfig_args(p.cluster_name())
+            "would check the KEP-1755 ConfigMap and every node's labels and taints through `{} {}`",
+            ktwin_cluster::provider_for(plan.naming.provider).tool(),
+            ktwin_cluster::provider_for(plan.naming.provider)
+                .kubeconfig_args(&plan.naming.cluster)
                 .join(" ")
         ));
-        for i in &p.images {
+        for i in &plan.project().images {
             printer::err(&format!(
                 "would build and push {} (skipped when the registry has its content tag)",
                 i.image
@@ -98,30 +92,39 @@ pub fn up(cli: &Cli, a: &UpArgs) -> Result<u8, Failure> {
         return Ok(0);
     }
     // The API half, through the provider's kubeconfig for this cluster and nothing else.
-    let g = guarded(
-        cli,
-        &loaded,
-        LOCAL_ENV,
-        a.context.as_deref(),
-        Intent::Write {
+    let g = plan
+        .guard(Intent::Write {
             accept_new_cluster: false,
-        },
-    )?;
+        })
+        .await?
+        .clone();
     printer::err(&format!("wiring the twin at {}", g.describe()));
-    let wants = super::deploy::node_wants(p);
-    let configmap = ktwin_cluster::registry_wiring::kep1755_configmap(&p.registry);
-    let say = |s: &str| printer::err(s);
+    let configmap = ktwin_cluster::registry_wiring::kep1755_configmap(&plan.registry);
     let created = matches!(action, ClusterAction::Created | ClusterAction::Recreated(_));
-    let missing = ktwin_kube::block_on(async {
+    let missing = async {
         let client = ktwin_kube::connect(&g).await?;
         if created {
-            ktwin_kube::wait_for_api(&client, g.context(), Duration::from_secs(120), &say).await?;
+            ktwin_kube::wait_for_api(
+                &client,
+                g.context(),
+                Duration::from_secs(120),
+                &printer::event,
+            )
+            .await?;
         }
-        ktwin_kube::heal::ensure_registry_hosting(&client, &configmap, false, &say).await?;
-        let single = super::deploy::single_node(p);
-        let n = ktwin_kube::heal::ensure_nodes(&client, &wants, single, false, &say).await?;
+        ktwin_kube::heal::ensure_registry_hosting(&client, &configmap, false, &printer::event)
+            .await?;
+        let n = ktwin_kube::heal::ensure_nodes(
+            &client,
+            &plan.nodes,
+            plan.single_node,
+            false,
+            &printer::event,
+        )
+        .await?;
         Ok::<_, KubeError>(n.missing)
-    })
+    }
+    .await
     .map_err(kube_failure)?;
     if !missing.is_empty() {
         return Err(Failure::Operation(vec![plain(
@@ -132,76 +135,25 @@ pub fn up(cli: &Cli, a: &UpArgs) -> Result<u8, Failure> {
             Some("`ktwin heal` starts stopped node containers; `ktwin up --recreate` rebuilds the cluster".into()),
         )]));
     }
-    if !p.images.is_empty() {
-        let code = super::build::run(
-            cli,
-            &BuildArgs {
-                images: vec![],
-                output: StatusFormat::Text,
-            },
-        )?;
-        if code != 0 {
-            return Ok(code);
+    // Built and deployed from the same plan: the tags deployed are the tags pushed.
+    let images = plan.select(&[])?;
+    if !images.is_empty() {
+        if let Some(f) = steps::build_images(&plan, &eng, &images, cli.verbose)?.failure {
+            return Err(f);
         }
     }
     if !has_local {
         printer::err("no `local` environment in ktwin.yaml: nothing to deploy");
         return Ok(0);
     }
-    let docs = super::deploy::rendered(&loaded, LOCAL_ENV)?;
-    let r = super::deploy::deploy_docs(
-        &loaded,
-        &super::deploy::Deploy {
-            env: LOCAL_ENV.into(),
-            context: g,
-            prune: true,
-            prune_volumes: false,
-            force_conflicts: false,
-            timeout: a.timeout,
-        },
-        docs,
-    )?;
-    printer::err(&super::deploy::summary(&r));
-    Ok(0)
-}
-
-pub fn down(cli: &Cli, a: &DownArgs) -> Result<u8, Failure> {
-    let loaded = super::load_project(cli)?;
-    let p = &loaded.project;
-    let eng = super::registry::engine(cli)?;
-    let say = |s: &str| printer::err(s);
-    let x = Exec {
-        dry_run: a.dry_run,
-        say: &say,
+    let docs = plan.rendered()?;
+    let d = Deploy {
+        prune: true,
+        prune_volumes: false,
+        force_conflicts: false,
+        timeout: a.timeout,
     };
-    let existed = down_cluster(p, &eng, &x).map_err(failure)?;
-    let name = p.cluster_name();
-    if !existed {
-        printer::err(&format!("cluster {name}: not present, nothing to do"));
-    }
-    let reg = Registry {
-        engine: &eng,
-        spec: RegistrySpec::from_config(&p.registry),
-    };
-    if a.purge_registry {
-        if a.dry_run {
-            printer::err(&format!(
-                "would remove the registry {} and its data volume",
-                reg.spec.name
-            ));
-        } else {
-            reg.down(true)
-                .map_err(|e| Failure::Operation(vec![plain(e.to_string(), e.help())]))?;
-            printer::err(&format!(
-                "registry {}: removed with its images",
-                reg.spec.name
-            ));
-        }
-    } else {
-        printer::err(&format!(
-            "registry {}: kept with its images (--purge-registry removes it)",
-            reg.spec.name
-        ));
-    }
+    let r = steps::deploy(&plan, &g, &docs, &d).await?;
+    printer::err(&steps::summary(&r));
     Ok(0)
 }

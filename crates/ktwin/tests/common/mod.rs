@@ -112,9 +112,7 @@ impl Reg {
         tag
     }
     pub fn has_manifest(&self, port: u16) -> bool {
-        ktwin_engine::registry_api::RegistryApi::new(port)
-            .has_manifest("t2/hello", "1")
-            .unwrap_or(false)
+        api(port).has_manifest("t2/hello", "1").unwrap_or(false)
     }
 }
 
@@ -126,6 +124,14 @@ impl Drop for Reg {
             let _ = docker(&["rmi", "-f", i]);
         }
     }
+}
+
+/// The registry API of a test registry published on `port`.
+pub fn api(port: u16) -> ktwin_engine::registry_api::RegistryApi {
+    ktwin_engine::registry_api::RegistryApi::new(&ktwin_config::desired::RegistryAddr {
+        name: String::new(),
+        host_port: port,
+    })
 }
 
 pub fn out(o: &Output) -> String {
