@@ -193,6 +193,7 @@ fn hash_file(path: &Path) -> Result<String, TagError> {
 
 /// Where state that outlives one ktwin process lives: `$XDG_STATE_HOME/ktwin`, else
 /// `~/.local/state/ktwin`.
+#[allow(clippy::disallowed_methods)] // the config's own reading of where its state lives
 pub fn state_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
         return PathBuf::from(d).join("ktwin");

@@ -60,17 +60,7 @@ pub struct Inputs {
 
 /// The project root for a ktwin.yaml in `dir`: its git worktree's top, else `dir` itself.
 pub fn project_root(dir: &Path) -> PathBuf {
-    let top = std::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["rev-parse", "--show-toplevel"])
-        .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
-    let root = top.unwrap_or_else(|| dir.to_path_buf());
+    let root = crate::git::toplevel(dir).unwrap_or_else(|| dir.to_path_buf());
     std::fs::canonicalize(&root).unwrap_or(root)
 }
 
@@ -203,6 +193,7 @@ impl Inputs {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests make FIFOs with mkfifo
 mod tests {
     use super::*;
 

@@ -7,6 +7,7 @@ pub mod dockerignore;
 pub mod envfile;
 pub mod error;
 pub mod event;
+pub mod git;
 pub mod imageref;
 pub mod inputs;
 pub mod load;

@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::Command;
 
 use crate::error::SourceDiag;
 use crate::load::Loaded;
@@ -488,19 +487,11 @@ enum GitStatus {
 }
 
 fn git_status(dir: &Path, rel: &Path) -> GitStatus {
-    let git = |args: &[&std::ffi::OsStr]| {
-        Command::new("git")
-            .arg("-C")
-            .arg(dir)
-            .args(args)
-            .stdin(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .output()
+    let git = |args: &[&std::ffi::OsStr]| crate::git::git(dir, args).ok_or(());
+    let Some(top) = crate::git::toplevel(dir) else {
+        return GitStatus::NotARepo;
     };
-    let top = match git(&["rev-parse".as_ref(), "--show-toplevel".as_ref()]) {
-        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().to_string(),
-        _ => return GitStatus::NotARepo,
-    };
+    let top = top.display().to_string();
     if let Ok(o) = git(&[
         "ls-files".as_ref(),
         "--error-unmatch".as_ref(),

@@ -373,6 +373,7 @@ fn start_engine_push(
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // the test starts and ends a process of its own
 mod tests {
     use super::*;
 

@@ -222,13 +222,14 @@ fn timed(name: &str, f: impl FnOnce() -> Result<String, String>) -> CheckResult 
 }
 
 /// Run one health check from ktwin.yaml. `exec` checks run `kubectl exec` in `context`.
-/// Run one health check. `exec` checks go through `kubectl exec` pointed at exactly the
-/// guarded context (a private kubeconfig file), never at a context of the user's kubeconfig.
-pub fn run_check(
-    c: &HealthCheck,
-    context: Option<&crate::GuardedContext>,
-    namespace: Option<&str>,
-) -> CheckResult {
+/// Runs an `exec` health check: `(workload, container, command, namespace)` → what it
+/// printed or why it failed. The binary supplies it (it runs `kubectl exec` through the
+/// runner, pointed at exactly the guarded context).
+pub type ExecRunner<'a> =
+    &'a dyn Fn(&ktwin_config::HealthExec, Option<&str>) -> Result<String, String>;
+
+/// Run one health check, timed.
+pub fn run_check(c: &HealthCheck, exec: ExecRunner<'_>, namespace: Option<&str>) -> CheckResult {
     if let Some(url) = &c.http {
         let want = c.expect.as_ref().and_then(|e| e.status).unwrap_or(200);
         let needle = c.expect.as_ref().and_then(|e| e.body_contains.clone());
@@ -269,41 +270,7 @@ pub fn run_check(
         });
     }
     if let Some(e) = &c.exec {
-        return timed(&c.name, || {
-            let target = if e.workload.contains('/') {
-                e.workload.clone()
-            } else {
-                format!("deploy/{}", e.workload)
-            };
-            let g = context.ok_or_else(|| "the twin's API server is not reachable".to_string())?;
-            let kc = g
-                .kubeconfig_file()
-                .map_err(|x| format!("cannot write a private kubeconfig: {x}"))?;
-            let mut cmd = std::process::Command::new("kubectl");
-            cmd.arg("--kubeconfig")
-                .arg(&kc.path)
-                .args(["--context", g.context(), "exec"]);
-            if let Some(ns) = namespace {
-                cmd.args(["-n", ns]);
-            }
-            cmd.arg(&target);
-            if let Some(c) = &e.container {
-                cmd.args(["-c", c]);
-            }
-            cmd.arg("--").args(&e.command);
-            let out = cmd.output().map_err(|x| format!("kubectl: {x}"))?;
-            if out.status.success() {
-                Ok(format!("`{}` exited 0", e.command.join(" ")))
-            } else {
-                let err = String::from_utf8_lossy(&out.stderr);
-                Err(format!(
-                    "`{}` in {target}: {} {}",
-                    e.command.join(" "),
-                    out.status,
-                    err.lines().last().unwrap_or("")
-                ))
-            }
-        });
+        return timed(&c.name, || exec(e, namespace));
     }
     CheckResult {
         name: c.name.clone(),
@@ -317,6 +284,10 @@ pub fn run_check(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn no_exec(_: &ktwin_config::HealthExec, _: Option<&str>) -> Result<String, String> {
+        Err("no exec here".into())
+    }
 
     #[test]
     fn node_rows_show_drift_cordons_and_absent_nodes() {
@@ -385,7 +356,7 @@ mod tests {
         let check = |yaml: &str| -> HealthCheck { serde_json::from_str(yaml).unwrap() };
         let r = run_check(
             &check(&format!(r#"{{"name": "db", "tcp": "127.0.0.1:{port}"}}"#)),
-            None,
+            &no_exec,
             None,
         );
         assert!(r.ok, "{r:?}");
@@ -393,7 +364,7 @@ mod tests {
             &check(&format!(
                 r#"{{"name": "web", "http": "http://127.0.0.1:{port}/healthz"}}"#
             )),
-            None,
+            &no_exec,
             None,
         );
         assert!(!r.ok);
@@ -405,7 +376,7 @@ mod tests {
             &check(&format!(
                 r#"{{"name": "web", "http": "http://127.0.0.1:{port}/", "expect": {{"status": 401, "bodyContains": "denied"}}}}"#
             )),
-            None,
+            &no_exec,
             None,
         );
         assert!(r.ok, "{r:?}");
@@ -417,7 +388,7 @@ mod tests {
             .port();
         let r = run_check(
             &check(&format!(r#"{{"name": "x", "tcp": "127.0.0.1:{closed}"}}"#)),
-            None,
+            &no_exec,
             None,
         );
         assert!(!r.ok && r.latency_ms >= 0.0);

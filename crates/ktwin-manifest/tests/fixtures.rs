@@ -2,6 +2,7 @@
 //! It is copied to a temp dir (outside git, as a user's checkout with its env files ignored
 //! would be), rendered for `local`, and compared with `out.yaml` and `changes.txt` — or, for a
 //! project that must fail, with `error.txt`. `UPDATE_EXPECT=1` rewrites the expected files.
+#![allow(clippy::disallowed_methods)] // tests run the binary and real tools directly
 
 use std::path::Path;
 use std::process::Command;

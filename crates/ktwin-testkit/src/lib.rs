@@ -1,5 +1,6 @@
 //! Test helpers shared by ktwin's crates: temporary projects, expected-output files, and stub
 //! executables on PATH that record how they were called.
+#![allow(clippy::disallowed_methods)] // test support starts stubs, tools and servers
 
 pub mod kubeapi;
 

@@ -1,4 +1,5 @@
 //! Tier-1 tests of `ktwin doctor` through the real binary.
+#![allow(clippy::disallowed_methods)] // tests run the binary and real tools directly
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

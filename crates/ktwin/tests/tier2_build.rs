@@ -1,5 +1,6 @@
 //! Tier 2: `ktwin build` against a real engine and registry. Run by scripts/test.sh after
 //! scripts/test-env.sh: `cargo test -p ktwin --test tier2_build -- --ignored`.
+#![allow(clippy::disallowed_methods)] // tests run the binary and real tools directly
 
 mod common;
 

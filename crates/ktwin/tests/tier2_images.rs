@@ -2,6 +2,7 @@
 //! (ktwin-testkit's `Containerd`) stands in for a cluster node; it is not a node, but it reads
 //! the same hosts.toml mirror files a kind node does and pulls with the same code. Run by
 //! scripts/test.sh after scripts/test-env.sh.
+#![allow(clippy::disallowed_methods)] // tests run the binary and real tools directly
 
 mod common;
 

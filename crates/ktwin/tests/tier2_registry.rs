@@ -2,6 +2,7 @@
 //! (Debian's, packaged FROM scratch by scripts/test-env.sh). Run by scripts/test.sh:
 //! `cargo test -p ktwin --test tier2_registry -- --ignored`. Every container, volume, image and
 //! temp dir a test creates is removed by a guard, and names are unique per run.
+#![allow(clippy::disallowed_methods)] // tests run the binary and real tools directly
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! containers and the provider's node image, which CI machines here cannot provide; they are
 //! `#[ignore = "needs cluster"]` and run by scripts/e2e.sh where the prerequisites exist.
 //! KTWIN_E2E_PROVIDER=kind switches the provider (default k3d).
+#![allow(clippy::disallowed_methods)] // tests run the binary and real tools directly
 
 use std::process::{Command, Output};
 

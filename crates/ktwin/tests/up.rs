@@ -5,6 +5,7 @@
 //! reports. The registry's `GET /v2/` health check is answered by a stand-in HTTP responder on
 //! 127.0.0.1 (it answers 200 to everything; it is not a registry). No kubectl is involved.
 //! The exact command sequences are snapshots in tests/expected/up/.
+#![allow(clippy::disallowed_methods)] // tests run the binary and real tools directly
 
 use std::process::{Command, Output};
 

@@ -1,9 +1,11 @@
 //! `ktwin status`: nodes, the registry, workloads and health checks at a glance.
 
+use ktwin_config::HealthExec;
 use ktwin_engine::registry::{Observed, Registry};
+use ktwin_engine::{Cmd, RunError};
 use ktwin_kube::guard::Intent;
 use ktwin_kube::status::{CheckResult, NodeStatus, WorkloadStatus};
-use ktwin_kube::{connect, Discovery, KubeError};
+use ktwin_kube::{connect, Discovery, GuardedContext, KubeError};
 use serde::Serialize;
 
 use crate::cli::{Cli, StatusArgs, StatusFormat};
@@ -70,6 +72,46 @@ fn registry_status(plan: &Plan, pull_failing: bool) -> RegistryStatus {
     }
 }
 
+/// An `exec` health check: `kubectl exec` through the runner, pointed at exactly the guarded
+/// context (a private kubeconfig file holding only it), never at the user's kubeconfig.
+fn exec_check(
+    g: Option<&GuardedContext>,
+    e: &HealthExec,
+    namespace: Option<&str>,
+) -> Result<String, String> {
+    let g = g.ok_or_else(|| "the twin's API server is not reachable".to_string())?;
+    let kc = g
+        .kubeconfig_file()
+        .map_err(|x| format!("cannot write a private kubeconfig: {x}"))?;
+    let target = if e.workload.contains('/') {
+        e.workload.clone()
+    } else {
+        format!("deploy/{}", e.workload)
+    };
+    let mut cmd = Cmd::new("kubectl").arg("--kubeconfig").arg(&kc.path).args([
+        "--context",
+        g.context(),
+        "exec",
+    ]);
+    if let Some(ns) = namespace {
+        cmd = cmd.args(["-n", ns]);
+    }
+    cmd = cmd.arg(&target);
+    if let Some(c) = &e.container {
+        cmd = cmd.args(["-c", c]);
+    }
+    cmd = cmd.arg("--").args(&e.command);
+    match cmd.run() {
+        Ok(_) => Ok(format!("`{}` exited 0", e.command.join(" "))),
+        Err(RunError::Failed { status, stderr, .. }) => Err(format!(
+            "`{}` in {target}: {status} {}",
+            e.command.join(" "),
+            stderr.lines().last().unwrap_or("")
+        )),
+        Err(x) => Err(x.to_string()),
+    }
+}
+
 pub async fn run(cli: &Cli, a: &StatusArgs) -> Result<u8, Failure> {
     let mut plan = Plan::resolve(cli, &a.env, a.context.as_deref())?;
     let docs = plan.rendered()?;
@@ -103,10 +145,11 @@ pub async fn run(cli: &Cli, a: &StatusArgs) -> Result<u8, Failure> {
         Err(e) => (vec![], vec![], Some(e)),
     };
     let env = plan.environment().cloned().unwrap_or_default();
+    let exec = |e: &HealthExec, ns: Option<&str>| exec_check(context.as_ref(), e, ns);
     let health: Vec<CheckResult> = env
         .health
         .iter()
-        .map(|c| ktwin_kube::status::run_check(c, context.as_ref(), env.namespace.as_deref()))
+        .map(|c| ktwin_kube::status::run_check(c, &exec, env.namespace.as_deref()))
         .collect();
     let pull_failing = workloads
         .iter()
