@@ -8,8 +8,6 @@ use crate::dockerignore::DockerIgnore;
 use crate::model::Image;
 
 /// Bump when the hashed inputs change meaning, so old tags are never reused by mistake.
-pub use crate::desired::ContentTag;
-
 const SCHEME: &[u8] = b"ktwin-content-tag-v2\n";
 
 #[derive(Debug, thiserror::Error)]
@@ -191,16 +189,37 @@ fn hash_file(path: &Path) -> Result<String, TagError> {
     Ok(h.finalize().to_hex().to_string())
 }
 
-/// Where state that outlives one ktwin process lives: `$XDG_STATE_HOME/ktwin`, else
-/// `~/.local/state/ktwin`.
-#[allow(clippy::disallowed_methods)] // the config's own reading of where its state lives
-pub fn state_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
-        return PathBuf::from(d).join("ktwin");
+pub use crate::state::state_dir;
+
+/// A tag ktwin wrote: `ktwin-` and 16 hex digits of the build inputs' hash.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(transparent)]
+pub struct ContentTag(String);
+
+impl ContentTag {
+    const PREFIX: &'static str = "ktwin-";
+
+    /// From the hash of the build inputs (its first 16 hex digits are the tag).
+    pub fn from_hash(hex: &str) -> ContentTag {
+        ContentTag(format!("{}{}", Self::PREFIX, &hex[..16.min(hex.len())]))
     }
-    match std::env::var_os("HOME") {
-        Some(h) => PathBuf::from(h).join(".local/state/ktwin"),
-        None => std::env::temp_dir().join("ktwin-state"),
+    /// A tag, if it is one ktwin wrote.
+    pub fn parse(tag: &str) -> Option<ContentTag> {
+        Self::is(tag).then(|| ContentTag(tag.to_string()))
+    }
+    /// Is `tag` one ktwin wrote?
+    pub fn is(tag: &str) -> bool {
+        tag.strip_prefix(Self::PREFIX)
+            .is_some_and(|h| h.len() == 16 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for ContentTag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
 }
 

@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::{json, Value};
 
+pub use crate::contenttag::ContentTag;
 use crate::imageref::ImageRef;
 use crate::model::{Project, Provider, Registry};
 use crate::names::{parse_taint, Taint};
@@ -75,38 +76,6 @@ impl RegistryAddr {
     /// Is `host` (as written in an image reference) this registry?
     pub fn is_ours(&self, host: &str) -> bool {
         host == self.host() || host == self.in_network()
-    }
-}
-
-/// A tag ktwin wrote: `ktwin-` and 16 hex digits of the build inputs' hash.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(transparent)]
-pub struct ContentTag(String);
-
-impl ContentTag {
-    const PREFIX: &'static str = "ktwin-";
-
-    /// From the hash of the build inputs (its first 16 hex digits are the tag).
-    pub fn from_hash(hex: &str) -> ContentTag {
-        ContentTag(format!("{}{}", Self::PREFIX, &hex[..16.min(hex.len())]))
-    }
-    /// A tag, if it is one ktwin wrote.
-    pub fn parse(tag: &str) -> Option<ContentTag> {
-        Self::is(tag).then(|| ContentTag(tag.to_string()))
-    }
-    /// Is `tag` one ktwin wrote?
-    pub fn is(tag: &str) -> bool {
-        tag.strip_prefix(Self::PREFIX)
-            .is_some_and(|h| h.len() == 16 && h.bytes().all(|b| b.is_ascii_hexdigit()))
-    }
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Display for ContentTag {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
     }
 }
 

@@ -18,7 +18,18 @@ pub mod state;
 pub mod validate;
 
 pub use error::{ConfigError, SourceDiag};
-pub use load::{find, load, Loaded};
+pub use load::{find, Loaded};
+
+/// Read, parse and validate the project file at `path`.
+pub fn load(path: &std::path::Path) -> Result<Loaded, ConfigError> {
+    let loaded = load::read(path)?;
+    let diags = validate::validate(&loaded);
+    if diags.is_empty() {
+        Ok(loaded)
+    } else {
+        Err(ConfigError::Invalid(diags))
+    }
+}
 pub use model::*;
 pub use pos::{Pos, PosIndex};
 

@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use crate::error::{ConfigError, SourceDiag};
 use crate::model::Project;
 use crate::pos::{Pos, PosIndex};
-use crate::validate;
 
 pub const FILE_NAME: &str = "ktwin.yaml";
 
@@ -77,19 +76,15 @@ pub fn absolute(p: &Path) -> PathBuf {
     }
 }
 
-/// Read, parse and validate the project file at `path`.
-pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+/// Read and parse the project file at `path`, and find its project root (not validated:
+/// [`crate::load`] is read, parse and validate).
+pub fn read(path: &Path) -> Result<Loaded, ConfigError> {
     let path = absolute(path);
     // Bounded like every input: a regular file within the size limit.
     let text = crate::inputs::Inputs::anywhere().read_text(&path)?;
     let mut loaded = parse(&path, text)?;
     loaded.root = crate::inputs::project_root(&loaded.dir);
-    let diags = validate::validate(&loaded);
-    if diags.is_empty() {
-        Ok(loaded)
-    } else {
-        Err(ConfigError::Invalid(diags))
-    }
+    Ok(loaded)
 }
 
 /// Parse without the checks that touch the file system (used by tests and `schema`).

@@ -8,7 +8,18 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-pub use crate::contenttag::state_dir;
+/// Where state that outlives one ktwin process lives: `$XDG_STATE_HOME/ktwin`, else
+/// `~/.local/state/ktwin`.
+#[allow(clippy::disallowed_methods)] // the config's own reading of where its state lives
+pub fn state_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d).join("ktwin");
+    }
+    match std::env::var_os("HOME") {
+        Some(h) => PathBuf::from(h).join(".local/state/ktwin"),
+        None => std::env::temp_dir().join("ktwin-state"),
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {

@@ -7,10 +7,9 @@ use ktwin_config::imageref::ImageRef;
 use ktwin_config::{Adapt, Provider, ResourcesMode};
 use serde_json::{json, Map, Value};
 
-use crate::change::Change;
+use crate::change::{Change, Recorder};
 use crate::doc::{pod_spec_pointer, Document, CONTAINER_LISTS};
 use crate::error::RenderError;
-use crate::pipeline::Recorder;
 use crate::quantity;
 
 /// The storage class annotation local-path-provisioner reads to create a `local` PV (whose

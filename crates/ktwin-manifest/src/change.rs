@@ -37,3 +37,16 @@ impl Change {
         }
     }
 }
+
+/// Collects changes, filling in the object each is about.
+#[derive(Debug, Default)]
+pub struct Recorder {
+    pub changes: Vec<Change>,
+}
+
+impl Recorder {
+    pub fn push(&mut self, obj: &ObjRef, mut c: Change) {
+        c.object = obj.clone();
+        self.changes.push(c);
+    }
+}

@@ -10,22 +10,11 @@ use serde_json::{json, Value};
 
 use crate::adapt::{adapt, LocalTwin};
 use crate::change::Change;
-use crate::doc::{is_cluster_scoped, pod_spec_pointer, Document, ObjRef, Source, CONTAINER_LISTS};
+use crate::doc::{is_cluster_scoped, pod_spec_pointer, Document, Source, CONTAINER_LISTS};
 use crate::error::RenderError;
 use crate::render::{load_source, Kustomizer};
 
-/// Collects changes, filling in the object each is about.
-#[derive(Debug, Default)]
-pub struct Recorder {
-    pub changes: Vec<Change>,
-}
-
-impl Recorder {
-    pub fn push(&mut self, obj: &ObjRef, mut c: Change) {
-        c.object = obj.clone();
-        self.changes.push(c);
-    }
-}
+pub use crate::change::Recorder;
 
 #[derive(Debug)]
 pub struct Rendered {

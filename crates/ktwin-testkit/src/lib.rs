@@ -92,7 +92,6 @@ pub fn swarm_example() -> (TempProject, PathBuf) {
     )
 }
 
-/// The workspace root (for examples and fixtures).
 /// A path under `../shared` (beside the repository: the k3d schema, the corpus). When it is
 /// absent the caller skips, saying so, so a clone of the repository alone passes its tests;
 /// with `KTWIN_REQUIRE_SHARED=1` (`.ci/run` sets it) its absence fails the test instead.
@@ -129,6 +128,7 @@ pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
         .block_on(f)
 }
 
+/// The workspace root (for examples and fixtures).
 pub fn workspace_root() -> PathBuf {
     let here = Path::new(env!("CARGO_MANIFEST_DIR"));
     here.parent()

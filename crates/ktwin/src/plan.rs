@@ -354,3 +354,48 @@ impl Plan {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    /// Before the plan, `up` hashed the build contexts for the build and again for the render:
+    /// a file saved in between made it deploy a tag that was never pushed. Now both take the
+    /// tag from one plan.
+    #[test]
+    fn what_is_deployed_is_what_was_built_even_if_a_file_changes_in_between() {
+        let d = tempfile::tempdir().unwrap();
+        let w = |rel: &str, text: &str| {
+            let p = d.path().join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        };
+        w(
+            "ktwin.yaml",
+            "apiVersion: ktwin.dev/v1alpha1\nkind: Project\nname: race\nimages:\n  - {image: ghcr.io/acme/app, context: app}\nenvironments:\n  local:\n    manifests: [k8s]\n",
+        );
+        w("app/Dockerfile", "FROM scratch\nCOPY main.txt /\n");
+        w("app/main.txt", "v1\n");
+        w(
+            "k8s/app.yaml",
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: app}\nspec:\n  selector: {matchLabels: {app: a}}\n  template:\n    metadata: {labels: {app: a}}\n    spec: {containers: [{name: a, image: ghcr.io/acme/app:1.0}]}\n",
+        );
+        let cli = Cli::try_parse_from(["ktwin", "up"]).unwrap();
+        let loaded = ktwin_config::load(&d.path().join("ktwin.yaml")).unwrap();
+        let plan = Plan::of(&cli, loaded.clone(), LOCAL_ENV, None).unwrap();
+        // What the build pushes.
+        let pushed = plan.select(&[]).unwrap()[0].reference.clone();
+        // The developer saves a file while the build runs.
+        w("app/main.txt", "v2\n");
+        let docs = plan.rendered().unwrap();
+        let deployed = docs[0]["spec"]["template"]["spec"]["containers"][0]["image"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(deployed, pushed);
+        // The change is real: the next plan hashes it to another tag.
+        let next = Plan::of(&cli, loaded, LOCAL_ENV, None).unwrap();
+        assert_ne!(next.select(&[]).unwrap()[0].reference, pushed);
+    }
+}

@@ -595,3 +595,54 @@ fn loops_fifos_and_huge_counts_end_quickly_with_exit_2() {
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
 }
+
+// ---- the plan --------------------------------------------------------------------------
+
+/// `--show-plan` for every fixture project: registry and provider names, node specs, image
+/// plans (tags normalised), the allowed context.
+#[test]
+fn show_plan_for_every_fixture_project() {
+    let root = workspace_root();
+    let mut projects: Vec<(String, PathBuf)> = vec![
+        ("swarm".into(), root.join("examples/swarm")),
+        (
+            "doctor-every-check".into(),
+            root.join("crates/ktwin/tests/fixtures/doctor-every-check"),
+        ),
+    ];
+    let fixtures = root.join("crates/ktwin-manifest/tests/fixtures");
+    let mut names: Vec<_> = std::fs::read_dir(&fixtures)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().join("ktwin.yaml").is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    for n in names {
+        projects.push((n.clone(), fixtures.join(&n)));
+    }
+    for (name, src) in projects {
+        let tp = TempProject::new();
+        let dir = tp.copy_tree(&src, "p");
+        // Env files from their committed examples, as a user's checkout has them.
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if let Some(real) = n.strip_suffix(".example") {
+                std::fs::copy(e.path(), dir.join(real)).unwrap();
+            }
+        }
+        let o = Command::new(env!("CARGO_BIN_EXE_ktwin"))
+            .args(["--show-plan", "render"])
+            .current_dir(&dir)
+            .env_remove("KTWIN_REGISTRY_IMAGE")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
+        let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert!(plan["registry"]["host"].is_string(), "{name}: {plan}");
+        assert_expected(
+            &expected(&format!("plan/{name}.json")),
+            &normalize_tags(&stdout(&o)),
+        );
+    }
+}
