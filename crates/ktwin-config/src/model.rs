@@ -262,6 +262,11 @@ pub struct Adapt {
     /// Make fsGroup/runAsUser work on local-path claims (`volumeType: local`).
     #[serde(default = "yes")]
     pub volume_ownership: bool,
+    /// On a single-node twin, rewrite ReadWriteMany/ReadOnlyMany claims served by local-path
+    /// (which provisions only ReadWriteOnce) to ReadWriteOnce: every pod shares the one node,
+    /// so the claim behaves the same. Off by default: it changes what the claim promises.
+    #[serde(default)]
+    pub rwx_to_rwo: bool,
     /// `relaxed` (default), `keep` or `drop`.
     #[serde(default)]
     pub resources: ResourcesMode,
@@ -279,6 +284,7 @@ impl Default for Adapt {
             storage: true,
             storage_classes: BTreeMap::new(),
             volume_ownership: true,
+            rwx_to_rwo: false,
             resources: ResourcesMode::Relaxed,
             env: Vec::new(),
         }

@@ -102,7 +102,10 @@ pub struct Ctx<'a> {
     pub docs: &'a [Document],
     pub twin: &'a Twin,
     pub workloads: Vec<k8s::Workload<'a>>,
-    workloads_by_ns: HashMap<&'a str, Vec<usize>>,
+    /// (namespace, label key, label value) → the workloads whose pod template carries it:
+    /// a selector looks up its rarest pair instead of scanning every workload of the
+    /// namespace, so selector matching stays linear in the objects.
+    workloads_by_label: HashMap<(&'a str, &'a str, &'a str), Vec<usize>>,
     by_kind_name: HashMap<(&'a str, &'a str, &'a str), &'a Document>,
 }
 
@@ -113,15 +116,22 @@ impl<'a> Ctx<'a> {
             .map(|d| ((d.kind(), d.namespace().unwrap_or(""), d.name()), d))
             .collect();
         let workloads = k8s::workloads(docs);
-        let mut workloads_by_ns: HashMap<&str, Vec<usize>> = HashMap::new();
+        let mut workloads_by_label: HashMap<(&str, &str, &str), Vec<usize>> = HashMap::new();
         for (i, w) in workloads.iter().enumerate() {
-            workloads_by_ns.entry(w.ns()).or_default().push(i);
+            for (k, v) in w.labels.into_iter().flatten() {
+                if let Some(v) = v.as_str() {
+                    workloads_by_label
+                        .entry((w.ns(), k.as_str(), v))
+                        .or_default()
+                        .push(i);
+                }
+            }
         }
         Ctx {
             docs,
             twin,
             workloads,
-            workloads_by_ns,
+            workloads_by_label,
             by_kind_name,
         }
     }
@@ -131,10 +141,19 @@ impl<'a> Ctx<'a> {
         ns: &str,
         sel: &serde_json::Map<String, serde_json::Value>,
     ) -> Vec<&k8s::Workload<'a>> {
-        self.workloads_by_ns
-            .get(ns)
-            .into_iter()
-            .flatten()
+        // The candidates carrying the selector's rarest label pair; an empty selector
+        // selects nothing (as for a Service).
+        let rarest = sel
+            .iter()
+            .map(|(k, v)| {
+                v.as_str()
+                    .and_then(|v| self.workloads_by_label.get(&(ns, k.as_str(), v)))
+                    .map_or(&[][..], Vec::as_slice)
+            })
+            .min_by_key(|c| c.len())
+            .unwrap_or(&[]);
+        rarest
+            .iter()
             .map(|i| &self.workloads[*i])
             .filter(|w| k8s::map_selector_matches(sel, w.labels))
             .collect()

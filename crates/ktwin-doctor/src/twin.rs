@@ -37,6 +37,8 @@ pub struct Twin {
     pub project_file: Option<std::path::PathBuf>,
     /// 1-based line of each `cluster.ports` entry in ktwin.yaml.
     pub port_lines: Vec<Option<usize>>,
+    /// Each `images:` entry as written, with its line in ktwin.yaml.
+    pub image_entries: Vec<(String, Option<usize>)>,
 }
 
 fn host_arch() -> &'static str {
@@ -137,8 +139,21 @@ impl Twin {
                     .map(|p| p.line)
             })
             .collect();
+        let image_entries = p
+            .images
+            .iter()
+            .enumerate()
+            .map(|(i, img)| {
+                (
+                    img.image.clone(),
+                    pos.and_then(|x| x.value(&format!("/images/{i}/image")))
+                        .map(|p| p.line),
+                )
+            })
+            .collect();
         let sc = provider.default_storage_class().to_string();
         Twin {
+            image_entries,
             project: p.name.clone(),
             provider,
             nodes,

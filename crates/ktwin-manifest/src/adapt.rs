@@ -31,6 +31,8 @@ pub struct LocalTwin<'a> {
     pub images: HashMap<String, String>,
     /// (namespace or "", name) of Secrets declared under `secrets:`.
     pub declared_secrets: HashSet<(String, String)>,
+    /// One node only: a ReadWriteOnce volume serves every pod (see `adapt.rwxToRwo`).
+    pub single_node: bool,
 }
 
 fn ns_key(d: &Document) -> String {
@@ -105,10 +107,94 @@ pub fn adapt(
             adapt_storage(d, a, &classes, twin.provider, rec);
         }
     }
+    if a.rwx_to_rwo && twin.single_node {
+        for d in docs.iter_mut() {
+            adapt_access_modes(d, &local_path_classes, rec);
+        }
+    }
     if a.volume_ownership {
         adapt_volume_ownership(docs, &local_path_classes, rec);
     }
     Ok(())
+}
+
+/// Access modes local-path cannot provision (it answers `Only support ReadWriteOnce access
+/// mode`, and the claim stays Pending).
+pub const UNSUPPORTED_ACCESS_MODES: &[&str] = &["ReadWriteMany", "ReadOnlyMany"];
+
+/// The claims of one object (a PVC, or a StatefulSet's templates): (JSON pointer to the
+/// claim spec, its name).
+pub fn claim_specs(d: &Document) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    if d.is("PersistentVolumeClaim") {
+        out.push(("/spec".to_string(), d.name().to_string()));
+    }
+    if d.is("StatefulSet") {
+        for (i, t) in d
+            .value
+            .pointer("/spec/volumeClaimTemplates")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            let n = t
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("?");
+            out.push((
+                format!("/spec/volumeClaimTemplates/{i}/spec"),
+                n.to_string(),
+            ));
+        }
+    }
+    out
+}
+
+/// The class a claim spec gets: its own, else the provider's default (local-path).
+pub fn claim_class<'a>(spec: &'a Value, default: &'a str) -> &'a str {
+    spec.get("storageClassName")
+        .and_then(Value::as_str)
+        .unwrap_or(default)
+}
+
+/// `adapt.rwxToRwo` on a single-node twin: ReadWriteMany/ReadOnlyMany claims served by
+/// local-path become ReadWriteOnce (one node: every pod mounts it anyway).
+fn adapt_access_modes(d: &mut Document, local_path: &HashSet<String>, rec: &mut Recorder) {
+    let obj = d.obj_ref();
+    for (ptr, name) in claim_specs(d) {
+        let Some(spec) = d.value.pointer_mut(&ptr) else {
+            continue;
+        };
+        let class = spec
+            .get("storageClassName")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        if class.as_ref().is_some_and(|c| !local_path.contains(c)) {
+            continue;
+        }
+        let Some(modes) = spec.get("accessModes").and_then(Value::as_array) else {
+            continue;
+        };
+        if !modes.iter().any(|m| {
+            m.as_str()
+                .is_some_and(|m| UNSUPPORTED_ACCESS_MODES.contains(&m))
+        }) {
+            continue;
+        }
+        let before = spec.get("accessModes").cloned();
+        spec["accessModes"] = json!(["ReadWriteOnce"]);
+        rec.push(
+            &obj,
+            Change::partial(
+                &format!("{ptr}/accessModes"),
+                before,
+                Some(json!(["ReadWriteOnce"])),
+                format!("claim `{name}`: local-path provisions only ReadWriteOnce; on a single-node twin every pod mounts it anyway"),
+                "adapt.rwxToRwo",
+            ),
+        );
+    }
 }
 
 fn adapt_pull_secrets(
@@ -207,6 +293,37 @@ fn adapt_resources(
         return;
     }
     // relaxed
+    // A resource with a limit and no request requests its limit (Kubernetes defaults the
+    // request to the limit): for cpu and memory, write the capped request explicitly.
+    let limits_now = res.get("limits").and_then(Value::as_object).cloned();
+    for (k, cap) in [("cpu", RELAXED_CPU), ("memory", RELAXED_MEMORY)] {
+        let Some(limit) = limits_now.as_ref().and_then(|l| l.get(k)) else {
+            continue;
+        };
+        if res.get("requests").and_then(|r| r.get(k)).is_some() {
+            continue;
+        }
+        let over = match (quantity::parse_value(limit), quantity::parse(cap)) {
+            (Some(x), Some(c)) => x > c,
+            _ => false,
+        };
+        if !over {
+            continue;
+        }
+        if !res.get("requests").is_some_and(Value::is_object) {
+            res.insert("requests".into(), json!({}));
+        }
+        if let Some(req) = res.get_mut("requests").and_then(Value::as_object_mut) {
+            req.insert(k.into(), json!(cap));
+        }
+        push(Change::partial(
+            &format!("{cptr}/resources/requests/{k}"),
+            None,
+            Some(json!(cap)),
+            format!("container `{cname}`: no {k} request, so it would request its limit ({}); capped at {cap} so the system schedules on a laptop (the limit stays)", crate::output::brief(&Some(limit.clone()))),
+            "adapt.resources",
+        ));
+    }
     let mut extended_dropped = Vec::new();
     if let Some(req) = res.get_mut("requests").and_then(Value::as_object_mut) {
         let keys: Vec<String> = req.keys().cloned().collect();
@@ -237,7 +354,16 @@ fn adapt_resources(
                     ));
                 }
             } else {
-                // ephemeral-storage, hugepages-*, vendor.com/gpu: a laptop node has none to give.
+                // A request that the limit would set again is not dropped: Kubernetes defaults
+                // a missing request to the limit, so removing it changes nothing
+                // (ephemeral-storage with a limit).
+                let limited = k == "ephemeral-storage"
+                    && limits_now.as_ref().is_some_and(|l| l.contains_key(&k));
+                if limited {
+                    continue;
+                }
+                // hugepages-*, vendor.com/gpu, unlimited ephemeral-storage: a laptop node has
+                // none (or little) to give.
                 let before = req.remove(&k);
                 if k.contains('/') || k.starts_with("hugepages-") {
                     extended_dropped.push(k.clone());

@@ -134,6 +134,7 @@ pub fn render_env(
                 HashMap::new()
             },
             declared_secrets: declared,
+            single_node: ktwin_config::desired::single_node(&loaded.project),
         };
         adapt(&mut docs, &twin, &mut rec)?;
         apply_env_overrides(&mut docs, env, &mut rec)?;

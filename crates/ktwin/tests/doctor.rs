@@ -43,7 +43,22 @@ const ALL_IDS: &[&str] = &[
     "secret-key-missing",
     "anti-affinity-unschedulable",
     "loadbalancer-port-conflict",
+    "kind-not-served",
+    "service-account-missing",
+    "priority-class-missing",
+    "runtime-class-missing",
+    "secret-volume-missing",
+    "access-mode-unsupported",
+    "storage-class-annotation",
+    "ingress-class-missing",
+    "host-network-or-port",
+    "image-unmatched",
+    "image-not-built",
+    "image-latest-third-party",
 ];
+
+/// Checks that only fire on a kind twin (the fixture is k3d; a kind copy of it shows them).
+const KIND_ONLY: &[&str] = &["loadbalancer-pending-kind"];
 
 #[test]
 fn every_check_fires_on_the_end_to_end_fixture() {
@@ -80,11 +95,33 @@ fn every_check_fires_on_the_end_to_end_fixture() {
         !names.contains(&"silenced"),
         "the ktwin.dev/ignore annotation silences"
     );
-    assert_eq!(v["summary"]["error"], 10);
+    assert_eq!(v["summary"]["error"], 18);
     assert_expected(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/expected/doctor-every-check.json"),
         &text,
     );
+}
+
+#[test]
+fn kind_only_checks_fire_on_a_kind_copy_of_the_fixture() {
+    let (_tp, dir) = every_check();
+    let y = std::fs::read_to_string(dir.join("ktwin.yaml")).unwrap();
+    std::fs::write(
+        dir.join("ktwin.yaml"),
+        y.replace("cluster:\n", "cluster:\n  provider: kind\n"),
+    )
+    .unwrap();
+    let o = ktwin(&dir, &["doctor", "-o", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let checks: Vec<&str> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["check"].as_str().unwrap())
+        .collect();
+    for id in KIND_ONLY {
+        assert!(checks.contains(id), "{id} did not fire on kind");
+    }
 }
 
 #[test]
@@ -95,7 +132,7 @@ fn sarif_carries_rules_help_and_locations() {
     assert_eq!(v["version"], "2.1.0");
     let run = &v["runs"][0];
     let rules = run["tool"]["driver"]["rules"].as_array().unwrap();
-    assert_eq!(rules.len(), ALL_IDS.len());
+    assert_eq!(rules.len(), ALL_IDS.len() + KIND_ONLY.len());
     let fsg = rules
         .iter()
         .find(|r| r["id"] == "fsgroup-local-path")
@@ -166,7 +203,7 @@ fn manifests_without_a_project_use_a_default_twin() {
     let tp = TempProject::new();
     tp.write(
         "m.yaml",
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: a}\nspec:\n  template:\n    spec:\n      nodeSelector: {cloud.google.com/gke-nodepool: pool-1}\n      containers: [{name: a, image: x, readinessProbe: {tcpSocket: {port: 80}}}]\n",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: a}\nspec:\n  template:\n    spec:\n      nodeSelector: {cloud.google.com/gke-nodepool: pool-1}\n      containers: [{name: a, image: 'x:1.0', readinessProbe: {tcpSocket: {port: 80}}}]\n",
     );
     let o = ktwin(tp.path(), &["doctor", "-f", "m.yaml", "-o", "json"]);
     assert_eq!(o.status.code(), Some(1));

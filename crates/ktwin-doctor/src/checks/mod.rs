@@ -2,22 +2,35 @@
 
 use crate::{CheckFn, CheckInfo};
 
+pub mod access_mode_unsupported;
 pub mod anti_affinity_unschedulable;
 pub mod fsgroup_local_path;
+pub mod host_network_or_port;
+pub mod image_latest_third_party;
+pub mod image_not_built;
+pub mod image_unmatched;
+pub mod ingress_class_missing;
+pub mod kind_not_served;
+pub mod loadbalancer_pending_kind;
 pub mod loadbalancer_port_conflict;
 pub mod netpol_blocks_dependency;
 pub mod node_selector_unsatisfiable;
 pub mod nodeport_unmapped;
 pub mod port_mapping_unused;
+pub mod priority_class_missing;
 pub mod probe_missing;
 pub mod probe_port_undeclared;
 pub mod pull_policy_always_local;
 pub mod pull_secret_missing;
+pub mod runtime_class_missing;
 pub mod scrape_target_missing;
 pub mod secret_key_missing;
+pub mod secret_volume_missing;
+pub mod service_account_missing;
 pub mod service_env_collision;
 pub mod service_selects_nothing;
 pub mod service_target_port_mismatch;
+pub mod storage_class_annotation;
 pub mod storage_class_missing;
 pub mod taint_not_tolerated;
 
@@ -58,6 +71,28 @@ pub const ALL: &[(CheckInfo, CheckFn)] = &[
     (
         loadbalancer_port_conflict::INFO,
         loadbalancer_port_conflict::run,
+    ),
+    (kind_not_served::INFO, kind_not_served::run),
+    (service_account_missing::INFO, service_account_missing::run),
+    (priority_class_missing::INFO, priority_class_missing::run),
+    (runtime_class_missing::INFO, runtime_class_missing::run),
+    (secret_volume_missing::INFO, secret_volume_missing::run),
+    (access_mode_unsupported::INFO, access_mode_unsupported::run),
+    (
+        storage_class_annotation::INFO,
+        storage_class_annotation::run,
+    ),
+    (ingress_class_missing::INFO, ingress_class_missing::run),
+    (
+        loadbalancer_pending_kind::INFO,
+        loadbalancer_pending_kind::run,
+    ),
+    (host_network_or_port::INFO, host_network_or_port::run),
+    (image_unmatched::INFO, image_unmatched::run),
+    (image_not_built::INFO, image_not_built::run),
+    (
+        image_latest_third_party::INFO,
+        image_latest_third_party::run,
     ),
 ];
 

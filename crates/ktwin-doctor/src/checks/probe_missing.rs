@@ -3,12 +3,13 @@ use crate::{CheckInfo, Ctx, Finding, Severity};
 
 pub const INFO: CheckInfo = CheckInfo {
     id: "probe-missing",
-    title: "long-running container without probes",
-    explain: "A long-running container with no readiness, liveness or startup probe receives traffic the moment \
-it starts and is never restarted when it hangs. Locally this hides start-up ordering bugs (the gateway answers \
-502 for the first seconds after every rollout) that production's load balancer then exposes. A container with a \
-liveness or startup probe but no readiness probe is reported as info.\n\nFix: add a readinessProbe (and a \
-livenessProbe for hang detection) on the port the app serves.",
+    title: "long-running container without a readiness, liveness or startup probe",
+    explain: "A long-running container with no readiness probe receives traffic the moment it starts; with no \
+liveness probe it is never restarted when it hangs; with no startup probe a slow start is judged by the liveness \
+probe alone. Locally this hides start-up ordering bugs (the gateway answers 502 for the first seconds after every \
+rollout) that production's load balancer then exposes. The finding names which probes are missing: a missing \
+readiness probe is a warning, a missing liveness or startup probe is info.\n\nFix: add a readinessProbe on the \
+port the app serves, a livenessProbe for hang detection, and a startupProbe when it starts slowly.",
 };
 
 pub fn run(cx: &Ctx<'_>) -> Vec<Finding> {
@@ -18,45 +19,49 @@ pub fn run(cx: &Ctx<'_>) -> Vec<Finding> {
             if list != "containers" {
                 continue;
             }
-            let has = |p: &str| c.get(p).is_some();
-            let (r, l, s) = (
-                has("readinessProbe"),
-                has("livenessProbe"),
-                has("startupProbe"),
-            );
-            if r {
+            let missing: Vec<&str> = ["readiness", "liveness", "startup"]
+                .into_iter()
+                .filter(|p| c.get(format!("{p}Probe")).is_none())
+                .collect();
+            if missing.is_empty() {
                 continue;
             }
-            let (sev, msg) = if !l && !s {
-                (
-                    Severity::Warning,
-                    format!(
-                        "container `{}` has no readiness, liveness or startup probe",
-                        cname(c)
-                    ),
-                )
+            let sev = if missing.contains(&"readiness") {
+                Severity::Warning
             } else {
-                (
-                    Severity::Info,
-                    format!(
-                        "container `{}` has no readinessProbe: it gets traffic before it is ready",
-                        cname(c)
-                    ),
-                )
+                Severity::Info
             };
-            out.push(
-                Finding::on(
-                    w.doc,
-                    INFO.id,
-                    sev,
-                    msg,
-                    "add a readinessProbe (httpGet or tcpSocket on the serving port)",
-                )
-                .container(cname(c)),
-            );
+            let (msg, fix) = match missing.as_slice() {
+                [one] => (
+                    format!("container `{}` has no {one} probe", cname(c)),
+                    format!("add a {one}Probe"),
+                ),
+                _ => (
+                    format!(
+                        "container `{}` has no {} probe",
+                        cname(c),
+                        join_and(&missing)
+                    ),
+                    if missing.contains(&"readiness") {
+                        "add a readinessProbe (httpGet or tcpSocket on the serving port) and a livenessProbe".into()
+                    } else {
+                        format!("add the {} probes", join_and(&missing))
+                    },
+                ),
+            };
+            out.push(Finding::on(w.doc, INFO.id, sev, msg, fix).container(cname(c)));
         }
     }
     out
+}
+
+/// `a`, `a or b`, `a, b or c`.
+fn join_and(items: &[&str]) -> String {
+    match items {
+        [] => String::new(),
+        [a] => a.to_string(),
+        [rest @ .., last] => format!("{} or {last}", rest.join(", ")),
+    }
 }
 
 #[cfg(test)]
@@ -64,20 +69,44 @@ mod tests {
     use super::*;
     use crate::testutil::*;
 
+    fn deploy(probes: &str) -> String {
+        format!("apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: a}}\nspec:\n  template:\n    spec:\n      containers: [{{name: app, image: x{probes}}}]\n")
+    }
+
     #[test]
-    fn flags_containers_without_probes_only() {
+    fn names_the_missing_probes_and_grades_by_readiness() {
         let t = twin("");
-        let bad = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: a}\nspec:\n  template:\n    spec:\n      containers: [{name: app, image: x}]\n";
-        let f = run_check(run, bad, &t);
+        let f = run_check(run, &deploy(""), &t);
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].severity, Severity::Warning);
-        assert!(f[0]
-            .message
-            .contains("no readiness, liveness or startup probe"));
-        let ok = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: a}\nspec:\n  template:\n    spec:\n      containers: [{name: app, image: x, readinessProbe: {tcpSocket: {port: 80}}}]\n---\napiVersion: batch/v1\nkind: Job\nmetadata: {name: j}\nspec:\n  template:\n    spec:\n      containers: [{name: once, image: x}]\n";
+        assert_eq!(
+            f[0].message,
+            "container `app` has no readiness, liveness or startup probe"
+        );
+        let f = run_check(
+            run,
+            &deploy(", readinessProbe: {tcpSocket: {port: 80}}"),
+            &t,
+        );
+        assert_eq!(f[0].severity, Severity::Info);
+        assert_eq!(
+            f[0].message,
+            "container `app` has no liveness or startup probe"
+        );
+        let f = run_check(
+            run,
+            &deploy(
+                ", livenessProbe: {tcpSocket: {port: 80}}, startupProbe: {tcpSocket: {port: 80}}",
+            ),
+            &t,
+        );
+        assert_eq!(f[0].severity, Severity::Warning);
+        assert_eq!(f[0].message, "container `app` has no readiness probe");
+        let all = ", readinessProbe: {tcpSocket: {port: 80}}, livenessProbe: {tcpSocket: {port: 80}}, startupProbe: {tcpSocket: {port: 80}}";
+        let job = "---\napiVersion: batch/v1\nkind: Job\nmetadata: {name: j}\nspec:\n  template:\n    spec:\n      containers: [{name: once, image: x}]\n";
         assert!(
-            run_check(run, ok, &t).is_empty(),
-            "probed container and Job pass"
+            run_check(run, &format!("{}{job}", deploy(all)), &t).is_empty(),
+            "a fully probed container and a Job pass"
         );
     }
 }

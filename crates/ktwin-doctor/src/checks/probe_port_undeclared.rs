@@ -8,8 +8,9 @@ pub const INFO: CheckInfo = CheckInfo {
     title: "probe on a port the container does not declare",
     explain: "An httpGet, tcpSocket or grpc probe names a port the container does not declare. A port *name* \
 that is not declared cannot be resolved: the probe fails forever and the pod never becomes Ready (or is killed \
-in a loop). An undeclared *number* works, but usually means the probe was copied from another service and \
-checks the wrong port.\n\nFix: declare the port under `ports:` with that name, or point the probe at a declared \
+in a loop). An undeclared *number* works (declaring ports is optional, so a container that declares none is \
+fine), but next to other declared ports it usually means the probe was copied from another service and checks \
+the wrong port.\n\nFix: declare the port under `ports:` with that name, or point the probe at a declared \
 port.",
 };
 
@@ -32,10 +33,16 @@ pub fn run(cx: &Ctx<'_>) -> Vec<Finding> {
                             Severity::Error,
                             format!("{probe} of `{}` uses port name `{n}`, which the container does not declare: the probe can never pass", cname(c)),
                         )),
-                        Value::Number(n) if n.as_u64().is_some_and(|n| !nums.contains(&n)) => Some((
+                        // Declaring ports is optional: a number is only suspicious next to
+                        // declared ports it is not among.
+                        Value::Number(n)
+                            if !nums.is_empty() && n.as_u64().is_some_and(|n| !nums.contains(&n)) =>
+                        {
+                            Some((
                             Severity::Warning,
                             format!("{probe} of `{}` checks port {n}, which the container does not declare", cname(c)),
-                        )),
+                            ))
+                        }
                         _ => None,
                     };
                     if let Some((sev, msg)) = f {
@@ -76,5 +83,11 @@ mod tests {
         );
         let ok = run_check(run, &dep("{name: a, image: x, ports: [{name: http, containerPort: 8080}], readinessProbe: {httpGet: {port: http}}, livenessProbe: {tcpSocket: {port: 8080}}}"), &t);
         assert!(ok.is_empty());
+        // No ports declared at all: a numeric probe is fine, a named one still cannot resolve.
+        let none = run_check(run, &dep("{name: a, image: x, readinessProbe: {httpGet: {port: 8080}}, livenessProbe: {httpGet: {port: http}}}"), &t);
+        assert_eq!(
+            none.iter().map(|x| x.severity).collect::<Vec<_>>(),
+            [Severity::Error]
+        );
     }
 }

@@ -8,27 +8,72 @@ use crate::{CheckInfo, Ctx, Finding, Severity};
 
 pub const INFO: CheckInfo = CheckInfo {
     id: "service-env-collision",
-    title: "a Service whose injected env vars collide with an app's",
-    explain: "For every Service `x` in a namespace, the kubelet injects `X_SERVICE_HOST`, `X_SERVICE_PORT`, \
-`X_PORT`, `X_PORT_<n>_TCP`… into every pod of that namespace, unless the pod sets `enableServiceLinks: false`. \
-An app that reads its own config from `X_*` variables (a Service named `postgres` next to an app reading \
-`POSTGRES_PORT`, a Service `redis` and `REDIS_PORT`) gets `tcp://10.43.0.12:5432` instead of `5432` and fails at \
-start — often only locally, where everything shares one namespace.\n\nFix: set `enableServiceLinks: false` on \
-the pod spec (or rename the Service).",
+    title: "a Service whose injected env vars shadow an app's own config",
+    explain: "For every Service `x` with a cluster IP in a namespace, the kubelet injects `X_SERVICE_HOST`, \
+`X_SERVICE_PORT`, `X_PORT=tcp://<ip>:<port>`, `X_PORT_<n>_TCP`… into every pod of that namespace, unless the pod \
+sets `enableServiceLinks: false` (headless and ExternalName Services inject nothing). A variable the container \
+declares itself wins. So the trap is an app that configures itself from `X_*` variables (a Service named \
+`postgres` next to an app that sets `POSTGRES_HOST` and `POSTGRES_PASSWORD` and reads `POSTGRES_PORT` with a \
+default): it gets `tcp://10.43.0.12:5432` instead of `5432` and fails at start — often only locally, where \
+everything shares one namespace.\n\nFix: set `enableServiceLinks: false` on the pod spec (or set the variable \
+explicitly, or rename the Service).",
 };
 
-/// `my-svc` → `MY_SVC_`.
+/// `my-svc` → `MY_SVC_` (the kubelet's `makeEnvVariableName`: upper case, `-` → `_`).
 fn prefix(name: &str) -> String {
     format!("{}_", name.to_ascii_uppercase().replace('-', "_"))
 }
 
+/// Does the kubelet inject variables for this Service? Only when it has a cluster IP:
+/// k8s.io/kubernetes pkg/kubelet/kubelet_pods.go `getServiceEnvVarMap` skips a Service
+/// whose ClusterIP is "None" or empty (`v1helper.IsServiceIPSet`), i.e. headless and
+/// ExternalName Services.
+fn injects(svc: &Value) -> bool {
+    let spec = &svc["spec"];
+    if spec["type"] == "ExternalName" {
+        return false;
+    }
+    !matches!(spec["clusterIP"].as_str(), Some("None"))
+}
+
+/// The variables a Service injects (envvars.FromServices): `X_SERVICE_HOST`, `X_SERVICE_PORT`,
+/// `X_SERVICE_PORT_<NAME>`, and the Docker-link forms `X_PORT`, `X_PORT_<p>_<PROTO>[_PROTO|_PORT|_ADDR]`.
+fn injected(svc: &Value, pre: &str) -> BTreeSet<String> {
+    let mut out: BTreeSet<String> = [
+        format!("{pre}SERVICE_HOST"),
+        format!("{pre}SERVICE_PORT"),
+        format!("{pre}PORT"),
+    ]
+    .into();
+    for p in svc["spec"]["ports"].as_array().into_iter().flatten() {
+        let port = p["port"].as_u64().unwrap_or(0);
+        let proto = p["protocol"].as_str().unwrap_or("TCP").to_ascii_uppercase();
+        if let Some(n) = p["name"].as_str() {
+            out.insert(format!(
+                "{pre}SERVICE_PORT_{}",
+                n.to_ascii_uppercase().replace('-', "_")
+            ));
+        }
+        let base = format!("{pre}PORT_{port}_{proto}");
+        for suffix in ["", "_PROTO", "_PORT", "_ADDR"] {
+            out.insert(format!("{base}{suffix}"));
+        }
+    }
+    out
+}
+
+/// A Service that injects variables: (prefix, name, the variables).
+type Injecting<'a> = (String, &'a str, BTreeSet<String>);
+
 pub fn run(cx: &Ctx<'_>) -> Vec<Finding> {
-    let mut by_ns: HashMap<&str, HashMap<String, &str>> = HashMap::new();
-    for s in cx.of_kind("Service") {
+    let mut by_ns: HashMap<&str, Vec<Injecting<'_>>> = HashMap::new();
+    for s in cx.of_kind("Service").filter(|s| injects(&s.value)) {
+        let pre = prefix(s.name());
+        let inj = injected(&s.value, &pre);
         by_ns
             .entry(s.namespace().unwrap_or(""))
             .or_default()
-            .insert(prefix(s.name()), s.name());
+            .push((pre, s.name(), inj));
     }
     let mut out = Vec::new();
     for w in &cx.workloads {
@@ -39,7 +84,7 @@ pub fn run(cx: &Ctx<'_>) -> Vec<Finding> {
             continue;
         };
         for (_, c) in w.containers() {
-            let mut vars: BTreeSet<String> = items(c, "env")
+            let mut declared: BTreeSet<String> = items(c, "env")
                 .filter_map(|e| e.get("name").and_then(Value::as_str).map(str::to_string))
                 .collect();
             for ef in items(c, "envFrom") {
@@ -59,38 +104,40 @@ pub fn run(cx: &Ctx<'_>) -> Vec<Finding> {
                                 .flatten()
                                 .map(|(k, _)| k)
                             {
-                                vars.insert(format!("{pre}{k}"));
+                                declared.insert(format!("{pre}{k}"));
                             }
                         }
                     }
                 }
             }
-            let mut hits: Vec<(&str, Vec<&str>)> = Vec::new();
-            for (pre, svc) in services {
-                let v: Vec<&str> = vars
+            let mut hits = Vec::new();
+            for (pre, svc, inj) in services {
+                // The app's own configuration under the Service's prefix...
+                let own: Vec<&str> = declared
                     .iter()
-                    .filter(|v| v.starts_with(pre.as_str()))
+                    .filter(|v| v.starts_with(pre.as_str()) && !inj.contains(*v))
                     .map(String::as_str)
                     .collect();
-                if !v.is_empty() {
-                    hits.push((svc, v));
+                // ...and the injected port it does not set itself (a declared one wins).
+                let port = format!("{pre}PORT");
+                if own.is_empty() || declared.contains(&port) {
+                    continue;
                 }
+                hits.push((*svc, own, port));
             }
             hits.sort();
-            for (svc, v) in hits {
+            for (svc, own, port) in hits {
                 out.push(
                     Finding::on(
                         w.doc,
                         INFO.id,
                         Severity::Warning,
                         format!(
-                            "container `{}` uses {} while Service `{svc}` injects {}_SERVICE_HOST, {}_PORT… into the namespace",
+                            "container `{}` sets {} but not {port}: Service `{svc}` injects {port}=tcp://<cluster IP>:<port>, which an app reading its port from {port} takes for its own",
                             cname(c),
-                            v.join(", "),
-                            prefix(svc).trim_end_matches('_'),
-                            prefix(svc).trim_end_matches('_')
+                            own.join(", "),
                         ),
-                        "set `enableServiceLinks: false` on the pod spec",
+                        format!("set `enableServiceLinks: false` on the pod spec, or set {port} explicitly"),
                     )
                     .container(cname(c)),
                 );
@@ -105,22 +152,65 @@ mod tests {
     use super::*;
     use crate::testutil::*;
 
-    fn y(links: &str) -> String {
-        format!("apiVersion: v1\nkind: Service\nmetadata: {{name: postgres}}\nspec: {{ports: [{{port: 5432}}]}}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cfg}}\ndata: {{POSTGRES_PORT: '5432'}}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: api}}\nspec:\n  template:\n    spec:\n{links}      containers: [{{name: api, image: x, envFrom: [{{configMapRef: {{name: cfg}}}}]}}]\n")
+    fn y(svc_spec: &str, data: &str, links: &str, env: &str) -> String {
+        format!("apiVersion: v1\nkind: Service\nmetadata: {{name: postgres}}\nspec: {{{svc_spec}ports: [{{port: 5432}}]}}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cfg}}\ndata: {{{data}}}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: api}}\nspec:\n  template:\n    spec:\n{links}      containers: [{{name: api, image: x, envFrom: [{{configMapRef: {{name: cfg}}}}]{env}}}]\n")
     }
 
     #[test]
-    fn collision_through_envfrom() {
-        let f = run_check(run, &y(""), &twin(""));
-        assert_eq!(f.len(), 1);
+    fn an_app_configured_under_the_prefix_that_leaves_the_port_to_the_kubelet() {
+        let f = run_check(
+            run,
+            &y("", "POSTGRES_HOST: db, POSTGRES_USER: app", "", ""),
+            &twin(""),
+        );
+        assert_eq!(f.len(), 1, "{f:?}");
         assert!(
-            f[0].message.contains("POSTGRES_PORT") && f[0].message.contains("Service `postgres`")
+            f[0].message
+                .contains("POSTGRES_HOST, POSTGRES_USER but not POSTGRES_PORT")
+                && f[0].message.contains("Service `postgres`"),
+            "{}",
+            f[0].message
         );
     }
 
     #[test]
-    fn service_links_off_or_other_names_pass() {
-        assert!(run_check(run, &y("      enableServiceLinks: false\n"), &twin("")).is_empty());
-        assert!(run_check(run, &y("").replace("POSTGRES_PORT", "DB_PORT"), &twin("")).is_empty());
+    fn no_finding_when_nothing_is_injected_or_the_app_declares_it() {
+        let t = twin("");
+        let cfg = "POSTGRES_HOST: db";
+        // Service links off.
+        assert!(run_check(
+            run,
+            &y("", cfg, "      enableServiceLinks: false\n", ""),
+            &t
+        )
+        .is_empty());
+        // Headless and ExternalName Services inject nothing.
+        assert!(run_check(run, &y("clusterIP: None, ", cfg, "", ""), &t).is_empty());
+        assert!(run_check(
+            run,
+            &y(
+                "type: ExternalName, externalName: db.example.com, ",
+                cfg,
+                "",
+                ""
+            ),
+            &t
+        )
+        .is_empty());
+        // The container declares the colliding name itself: its own value wins.
+        assert!(run_check(
+            run,
+            &y("", &format!("{cfg}, POSTGRES_PORT: '5432'"), "", ""),
+            &t
+        )
+        .is_empty());
+        assert!(run_check(
+            run,
+            &y("", cfg, "", ", env: [{name: POSTGRES_PORT, value: '5432'}]"),
+            &t
+        )
+        .is_empty());
+        // No configuration under the prefix at all.
+        assert!(run_check(run, &y("", "DB_HOST: db", "", ""), &t).is_empty());
     }
 }

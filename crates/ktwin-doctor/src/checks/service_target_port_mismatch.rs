@@ -8,8 +8,8 @@ pub const INFO: CheckInfo = CheckInfo {
     id: "service-target-port-mismatch",
     title: "a targetPort the selected pods do not declare",
     explain: "The Service sends traffic to a targetPort (name or number; it defaults to `port`) that the pods it \
-selects do not declare. A port *name* that no container declares gives the Service no usable endpoints; an \
-undeclared *number* usually means the app listens elsewhere, and requests fail with `connection refused` only \
+selects do not declare. A port *name* that no container declares gives the Service no usable endpoints; a \
+*number* the containers do not declare, when they declare others, usually means the app listens elsewhere, and requests fail with `connection refused` only \
 once traffic flows.\n\nFix: name the container port and target it by name, or correct the number.",
 };
 
@@ -46,10 +46,15 @@ pub fn run(cx: &Ctx<'_>) -> Vec<Finding> {
                     Severity::Error,
                     format!("targetPort `{n}` is not a port name {who} declares: the Service has no usable endpoints"),
                 )),
-                Some(Value::Number(n)) if n.as_u64().is_some_and(|n| !nums.contains(&n)) => Some((
+                // Declaring ports is optional: a number only stands out next to declared ones.
+                Some(Value::Number(n))
+                    if !nums.is_empty() && n.as_u64().is_some_and(|n| !nums.contains(&n)) =>
+                {
+                    Some((
                     Severity::Warning,
                     format!("targetPort {n} is not a containerPort {who} declares"),
-                )),
+                    ))
+                }
                 _ => None,
             };
             if let Some((sev, msg)) = f {
@@ -91,5 +96,13 @@ mod tests {
         );
         assert!(run_check(run, &svc("{port: 80, targetPort: http}"), &t).is_empty());
         assert!(run_check(run, &svc("{port: 8080}"), &t).is_empty());
+        // Pods that declare no ports at all: any number is fine; a name still is not.
+        let bare =
+            |ports: &str| svc(ports).replace(", ports: [{name: http, containerPort: 8080}]", "");
+        assert!(run_check(run, &bare("{port: 80, targetPort: 9000}"), &t).is_empty());
+        assert_eq!(
+            run_check(run, &bare("{port: 80, targetPort: http}"), &t)[0].severity,
+            Severity::Error
+        );
     }
 }

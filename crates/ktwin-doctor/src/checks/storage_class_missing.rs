@@ -1,7 +1,7 @@
 use serde_json::Value;
 
-use crate::k8s::items_at;
 use crate::{CheckInfo, Ctx, Finding, Severity};
+use ktwin_manifest::adapt::{claim_specs, UNSUPPORTED_ACCESS_MODES};
 
 pub const INFO: CheckInfo = CheckInfo {
     id: "storage-class-missing",
@@ -17,31 +17,31 @@ pub fn run(cx: &Ctx<'_>) -> Vec<Finding> {
     let mut out = Vec::new();
     let a = &cx.twin.adapt;
     for d in cx.docs {
-        let mut claims: Vec<(String, &str)> = Vec::new();
-        if d.is("PersistentVolumeClaim") {
-            if let Some(sc) = d
-                .value
-                .pointer("/spec/storageClassName")
-                .and_then(Value::as_str)
-            {
-                claims.push((format!("claim `{}`", d.name()), sc));
-            }
-        }
-        if d.is("StatefulSet") {
-            for v in items_at(&d.value, "/spec/volumeClaimTemplates") {
-                if let Some(sc) = v.pointer("/spec/storageClassName").and_then(Value::as_str) {
-                    let n = v
-                        .pointer("/metadata/name")
-                        .and_then(Value::as_str)
-                        .unwrap_or("?");
-                    claims.push((format!("volumeClaimTemplate `{n}`"), sc));
-                }
-            }
-        }
-        for (what, sc) in claims {
+        for (ptr, name) in claim_specs(d) {
+            let Some(spec) = d.value.pointer(&ptr) else {
+                continue;
+            };
+            let Some(sc) = spec.get("storageClassName").and_then(Value::as_str) else {
+                continue;
+            };
             if sc.is_empty() || cx.twin.storage_classes.contains(sc) {
                 continue;
             }
+            let what = if d.is("PersistentVolumeClaim") {
+                format!("claim `{name}`")
+            } else {
+                format!("volumeClaimTemplate `{name}`")
+            };
+            // Mapping the class to local-path does not save a claim local-path cannot serve.
+            let rwx = spec
+                .get("accessModes")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .any(|m| {
+                    m.as_str()
+                        .is_some_and(|m| UNSUPPORTED_ACCESS_MODES.contains(&m))
+                });
             let explicit = a.storage_classes.contains_key(sc);
             let knob = if explicit {
                 "adapt.storageClasses"
@@ -54,15 +54,16 @@ pub fn run(cx: &Ctx<'_>) -> Vec<Finding> {
                     INFO.id,
                     Severity::Error,
                     format!(
-                        "{what} uses storage class `{sc}`, which a {} twin does not have: it stays Pending",
-                        cx.twin.provider.as_str()
+                        "{what} uses storage class `{sc}`, which a {} twin does not have: it stays Pending{}",
+                        cx.twin.provider.as_str(),
+                        if rwx { " (and its access mode is one local-path cannot serve: see access-mode-unsupported)" } else { "" }
                     ),
                     format!(
                         "map it with adapt.storageClasses: {{{sc}: {}}} (adapt.storage does this by default)",
                         cx.twin.provider.default_storage_class()
                     ),
                 )
-                .fixed_by(knob, explicit || a.storage),
+                .fixed_by(knob, (explicit || a.storage) && !rwx),
             );
         }
     }
@@ -84,6 +85,14 @@ mod tests {
             run_check(run, PVC, &twin(""))[0].fixed_by.as_deref(),
             Some("adapt.storage")
         );
+    }
+
+    #[test]
+    fn a_rwx_claim_is_not_resolved_by_mapping_its_class() {
+        let rwx = "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: c}\nspec: {storageClassName: efs, accessModes: [ReadWriteMany]}\n";
+        let f = run_check(run, rwx, &twin(""));
+        assert_eq!(f[0].severity, Severity::Error);
+        assert!(f[0].message.contains("access-mode-unsupported"));
     }
 
     #[test]
