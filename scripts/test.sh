@@ -25,6 +25,9 @@ if ! { kustomize build examples/swarm/k8s/overlays/dev >/dev/null 2>&1 ||
   echo "          Install kubectl >= 1.14 or kustomize (https://kubernetes.io/docs/tasks/tools/)." >&2
   exit 1
 fi
+# A modern kustomize (v5) and a real Helm for the Helm-source and corpus tests (target/tools).
+# shellcheck source=scripts/tools.sh
+source scripts/tools.sh
 if ! command -v cargo >/dev/null; then
   # shellcheck disable=SC1091
   [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"

@@ -33,6 +33,9 @@ pub struct Project {
     /// Environments by name. `local` is the twin; any other names a remote cluster by context.
     #[serde(default)]
     pub environments: IndexMap<String, Environment>,
+    /// How the user's kustomize is run (an environment's `kustomize` overrides it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kustomize: Option<Kustomize>,
     #[serde(default)]
     pub doctor: Doctor,
 }
@@ -187,6 +190,106 @@ pub struct Image {
     pub target: Option<String>,
 }
 
+impl Environment {
+    /// The kustomize flags for this environment: its own, else the project's.
+    pub fn kustomize_flags<'a>(&'a self, project: &'a Project) -> &'a [String] {
+        self.kustomize
+            .as_ref()
+            .or(project.kustomize.as_ref())
+            .map(|k| k.flags.as_slice())
+            .unwrap_or(&[])
+    }
+}
+
+/// One manifest source of an environment.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ManifestSource {
+    /// A kustomize directory, a plain YAML directory, or a YAML file.
+    Path(String),
+    /// A Helm chart, rendered with the user's `helm template`.
+    Helm { helm: HelmSource },
+}
+
+impl ManifestSource {
+    /// The path as written (a chart's directory or archive for Helm).
+    pub fn path(&self) -> &str {
+        match self {
+            ManifestSource::Path(p) => p,
+            ManifestSource::Helm { helm } => &helm.chart,
+        }
+    }
+}
+
+impl From<&str> for ManifestSource {
+    fn from(p: &str) -> ManifestSource {
+        ManifestSource::Path(p.to_string())
+    }
+}
+
+/// A path, or `{helm: {...}}` with every field checked (unknown ones named, with the closest
+/// valid one, as everywhere in ktwin.yaml).
+impl<'de> Deserialize<'de> for ManifestSource {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ManifestSource;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a path, or `helm: {chart: DIR, ...}`")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ManifestSource, E> {
+                Ok(ManifestSource::Path(v.to_string()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<ManifestSource, A::Error> {
+                #[derive(Deserialize)]
+                #[serde(deny_unknown_fields)]
+                struct Wrapped {
+                    helm: HelmSource,
+                }
+                let w = Wrapped::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(ManifestSource::Helm { helm: w.helm })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A Helm chart as a manifest source.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HelmSource {
+    /// A chart directory or `.tgz`, relative to ktwin.yaml.
+    pub chart: String,
+    /// Release name (default: the chart directory's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<String>,
+    /// `--namespace` for the release (default: the environment's namespace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Values files, relative to ktwin.yaml, in order (`-f`).
+    #[serde(default)]
+    pub values: Vec<String>,
+    /// `--set key=value`, in order.
+    #[serde(default)]
+    pub set: IndexMap<String, String>,
+    /// Render the chart's CRDs too (`--include-crds`; default true: a twin needs them).
+    #[serde(default = "yes", rename = "includeCRDs")]
+    pub include_crds: bool,
+}
+
+/// How the user's kustomize is run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Kustomize {
+    /// Extra flags for `kustomize build` / `kubectl kustomize` (e.g. `--enable-helm`,
+    /// `--load-restrictor=LoadRestrictionsNone`).
+    #[serde(default)]
+    pub flags: Vec<String>,
+}
+
 fn default_dockerfile() -> String {
     "Dockerfile".to_string()
 }
@@ -194,9 +297,13 @@ fn default_dockerfile() -> String {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Environment {
-    /// Kustomize dirs, plain YAML dirs or files, relative to ktwin.yaml.
+    /// Kustomize dirs, plain YAML dirs or files (relative to ktwin.yaml), and Helm charts
+    /// (`{helm: {chart, ...}}`).
     #[serde(default)]
-    pub manifests: Vec<String>,
+    pub manifests: Vec<ManifestSource>,
+    /// How the user's kustomize is run for this environment (overrides the project's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kustomize: Option<Kustomize>,
     /// Kube context. Required for every environment but `local`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context: Option<String>,

@@ -373,16 +373,36 @@ fn check_env(cx: &mut Ctx<'_>, name: &str, env: &Environment) {
         }
     }
     for (i, m) in env.manifests.iter().enumerate() {
-        let path = cx.loaded.dir.join(m);
-        if !confined(cx, &format!("{base}/manifests/{i}"), m, "manifest source") {
-            continue;
-        }
-        if !path.exists() {
-            cx.err(
-                &format!("{base}/manifests/{i}"),
-                format!("manifest source `{m}` does not exist ({})", path.display()),
-                Some("paths are relative to the directory of ktwin.yaml".into()),
-            );
+        let mp = format!("{base}/manifests/{i}");
+        match m {
+            crate::model::ManifestSource::Path(p) => {
+                check_input_path(cx, &mp, p, "manifest source")
+            }
+            crate::model::ManifestSource::Helm { helm } => {
+                let hp = format!("{mp}/helm");
+                check_input_path(cx, &format!("{hp}/chart"), &helm.chart, "Helm chart");
+                for (j, v) in helm.values.iter().enumerate() {
+                    check_input_path(cx, &format!("{hp}/values/{j}"), v, "values file");
+                }
+                if let Some(r) = &helm.release {
+                    if let Err(why) = names::dns_label(r) {
+                        cx.err(
+                            &format!("{hp}/release"),
+                            format!("release name `{r}` is not a DNS label: {why}"),
+                            None,
+                        );
+                    }
+                }
+                if let Some(ns) = &helm.namespace {
+                    if let Err(why) = names::dns_label(ns) {
+                        cx.err(
+                            &format!("{hp}/namespace"),
+                            format!("namespace `{ns}` is not a DNS label: {why}"),
+                            None,
+                        );
+                    }
+                }
+            }
         }
     }
     for (i, s) in env.secrets.iter().enumerate() {
@@ -443,6 +463,21 @@ fn check_env(cx: &mut Ctx<'_>, name: &str, env: &Environment) {
                 None,
             );
         }
+    }
+}
+
+/// A path ktwin.yaml names for input: inside the project, and existing.
+fn check_input_path(cx: &mut Ctx<'_>, ptr: &str, rel: &str, what: &str) {
+    if !confined(cx, ptr, rel, what) {
+        return;
+    }
+    let path = cx.loaded.dir.join(rel);
+    if !path.exists() {
+        cx.err(
+            ptr,
+            format!("{what} `{rel}` does not exist ({})", path.display()),
+            Some("paths are relative to the directory of ktwin.yaml".into()),
+        );
     }
 }
 

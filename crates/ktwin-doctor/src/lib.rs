@@ -214,6 +214,16 @@ fn config_ignores(f: &Finding, ignore: &[DoctorIgnore]) -> bool {
     })
 }
 
+/// Run only the named checks (no ignores applied): `render` uses the image checks as warnings.
+pub fn run_only(ids: &[&str], docs: &[Document], twin: &Twin) -> Vec<Finding> {
+    let cx = Ctx::new(docs, twin);
+    checks::ALL
+        .iter()
+        .filter(|(i, _)| ids.contains(&i.id))
+        .flat_map(|(_, f)| f(&cx))
+        .collect()
+}
+
 /// Run every check; drop what annotations or `doctor.ignore` silence; sort by file and line.
 pub fn run(docs: &[Document], twin: &Twin, ignore: &[DoctorIgnore]) -> Vec<Finding> {
     let cx = Ctx::new(docs, twin);

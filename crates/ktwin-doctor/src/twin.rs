@@ -179,6 +179,7 @@ impl Twin {
             images: vec![],
             environments: Default::default(),
             doctor: Default::default(),
+            kustomize: None,
         };
         Twin::from_project(&p, "local", None, None)
     }

@@ -23,6 +23,10 @@ pub enum RenderError {
     Kustomize { dir: PathBuf, message: String },
     #[error("neither `kustomize` nor `kubectl` is installed, and {dir} is a kustomization")]
     NoKustomize { dir: PathBuf },
+    #[error("`helm` is not installed, and {} is a Helm chart source", chart.display())]
+    NoHelm { chart: PathBuf },
+    #[error("helm template of {} failed: {message}", chart.display())]
+    Helm { chart: PathBuf, message: String },
     #[error("environment `{env}` is not defined in ktwin.yaml (defined: {defined})")]
     UnknownEnv { env: String, defined: String },
     #[error("{what} matches no rendered object ({target})")]
@@ -60,6 +64,9 @@ impl RenderError {
             RenderError::NotAnObject { .. } => {
                 Some("every document needs `apiVersion`, `kind` and `metadata.name`".into())
             }
+            RenderError::NoHelm { .. } => Some(
+                "install Helm 3 or 4 (https://helm.sh/docs/intro/install/; e.g. `curl -fsSL https://raw.githubusercontent.com/helm/helm/main/scripts/get-helm-3 | bash`)".into(),
+            ),
             RenderError::Yaml(d) => d.help.clone(),
             RenderError::Input(e) => e.help(),
             _ => None,

@@ -1,12 +1,13 @@
 //! Manifests: documents with their source file and line, rendering (kustomize, plain
 //! directories, files), local adaptation with a change record, patches, and environment diffs.
-//! Pure apart from reading files; kustomize runs behind the [`render::Kustomizer`] trait.
+//! Pure apart from reading files; kustomize and Helm run behind the [`render::Kustomizer`] trait.
 
 pub mod adapt;
 pub mod change;
 pub mod diff;
 pub mod doc;
 pub mod error;
+pub mod helm;
 pub mod output;
 pub mod parse;
 pub mod pipeline;

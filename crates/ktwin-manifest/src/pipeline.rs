@@ -5,7 +5,9 @@ use std::collections::{HashMap, HashSet};
 
 use base64::Engine;
 use ktwin_config::desired::ImagePlan;
-use ktwin_config::{Environment, Loaded, LOCAL_ENV};
+use std::path::Path;
+
+use ktwin_config::{Environment, HelmSource, Loaded, ManifestSource, LOCAL_ENV};
 use serde_json::{json, Value};
 
 use crate::adapt::{adapt, LocalTwin};
@@ -21,6 +23,92 @@ pub struct Rendered {
     pub env: String,
     pub docs: Vec<Document>,
     pub changes: Vec<Change>,
+    /// Objects a source rendered that the environment leaves out (Helm test hooks), and why.
+    pub dropped: Vec<crate::helm::Dropped>,
+    /// The objects as the sources give them (namespace and env-file Secrets filled in), before
+    /// any adaptation or patch: what `render` checks `images:` against.
+    pub sources: Vec<Document>,
+}
+
+/// Render one Helm chart source with the user's `helm template`.
+fn load_chart(
+    loaded: &Loaded,
+    env: &Environment,
+    h: &HelmSource,
+    kustomizer: &dyn Kustomizer,
+) -> Result<(Vec<Document>, Vec<crate::helm::Dropped>), RenderError> {
+    let chart = loaded.dir.join(&h.chart);
+    loaded.inputs().check(&chart)?;
+    let values = h
+        .values
+        .iter()
+        .map(|v| {
+            let p = loaded.dir.join(v);
+            loaded.inputs().check(&p).map(|_| p)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let release = h.release.clone().unwrap_or_else(|| {
+        chart
+            .file_stem()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "release".into())
+    });
+    let namespace = h.namespace.clone().or(env.namespace.clone());
+    let call = crate::helm::HelmCall {
+        release,
+        chart: chart.clone(),
+        namespace: namespace.clone(),
+        values,
+        set: h.set.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        include_crds: h.include_crds,
+    };
+    let out = kustomizer.helm_template(&call)?;
+    let chart_dir = if chart.is_dir() {
+        chart
+    } else {
+        chart.parent().map(Path::to_path_buf).unwrap_or(chart)
+    };
+    let (mut docs, dropped) = crate::helm::documents(&out, &chart_dir, namespace.as_deref())?;
+    point_at_templates(&mut docs, &loaded.inputs());
+    Ok((docs, dropped))
+}
+
+/// `helm template` names each object's template file, not its line. Point at the line of the
+/// template that starts the object: its n-th `kind: <Kind>` line (n counting the objects of
+/// that kind the template rendered before it), or the `apiVersion` line just above it. Where the template spells the kind through a template expression, the line stays the
+/// one in helm's output.
+fn point_at_templates(docs: &mut [Document], inputs: &ktwin_config::inputs::Inputs) {
+    let mut texts: HashMap<std::path::PathBuf, Option<Vec<String>>> = HashMap::new();
+    let mut nth: HashMap<(std::path::PathBuf, String), usize> = HashMap::new();
+    for d in docs.iter_mut() {
+        let file = d.source.file.clone();
+        let lines = texts.entry(file.clone()).or_insert_with(|| {
+            inputs
+                .read_text(&file)
+                .ok()
+                .map(|t| t.lines().map(str::to_string).collect())
+        });
+        let Some(lines) = lines else { continue };
+        let n = nth.entry((file, d.kind().to_string())).or_insert(0);
+        let want = format!("kind: {}", d.kind());
+        let hits: Vec<usize> = lines
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.trim() == want)
+            .map(|(i, _)| i)
+            .collect();
+        // More objects than `kind:` lines: a `range` loop renders them all from the last one.
+        let hit = hits.get(*n).or(hits.last()).copied();
+        *n += 1;
+        if let Some(i) = hit {
+            let start = if i > 0 && lines[i - 1].trim_start().starts_with("apiVersion:") {
+                i - 1
+            } else {
+                i
+            };
+            d.source.line = start + 1;
+        }
+    }
 }
 
 pub fn environment<'a>(loaded: &'a Loaded, env: &str) -> Result<&'a Environment, RenderError> {
@@ -78,8 +166,22 @@ pub fn render_env(
     let mut rec = Recorder::default();
     let mut docs = Vec::new();
     let inputs = loaded.inputs();
+    let flags = env.kustomize_flags(&loaded.project);
+    let mut dropped = Vec::new();
     for m in &env.manifests {
-        docs.extend(load_source(&loaded.dir.join(m), kustomizer, &inputs)?);
+        match m {
+            ManifestSource::Path(p) => docs.extend(load_source(
+                &loaded.dir.join(p),
+                kustomizer,
+                flags,
+                &inputs,
+            )?),
+            ManifestSource::Helm { helm } => {
+                let (d, x) = load_chart(loaded, env, helm, kustomizer)?;
+                docs.extend(d);
+                dropped.extend(x);
+            }
+        }
     }
     if let Some(ns) = &env.namespace {
         for d in docs.iter_mut() {
@@ -121,6 +223,7 @@ pub fn render_env(
         docs.push(doc);
     }
     check_duplicates(&docs)?;
+    let sources = docs.clone();
     if env_name == LOCAL_ENV {
         let twin = LocalTwin {
             adapt: &env.adapt,
@@ -144,6 +247,8 @@ pub fn render_env(
         env: env_name.to_string(),
         docs,
         changes: rec.changes,
+        dropped,
+        sources,
     })
 }
 

@@ -10,10 +10,17 @@ use crate::doc::{Document, Source};
 use crate::error::RenderError;
 use crate::parse::parse_stream;
 
-/// Builds a kustomization directory. The binary runs `kustomize build` or `kubectl kustomize`;
-/// tests may substitute their own.
+/// The user's own tools that render sources: kustomize (`kustomize build` or `kubectl
+/// kustomize`, with the flags ktwin.yaml gives) and Helm (`helm template`). The binary runs
+/// them; tests may substitute their own.
 pub trait Kustomizer {
-    fn build(&self, dir: &Path) -> Result<String, RenderError>;
+    fn build(&self, dir: &Path, flags: &[String]) -> Result<String, RenderError>;
+    /// `helm template`'s output for `call`.
+    fn helm_template(&self, call: &crate::helm::HelmCall) -> Result<String, RenderError> {
+        Err(RenderError::NoHelm {
+            chart: call.chart.clone(),
+        })
+    }
 }
 
 pub const KUSTOMIZATION_FILES: &[&str] =
@@ -31,12 +38,13 @@ pub fn kustomization_file(dir: &Path) -> Option<PathBuf> {
 pub fn load_source(
     path: &Path,
     kustomizer: &dyn Kustomizer,
+    flags: &[String],
     inputs: &Inputs,
 ) -> Result<Vec<Document>, RenderError> {
     inputs.check(path)?;
     if path.is_dir() {
         if let Some(kfile) = kustomization_file(path) {
-            let out = kustomizer.build(path)?;
+            let out = kustomizer.build(path, flags)?;
             let mut docs = parse_stream(&kfile, &out)?;
             attribute_kustomize_origins(path, &mut docs, inputs);
             return Ok(docs);

@@ -220,7 +220,7 @@ pub fn propose(root: &Path, kustomizer: &dyn Kustomizer) -> Proposal {
     let mut docs: Vec<Document> = Vec::new();
     let inputs = ktwin_config::inputs::Inputs::confined(root);
     for src in &local_sources {
-        match load_source(src, kustomizer, &inputs) {
+        match load_source(src, kustomizer, &[], &inputs) {
             Ok(d) => docs.extend(d),
             Err(e) => notes.push(format!(
                 "could not render {} to infer more ({e})",

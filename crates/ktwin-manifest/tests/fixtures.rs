@@ -19,15 +19,21 @@ fn plan(
         message: e.to_string(),
     })
 }
-use ktwin_testkit::{assert_expected, normalize_tags, TempProject};
+use ktwin_testkit::{assert_expected, helm_available, normalize_tags, TempProject};
 
 /// kustomize via the same tools the binary uses: `kustomize build`, else `kubectl kustomize`.
 struct TestKustomize;
 
 impl Kustomizer for TestKustomize {
-    fn build(&self, dir: &Path) -> Result<String, RenderError> {
-        let try_run =
-            |prog: &str, args: &[&str]| Command::new(prog).args(args).arg(dir).output().ok();
+    fn build(&self, dir: &Path, flags: &[String]) -> Result<String, RenderError> {
+        let try_run = |prog: &str, args: &[&str]| {
+            Command::new(prog)
+                .args(args)
+                .args(flags)
+                .arg(dir)
+                .output()
+                .ok()
+        };
         let out = try_run("kustomize", &["build"])
             .or_else(|| try_run("kubectl", &["kustomize"]))
             .ok_or(RenderError::NoKustomize {
@@ -36,6 +42,22 @@ impl Kustomizer for TestKustomize {
         if !out.status.success() {
             return Err(RenderError::Kustomize {
                 dir: dir.to_path_buf(),
+                message: String::from_utf8_lossy(&out.stderr).into_owned(),
+            });
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    fn helm_template(&self, call: &ktwin_manifest::helm::HelmCall) -> Result<String, RenderError> {
+        let out = Command::new("helm")
+            .args(call.args())
+            .output()
+            .map_err(|_| RenderError::NoHelm {
+                chart: call.chart.clone(),
+            })?;
+        if !out.status.success() {
+            return Err(RenderError::Helm {
+                chart: call.chart.clone(),
                 message: String::from_utf8_lossy(&out.stderr).into_owned(),
             });
         }
@@ -157,4 +179,61 @@ fn sources_keep_file_and_line() {
     assert_eq!(dep.name(), "dev-app");
     assert_eq!(dep.source.file, dir.join("k8s/base/app.yaml"));
     assert_eq!(dep.source.line, 6);
+}
+
+#[test]
+fn source_helm() {
+    if !helm_available() {
+        return;
+    }
+    run_case("source-helm");
+    let (_tp, dir, _loaded, r) = render_copy("source-helm");
+    // helm's `# Source:` comment, then the template's own `apiVersion` line.
+    let dep = r.docs.iter().find(|d| d.is("Deployment")).unwrap();
+    assert_eq!(
+        dep.source.file,
+        dir.join("charts/shop/templates/deployment.yaml")
+    );
+    assert_eq!(dep.source.line, 1);
+    // The test hook is left out, with the reason; the pre-install hook runs first.
+    assert_eq!(r.dropped.len(), 1, "{:?}", r.dropped);
+    assert_eq!(r.dropped[0].object, "Pod/shop-test");
+    assert_eq!(r.docs[0].name(), "shop-migrate");
+}
+
+#[test]
+fn source_helm_values_per_environment() {
+    if !helm_available() {
+        return;
+    }
+    let (_tp, _dir, loaded, _r) = render_copy("source-helm");
+    let prod = render_env(&loaded, "prod", &TestKustomize, &[]).unwrap();
+    let dep = prod.docs.iter().find(|d| d.is("Deployment")).unwrap();
+    // prod reads only the chart's values.yaml: 3 replicas, ClusterIP, the upstream image.
+    assert_eq!(dep.value["spec"]["replicas"], 3);
+    assert_eq!(
+        dep.value["spec"]["template"]["spec"]["containers"][0]["image"],
+        "ghcr.io/acme/shop:1.0"
+    );
+    let svc = prod.docs.iter().find(|d| d.is("Service")).unwrap();
+    assert_eq!(svc.value["spec"]["type"], "ClusterIP");
+}
+
+#[test]
+fn source_helm_without_helm_says_how_to_install() {
+    struct NoTools;
+    impl Kustomizer for NoTools {
+        fn build(&self, dir: &Path, _: &[String]) -> Result<String, RenderError> {
+            Err(RenderError::NoKustomize {
+                dir: dir.to_path_buf(),
+            })
+        }
+    }
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/source-helm");
+    let tp = TempProject::new();
+    let dir = tp.copy_tree(&src, "p");
+    let loaded = ktwin_config::load(&dir.join("ktwin.yaml")).unwrap();
+    let e = render_env(&loaded, "prod", &NoTools, &[]).unwrap_err();
+    assert!(matches!(e, RenderError::NoHelm { .. }), "{e:?}");
+    assert!(e.help().unwrap().contains("helm.sh/docs/intro/install"));
 }

@@ -117,6 +117,30 @@ pub fn shared(rel: &str) -> Option<PathBuf> {
     None
 }
 
+/// Whether the user's `helm` is on PATH. Helm is the user's own tool, like kustomize: without it
+/// the caller skips, saying so, unless `KTWIN_REQUIRE_HELM=1` (`.ci/run`, where
+/// scripts/tools.sh provides a real Helm) makes its absence a failure.
+pub fn helm_available() -> bool {
+    #[allow(clippy::disallowed_methods)] // a probe of the test machine, not product code
+    let found = std::process::Command::new("helm")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if found {
+        return true;
+    }
+    if std::env::var_os("KTWIN_REQUIRE_HELM").is_some_and(|v| v == "1") {
+        panic!("KTWIN_REQUIRE_HELM=1 but `helm` is not on PATH (source scripts/tools.sh)");
+    }
+    #[allow(clippy::print_stderr)]
+    {
+        eprintln!(
+            "skipping what needs helm: `helm` is not on PATH (source scripts/tools.sh to get one)"
+        );
+    }
+    false
+}
+
 /// Run an async operation to completion from a synchronous test (the product makes its one
 /// runtime in `main`; tests make their own).
 pub fn block_on<F: std::future::Future>(f: F) -> F::Output {

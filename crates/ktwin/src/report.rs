@@ -211,7 +211,10 @@ pub fn render_failure(e: RenderError) -> Failure {
             format!("{}:{line}:{col}: {message}", shown(&file)),
             Some("an env file holds one KEY=value per line (`#` starts a comment); its lines are never printed".into()),
         )]),
-        e @ (RenderError::Kustomize { .. } | RenderError::NoKustomize { .. }) => {
+        e @ (RenderError::Kustomize { .. }
+        | RenderError::NoKustomize { .. }
+        | RenderError::Helm { .. }
+        | RenderError::NoHelm { .. }) => {
             Failure::Operation(vec![plain(e.to_string(), help)])
         }
         e => Failure::Input(vec![plain(e.to_string(), help)]),

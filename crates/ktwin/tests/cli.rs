@@ -394,6 +394,78 @@ fn yaml_bomb_is_rejected_by_budget() {
     );
 }
 
+/// A stand-in `kustomize` that logs its argv, answers `version` as kustomize v4 prints it, and
+/// fails a build the way every kustomize rejects a field it predates (`json: unknown field`,
+/// on stderr) when the kustomization holds `sortOptions`.
+fn stub_kustomize_v4(bin: &Path) {
+    let script = format!(
+        "#!/bin/sh\necho \"kustomize $*\" >> '{log}'\n\
+         if [ \"$1\" = version ]; then echo '{{Version:kustomize/v4.5.7 GitCommit:56d82a8}}'; exit 0; fi\n\
+         for d; do :; done\n\
+         if grep -q sortOptions \"$d/kustomization.yaml\"; then echo 'Error: json: unknown field \"sortOptions\"' >&2; exit 1; fi\n\
+         echo 'apiVersion: v1'; echo 'kind: ConfigMap'; echo 'metadata: {{name: built}}'\n",
+        log = bin.join("calls.log").display()
+    );
+    std::fs::create_dir_all(bin).unwrap();
+    std::fs::write(bin.join("kustomize"), script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        bin.join("kustomize"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+}
+
+#[test]
+fn kustomize_flags_per_project_and_environment_and_old_versions_explained() {
+    let tp = TempProject::new();
+    tp.write(
+        "ktwin.yaml",
+        &format!(
+            "{HEAD}name: a\nkustomize: {{flags: [--enable-helm]}}\nenvironments:\n  local:\n    manifests: [k]\n    kustomize: {{flags: [--load-restrictor=LoadRestrictionsNone]}}\n  dev:\n    context: dev-ctx\n    manifests: [k]\n  sorted:\n    context: dev-ctx\n    manifests: [s]\n"
+        ),
+    );
+    tp.write("k/kustomization.yaml", "resources: []\n");
+    tp.write("s/kustomization.yaml", "sortOptions: {order: legacy}\n");
+    let bin = tp.path().join("bin");
+    stub_kustomize_v4(&bin);
+    let render = |env: &str| {
+        Command::new(env!("CARGO_BIN_EXE_ktwin"))
+            .args(["render", "--env", env])
+            .current_dir(tp.path())
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .output()
+            .unwrap()
+    };
+    let o = render("local");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = render("dev");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let calls = std::fs::read_to_string(bin.join("calls.log")).unwrap();
+    let k = tp.path().join("k");
+    assert!(
+        calls.contains(&format!(
+            "kustomize build --load-restrictor=LoadRestrictionsNone {}\n",
+            k.display()
+        )),
+        "the environment's flags replace the project's:\n{calls}"
+    );
+    assert!(
+        calls.contains(&format!("kustomize build --enable-helm {}\n", k.display())),
+        "an environment without its own takes the project's:\n{calls}"
+    );
+
+    let o = render("sorted");
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("unknown field \"sortOptions\"")
+            && err.contains("`sortOptions` needs kustomize v5.0.0 or newer")
+            && err.contains("ktwin ran kustomize v4.5.7"),
+        "{err}"
+    );
+}
+
 #[test]
 fn kustomize_missing_says_how_to_install() {
     let tp = TempProject::new();
@@ -431,9 +503,13 @@ fn kustomize_missing_says_how_to_install() {
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("name: from-stub"));
+    // `kustomize version` once (to explain fields it predates), then the build.
     assert_eq!(
         stubs.calls(),
-        [format!("kustomize build {}", tp.path().join("k").display())]
+        [
+            "kustomize version".to_string(),
+            format!("kustomize build {}", tp.path().join("k").display())
+        ]
     );
 }
 

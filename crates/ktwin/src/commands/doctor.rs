@@ -58,8 +58,19 @@ pub async fn run(cli: &Cli, a: &DoctorArgs) -> Result<u8, Failure> {
             let mut docs = Vec::new();
             // Paths named on the command line: read wherever they are, still bounded.
             let inputs = ktwin_config::inputs::Inputs::anywhere();
+            let flags: Vec<String> = loaded
+                .as_ref()
+                .and_then(|l| {
+                    l.project
+                        .environments
+                        .get(&a.env)
+                        .map(|e| e.kustomize_flags(&l.project).to_vec())
+                })
+                .unwrap_or_default();
             for f in &a.files {
-                docs.extend(load_source(f, &ExternalKustomize, &inputs).map_err(render_failure)?);
+                docs.extend(
+                    load_source(f, &ExternalKustomize, &flags, &inputs).map_err(render_failure)?,
+                );
             }
             let (twin, ignore) = match &loaded {
                 Some(l) => (
