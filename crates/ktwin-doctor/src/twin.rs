@@ -21,6 +21,8 @@ pub struct Node {
 #[derive(Debug, Clone)]
 pub struct Twin {
     pub project: String,
+    /// The environment whose manifests are checked against this twin.
+    pub env: String,
     pub provider: Provider,
     pub nodes: Vec<Node>,
     pub ports: Vec<Port>,
@@ -154,6 +156,7 @@ impl Twin {
         let sc = provider.default_storage_class().to_string();
         Twin {
             image_entries,
+            env: env.to_string(),
             project: p.name.clone(),
             provider,
             nodes,

@@ -130,3 +130,30 @@ pub fn pod_spec_pointer(kind: &str) -> Option<&'static str> {
 
 /// The container lists of a pod spec.
 pub const CONTAINER_LISTS: &[&str] = &["initContainers", "containers", "ephemeralContainers"];
+
+/// API groups every Kubernetes API server serves (`doctor`'s `kind-not-served`, and `init`
+/// leaving out sources made only of kinds a plain cluster does not serve).
+pub const BUILT_IN_GROUPS: &[&str] = &[
+    "",
+    "apps",
+    "batch",
+    "autoscaling",
+    "policy",
+    "networking.k8s.io",
+    "rbac.authorization.k8s.io",
+    "storage.k8s.io",
+    "apiextensions.k8s.io",
+    "admissionregistration.k8s.io",
+    "scheduling.k8s.io",
+    "coordination.k8s.io",
+    "discovery.k8s.io",
+    "node.k8s.io",
+    "certificates.k8s.io",
+    "flowcontrol.apiserver.k8s.io",
+    "events.k8s.io",
+    "apiregistration.k8s.io",
+    "authentication.k8s.io",
+    "authorization.k8s.io",
+    "resource.k8s.io",
+    "metrics.k8s.io",
+];

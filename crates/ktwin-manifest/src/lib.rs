@@ -11,6 +11,7 @@ pub mod helm;
 pub mod output;
 pub mod parse;
 pub mod pipeline;
+pub mod propose;
 pub mod quantity;
 pub mod render;
 pub mod scan;

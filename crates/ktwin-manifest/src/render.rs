@@ -58,6 +58,86 @@ pub fn load_source(
     parse_stream(path, &inputs.read_text(path)?)
 }
 
+/// A file a lenient read left out, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    pub file: PathBuf,
+    pub why: String,
+}
+
+/// The tool whose own config a YAML document is (`skaffold.yaml`, a kustomization, a k3d or kind
+/// cluster config, ktwin.yaml): it has `apiVersion` and `kind` but is no Kubernetes object.
+pub fn tool_config(api_version: &str) -> Option<&'static str> {
+    const TOOLS: &[(&str, &str)] = &[
+        ("skaffold/", "a Skaffold config"),
+        ("kustomize.config.k8s.io/", "a kustomization"),
+        ("k3d.io/", "a k3d config"),
+        ("kind.x-k8s.io/", "a kind cluster config"),
+        ("ktwin.dev/", "a ktwin project file"),
+        ("kpt.dev/", "a kpt file"),
+        ("config.kubernetes.io/", "a KRM function config"),
+    ];
+    TOOLS
+        .iter()
+        .find(|(p, _)| api_version.starts_with(p))
+        .map(|(_, what)| *what)
+}
+
+/// The Kubernetes objects of one YAML file, or why it holds none: a Helm template, invalid
+/// YAML (position only, never a line of it: it may hold a secret), documents that are not
+/// objects, or a tool's own config.
+pub fn classify_file(file: &Path, text: &str) -> Result<Vec<Document>, String> {
+    if text.contains("{{") {
+        return Err("a Go/Helm template (render its chart with a `helm:` source instead)".into());
+    }
+    let docs = match parse_stream(file, text) {
+        Ok(d) => d,
+        Err(RenderError::Yaml(d)) => {
+            return Err(match d.pos {
+                Some(p) => format!("not valid YAML (line {}, column {})", p.line, p.col),
+                None => "not valid YAML".into(),
+            })
+        }
+        Err(RenderError::NotAnObject { why, .. }) => {
+            return Err(format!("not Kubernetes objects ({why})"))
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    if let Some(what) = docs.first().and_then(|d| tool_config(d.api_version())) {
+        if docs.iter().all(|d| tool_config(d.api_version()).is_some()) {
+            return Err(what.to_string());
+        }
+    }
+    if docs.is_empty() {
+        return Err("no documents".into());
+    }
+    Ok(docs)
+}
+
+/// Like [`load_source`], but a directory's YAML files that hold no Kubernetes objects are left
+/// out with the reason instead of failing the whole read (`doctor -f DIR`, `init`). A file named
+/// on its own, and a kustomization's output, are read strictly.
+pub fn load_source_lenient(
+    path: &Path,
+    kustomizer: &dyn Kustomizer,
+    flags: &[String],
+    inputs: &Inputs,
+) -> Result<(Vec<Document>, Vec<Skipped>), RenderError> {
+    inputs.check(path)?;
+    if !path.is_dir() || kustomization_file(path).is_some() {
+        return Ok((load_source(path, kustomizer, flags, inputs)?, Vec::new()));
+    }
+    let mut docs = Vec::new();
+    let mut skipped = Vec::new();
+    for f in inputs.yaml_files(path)? {
+        match classify_file(&f, &inputs.read_text(&f)?) {
+            Ok(d) => docs.extend(d),
+            Err(why) => skipped.push(Skipped { file: f, why }),
+        }
+    }
+    Ok((docs, skipped))
+}
+
 /// kustomize output forgets where objects came from. Point each object back at the file that
 /// defines it (by kind and name, allowing for name prefixes and suffixes), else at the
 /// kustomization file itself.

@@ -1,38 +1,75 @@
-//! `ktwin init`: read a repository and propose a commented ktwin.yaml, saying why for each
-//! inference.
+//! What `ktwin init` reads from a repository: kustomize roots (and what each includes), Helm
+//! charts, plain manifest directories, Dockerfiles, and the image builds the tools teams already
+//! use declare (`skaffold.yaml` artifacts, a `Tiltfile`'s `docker_build`, compose `build:`).
+//! Reading only: every file goes through [`Inputs`] (confined to the repository, bounded in
+//! size), symlinked directories are not followed, and nothing is executed.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use ktwin_config::inputs::Inputs;
 use serde_json::Value;
 
-use crate::doc::{pod_spec_pointer, Document, CONTAINER_LISTS};
-use crate::render::{kustomization_file, load_source, Kustomizer};
+use crate::render::{classify_file, clean_path, kustomization_file};
 
+/// Directories no manifest or build context of the project lives in.
 const SKIP_DIRS: &[&str] = &[
     "target",
     "node_modules",
     "vendor",
     "dist",
-    "build",
     "third_party",
+    "__pycache__",
 ];
+
+/// How deep the walk goes (a repository is not a file system).
+const MAX_DEPTH: usize = 24;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KustomizeRoot {
+    pub dir: PathBuf,
+    /// `kind: Component`: only ever included by another root, never built alone.
+    pub component: bool,
+    /// The local directories its `resources`, `bases` and `components` name (not URLs).
+    pub includes: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chart {
+    pub dir: PathBuf,
+    /// `values-<env>.yaml` / `values.<env>.yaml` beside `values.yaml`, by environment name.
+    pub env_values: Vec<(String, PathBuf)>,
+}
+
+/// An image some tool of the repository builds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildDecl {
+    /// The image name as that tool names it (`frontend`, `gcr.io/acme/frontend`).
+    pub image: String,
+    pub context: PathBuf,
+    /// The Dockerfile, when the tool builds one (`None`: jib, buildpacks, ko, bazel, custom).
+    pub dockerfile: Option<PathBuf>,
+    /// `docker`, `jib`, `buildpacks`, `ko`, `bazel` or `custom`.
+    pub builder: String,
+    /// Where it is declared, for the reason init gives (`skaffold.yaml`, `Tiltfile`, …).
+    pub origin: String,
+}
 
 #[derive(Debug, Default)]
 pub struct Scan {
-    pub kustomize_roots: Vec<PathBuf>,
+    pub roots: Vec<KustomizeRoot>,
+    pub charts: Vec<Chart>,
     pub plain_dirs: Vec<PathBuf>,
     pub dockerfiles: Vec<PathBuf>,
+    pub builds: Vec<BuildDecl>,
+    /// Manifest paths a `skaffold.yaml` (top level, not a profile) or a `Tiltfile` deploys,
+    /// with where it says so.
+    pub tool_manifests: Vec<(PathBuf, String)>,
+    /// Every directory name seen (for telling first-party images from public ones).
+    pub dir_names: BTreeSet<String>,
 }
 
-#[derive(Debug)]
-pub struct Proposal {
-    pub yaml: String,
-    /// What was inferred and why, one line each.
-    pub notes: Vec<String>,
-}
-
-fn rel(root: &Path, p: &Path) -> String {
+pub fn rel(root: &Path, p: &Path) -> String {
     let r = p
         .strip_prefix(root)
         .unwrap_or(p)
@@ -47,29 +84,46 @@ fn rel(root: &Path, p: &Path) -> String {
 
 pub fn scan(root: &Path) -> Scan {
     let mut s = Scan::default();
-    walk(root, &mut s, false);
-    s.kustomize_roots.sort();
+    let inputs = Inputs::confined(root);
+    walk(root, root, &mut s, false, 0, &inputs);
+    s.roots.sort_by(|a, b| a.dir.cmp(&b.dir));
+    s.charts.sort_by(|a, b| a.dir.cmp(&b.dir));
     s.plain_dirs.sort();
     s.dockerfiles.sort();
     s
 }
 
-fn looks_like_manifest(path: &Path) -> bool {
-    // Regular files within the input size limit only (never a FIFO or /dev/zero).
-    ktwin_config::inputs::Inputs::anywhere()
-        .read_text(path)
-        .map(|t| t.contains("apiVersion:") && t.contains("kind:"))
-        .unwrap_or(false)
+fn is_yaml(name: &str) -> bool {
+    name.ends_with(".yaml") || name.ends_with(".yml")
 }
 
-fn walk(dir: &Path, s: &mut Scan, under_kustomize: bool) {
+fn walk(
+    root: &Path,
+    dir: &Path,
+    s: &mut Scan,
+    under_kustomize: bool,
+    depth: usize,
+    inputs: &Inputs,
+) {
+    if depth > MAX_DEPTH {
+        return;
+    }
     let Ok(rd) = std::fs::read_dir(dir) else {
         return;
     };
-    let is_root = kustomization_file(dir).is_some();
-    if is_root {
-        s.kustomize_roots.push(dir.to_path_buf());
+    if let Some(n) = dir.file_name() {
+        s.dir_names.insert(n.to_string_lossy().into_owned());
     }
+    if dir.join("Chart.yaml").is_file() {
+        s.charts.push(chart(dir));
+        // A chart's templates are not YAML, and its subcharts render with it.
+        return;
+    }
+    let kfile = kustomization_file(dir);
+    if let Some(k) = &kfile {
+        s.roots.push(kustomize_root(dir, k, inputs));
+    }
+    let is_root = kfile.is_some();
     let mut has_manifest = false;
     let mut entries: Vec<_> = rd.flatten().collect();
     entries.sort_by_key(|e| e.file_name());
@@ -81,453 +135,465 @@ fn walk(dir: &Path, s: &mut Scan, under_kustomize: bool) {
         }
         // A symlinked directory is not followed: it is either a copy of what the walk sees
         // anyway or a loop.
-        let symlink = e.file_type().is_ok_and(|t| t.is_symlink());
-        if p.is_dir() {
-            if !symlink && !SKIP_DIRS.contains(&name.as_str()) {
-                walk(&p, s, under_kustomize || is_root);
+        let Ok(ft) = e.file_type() else { continue };
+        if ft.is_dir() {
+            if !SKIP_DIRS.contains(&name.as_str()) {
+                walk(root, &p, s, under_kustomize || is_root, depth + 1, inputs);
             }
-        } else if name == "Dockerfile" || name.ends_with(".Dockerfile") {
-            s.dockerfiles.push(p);
-        } else if (name.ends_with(".yaml") || name.ends_with(".yml"))
-            && name != "ktwin.yaml"
-            && !name.starts_with("kustomization")
-            && looks_like_manifest(&p)
+            continue;
+        }
+        if !ft.is_file() {
+            continue;
+        }
+        if name == "Dockerfile" || name.ends_with(".Dockerfile") || name.starts_with("Dockerfile.")
         {
-            has_manifest = true;
+            s.dockerfiles.push(p);
+        } else if name == "Tiltfile" {
+            if let Ok(t) = inputs.read_text(&p) {
+                tiltfile(root, &p, &t, s);
+            }
+        } else if is_yaml(&name) && name != "ktwin.yaml" && !name.starts_with("kustomization") {
+            let Ok(text) = inputs.read_text(&p) else {
+                continue;
+            };
+            if text.contains("apiVersion: skaffold/") {
+                skaffold(root, &p, &text, s);
+                continue;
+            }
+            if name.starts_with("docker-compose") || name.starts_with("compose.") {
+                compose(root, &p, &text, s);
+                continue;
+            }
+            if !is_root && !under_kustomize && classify_file(&p, &text).is_ok() {
+                has_manifest = true;
+            }
         }
     }
-    if has_manifest && !is_root && !under_kustomize && !is_ktwin_dir(dir) {
+    if has_manifest && !dir.join("ktwin.yaml").is_file() {
         s.plain_dirs.push(dir.to_path_buf());
     }
 }
 
-fn is_ktwin_dir(dir: &Path) -> bool {
-    dir.join("ktwin.yaml").is_file()
-}
-
-/// Lower-case, non-alphanumerics to '-', trimmed to a DNS label.
-pub fn dns_label(s: &str) -> String {
-    let mut out: String = s
-        .to_ascii_lowercase()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect();
-    while out.contains("--") {
-        out = out.replace("--", "-");
-    }
-    let t = out.trim_matches('-');
-    let t = if t.len() > 63 { &t[..63] } else { t };
-    if t.is_empty() {
-        "app".into()
-    } else {
-        t.trim_end_matches('-').to_string()
-    }
-}
-
-fn q(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_default()
-}
-
-#[derive(Debug, Default)]
-struct Pool {
-    labels: BTreeMap<String, String>,
-    users: Vec<String>,
-    tolerated: Option<BTreeSet<String>>,
-}
-
-pub fn propose(root: &Path, kustomizer: &dyn Kustomizer) -> Proposal {
-    let s = scan(root);
-    let mut notes = Vec::new();
-    let name = dns_label(
-        &root
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-    );
-    notes.push(format!("project name `{name}` from the directory name"));
-
-    // Environments.
-    let overlays: Vec<&PathBuf> = s
-        .kustomize_roots
-        .iter()
-        .filter(|p| {
-            p.parent()
-                .and_then(|pp| pp.file_name())
-                .is_some_and(|n| n == "overlays")
-        })
-        .collect();
-    let mut envs: Vec<(String, Vec<PathBuf>)> = Vec::new();
-    let mut local_sources: Vec<PathBuf> = Vec::new();
-    if !overlays.is_empty() {
-        let env_name = |p: &PathBuf| {
-            p.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        };
-        let pick = ["local", "prod", "production", "dev", "staging"]
-            .iter()
-            .find_map(|want| overlays.iter().find(|p| env_name(p) == *want))
-            .copied()
-            .unwrap_or(overlays[0]);
-        local_sources.push(pick.clone());
-        notes.push(format!(
-            "environment `local` renders {} (the twin adapts it; `ktwin diff --against` shows how)",
-            rel(root, pick)
-        ));
-        for o in &overlays {
-            let n = dns_label(&env_name(o));
-            if n != "local" {
-                notes.push(format!(
-                    "environment `{n}` from {}; set its real kube context",
-                    rel(root, o)
-                ));
-                envs.push((n, vec![(*o).clone()]));
-            }
-        }
-    } else if !s.kustomize_roots.is_empty() {
-        let tops: Vec<PathBuf> = s
-            .kustomize_roots
-            .iter()
-            .filter(|p| {
-                !s.kustomize_roots
-                    .iter()
-                    .any(|o| o != *p && p.starts_with(o))
-            })
-            .cloned()
+fn chart(dir: &Path) -> Chart {
+    let mut env_values = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        let mut names: Vec<String> = rd
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect();
-        notes.push(format!(
-            "environment `local` renders the kustomization(s) {}",
-            tops.iter()
-                .map(|p| rel(root, p))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-        local_sources = tops;
-    } else if !s.plain_dirs.is_empty() {
-        notes.push(format!(
-            "environment `local` reads the plain manifest dir(s) {}",
-            s.plain_dirs
-                .iter()
-                .map(|p| rel(root, p))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-        local_sources = s.plain_dirs.clone();
-    } else {
-        notes.push("no manifests found: add paths under environments.local.manifests".into());
-    }
-
-    let mut docs: Vec<Document> = Vec::new();
-    let inputs = ktwin_config::inputs::Inputs::confined(root);
-    for src in &local_sources {
-        match load_source(src, kustomizer, &[], &inputs) {
-            Ok(d) => docs.extend(d),
-            Err(e) => notes.push(format!(
-                "could not render {} to infer more ({e})",
-                rel(root, src)
-            )),
+        names.sort();
+        for n in names {
+            let Some(stem) = n.strip_suffix(".yaml").or_else(|| n.strip_suffix(".yml")) else {
+                continue;
+            };
+            let env = stem
+                .strip_prefix("values-")
+                .or_else(|| stem.strip_prefix("values."))
+                .or_else(|| stem.strip_prefix("values_"));
+            if let Some(env) = env.filter(|e| !e.is_empty()) {
+                env_values.push((env.to_string(), dir.join(&n)));
+            }
         }
     }
+    env_values.sort();
+    Chart {
+        dir: dir.to_path_buf(),
+        env_values,
+    }
+}
 
-    // Node pools from nodeSelector / required node affinity.
-    let mut pools: BTreeMap<String, Pool> = BTreeMap::new();
-    let mut skipped_labels = BTreeSet::new();
-    let mut ports = Vec::new();
-    let mut images_in_manifests: BTreeSet<String> = BTreeSet::new();
-    let defined_secrets: BTreeSet<String> = docs
-        .iter()
-        .filter(|d| d.is("Secret"))
-        .map(|d| d.name().to_string())
-        .collect();
-    let mut referenced_secrets: BTreeSet<String> = BTreeSet::new();
-    for d in &docs {
-        if d.is("Service")
-            && d.value.pointer("/spec/type").and_then(Value::as_str) == Some("NodePort")
-        {
-            for p in d
-                .value
-                .pointer("/spec/ports")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                if let Some(np) = p.get("nodePort").and_then(Value::as_u64) {
-                    ports.push((np, d.name().to_string()));
-                }
+fn strings(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|x| x.as_str().map(str::to_string))
+        .collect()
+}
+
+fn kustomize_root(dir: &Path, kfile: &Path, inputs: &Inputs) -> KustomizeRoot {
+    let k: Value = inputs
+        .read_text(kfile)
+        .ok()
+        .and_then(|t| serde_saphyr::from_str(&t).ok())
+        .unwrap_or(Value::Null);
+    let component = k.get("kind").and_then(Value::as_str) == Some("Component");
+    let mut includes = Vec::new();
+    for field in ["resources", "bases", "components"] {
+        for r in strings(k.get(field)) {
+            if r.contains("://") || r.starts_with("github.com/") {
+                continue;
+            }
+            let p = clean_path(&dir.join(&r));
+            if p.is_dir() {
+                includes.push(p);
             }
         }
-        let Some(ptr) = pod_spec_pointer(d.kind()) else {
-            continue;
-        };
-        let Some(spec) = d.value.pointer(ptr) else {
-            continue;
-        };
-        collect_secret_refs(spec, &mut referenced_secrets);
-        for l in CONTAINER_LISTS {
-            for c in spec.get(*l).and_then(Value::as_array).into_iter().flatten() {
-                if let Some(i) = c.get("image").and_then(Value::as_str) {
-                    images_in_manifests.insert(i.to_string());
-                }
-            }
-        }
-        let mut labels: BTreeMap<String, String> = BTreeMap::new();
-        if let Some(ns) = spec.get("nodeSelector").and_then(Value::as_object) {
-            for (k, v) in ns {
-                if let Some(v) = v.as_str() {
-                    labels.insert(k.clone(), v.to_string());
-                }
-            }
-        }
-        let terms = spec
-            .pointer("/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms")
-            .and_then(Value::as_array);
-        if let Some(first) = terms.and_then(|t| t.first()) {
-            for e in first
-                .get("matchExpressions")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                let key = e.get("key").and_then(Value::as_str);
-                let op = e.get("operator").and_then(Value::as_str);
-                let vals = e.get("values").and_then(Value::as_array);
-                if let (Some(k), Some("In"), Some(vals)) = (key, op, vals) {
-                    if let Some(v) = vals.first().and_then(Value::as_str) {
-                        labels.insert(k.to_string(), v.to_string());
-                    }
-                }
-            }
-        }
-        labels.retain(|k, _| {
-            let well_known = matches!(
-                k.as_str(),
-                "kubernetes.io/os" | "kubernetes.io/arch" | "kubernetes.io/hostname"
-            );
-            let allowed = ktwin_config::names::kubelet_may_set(k).is_ok();
-            if !allowed {
-                skipped_labels.insert(k.clone());
-            }
-            !well_known && allowed
-        });
-        if labels.is_empty() {
-            continue;
-        }
-        let key = labels
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(",");
-        let tol: BTreeSet<String> = spec
-            .get("tolerations")
+    }
+    KustomizeRoot {
+        dir: dir.to_path_buf(),
+        component,
+        includes,
+    }
+}
+
+/// Every document of a YAML stream as a value, skipping what does not parse.
+fn yaml_docs(text: &str) -> Vec<Value> {
+    serde_saphyr::from_multiple_with_options::<Value>(text, ktwin_config::load::yaml_options())
+        .unwrap_or_default()
+}
+
+/// A `skaffold.yaml`: `build.artifacts` (image, context relative to the file, the builder) and
+/// the top-level manifests it deploys (`manifests.kustomize.paths`, `manifests.rawYaml`, and
+/// v2's `deploy.kustomize.paths` / `deploy.kubectl.manifests`). Profiles are left alone: they
+/// are variants, and init proposes what `skaffold dev` runs by default.
+fn skaffold(root: &Path, file: &Path, text: &str, s: &mut Scan) {
+    let base = file.parent().unwrap_or(root);
+    let origin = rel(root, file);
+    for doc in yaml_docs(text) {
+        for a in doc
+            .pointer("/build/artifacts")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
-            .filter_map(|t| {
-                let k = t.get("key")?.as_str()?;
-                let eff = t.get("effect")?.as_str()?;
-                if eff == "PreferNoSchedule" {
-                    return None;
-                }
-                match t.get("value").and_then(Value::as_str) {
-                    Some(v) => Some(format!("{k}={v}:{eff}")),
-                    None => Some(format!("{k}:{eff}")),
-                }
-            })
-            .collect();
-        let pool = pools.entry(key).or_default();
-        pool.labels = labels;
-        pool.users.push(format!("{}/{}", d.kind(), d.name()));
-        pool.tolerated = Some(match pool.tolerated.take() {
-            None => tol,
-            Some(prev) => prev.intersection(&tol).cloned().collect(),
-        });
-    }
-    for k in &skipped_labels {
-        notes.push(format!(
-            "label `{k}` is reserved (the kubelet cannot set it); no pool carries it"
-        ));
-    }
-
-    // Images from Dockerfiles.
-    let mut images = Vec::new();
-    for df in &s.dockerfiles {
-        let ctx = df.parent().unwrap_or(root);
-        let dir_name = ctx
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let matched = images_in_manifests.iter().find_map(|i| {
-            let r = ktwin_config::imageref::ImageRef::parse(i).ok()?;
-            (r.path.rsplit('/').next() == Some(dir_name.as_str())).then(|| {
-                let mut r = r;
-                r.tag = None;
-                r.digest = None;
-                r.to_string()
-            })
-        });
-        let image = match &matched {
-            Some(i) => {
-                notes.push(format!(
-                    "image {i} builds from {} (the manifests use it)",
-                    rel(root, df)
-                ));
-                i.clone()
-            }
-            None => {
-                let i = format!("{name}/{}", dns_label(&dir_name));
-                notes.push(format!("image {i} builds from {} (no manifest names an image `{dir_name}`; rename it to match)", rel(root, df)));
-                i
-            }
-        };
-        let file = df
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        images.push((image, rel(root, ctx), file));
-    }
-
-    // Write the file.
-    let mut y = String::new();
-    y.push_str("# ktwin.yaml — written by `ktwin init`; review every line, then `ktwin render --explain`.\n");
-    y.push_str("# Reference: `ktwin schema` prints the JSON Schema of this file.\n");
-    y.push_str("apiVersion: ktwin.dev/v1alpha1\nkind: Project\n");
-    y.push_str(&format!("name: {name}\n"));
-    y.push_str("cluster:\n  provider: k3d              # or kind\n  servers: 1\n");
-    if pools.is_empty() {
-        y.push_str("  agents: []                 # one entry per production node pool\n");
-    } else {
-        y.push_str("  agents:                    # one per node pool the manifests select\n");
-        let mut used = BTreeSet::new();
-        for pool in pools.values() {
-            let mut pname = dns_label(
-                pool.labels
-                    .values()
-                    .next()
-                    .map(String::as_str)
-                    .unwrap_or("pool"),
-            );
-            while !used.insert(pname.clone()) {
-                pname.push('x');
-            }
-            y.push_str(&format!(
-                "    - name: {pname}              # used by {}\n",
-                pool.users.join(", ")
-            ));
-            let labels: Vec<String> = pool
-                .labels
-                .iter()
-                .map(|(k, v)| format!("{}: {}", q(k), q(v)))
-                .collect();
-            y.push_str(&format!("      labels: {{{}}}\n", labels.join(", ")));
-            let taints: Vec<String> = pool
-                .tolerated
-                .clone()
-                .unwrap_or_default()
+        {
+            let Some(image) = a.get("image").and_then(Value::as_str) else {
+                continue;
+            };
+            let context =
+                clean_path(&base.join(a.get("context").and_then(Value::as_str).unwrap_or(".")));
+            let builder = ["jib", "buildpacks", "ko", "bazel", "custom"]
                 .into_iter()
-                .collect();
-            if !taints.is_empty() {
-                y.push_str(&format!(
-                    "      taints: [{}]   # every pod of this pool tolerates it\n",
-                    taints.iter().map(|t| q(t)).collect::<Vec<_>>().join(", ")
-                ));
+                .find(|b| a.get(*b).is_some())
+                .unwrap_or("docker");
+            let dockerfile = (builder == "docker").then(|| {
+                clean_path(
+                    &context.join(
+                        a.pointer("/docker/dockerfile")
+                            .and_then(Value::as_str)
+                            .unwrap_or("Dockerfile"),
+                    ),
+                )
+            });
+            s.builds.push(BuildDecl {
+                image: image.to_string(),
+                context,
+                dockerfile,
+                builder: builder.to_string(),
+                origin: format!("{origin} (build.artifacts)"),
+            });
+        }
+        let mut paths = strings(doc.pointer("/manifests/kustomize/paths"));
+        paths.extend(strings(doc.pointer("/manifests/rawYaml")));
+        paths.extend(strings(doc.pointer("/deploy/kustomize/paths")));
+        paths.extend(strings(doc.pointer("/deploy/kubectl/manifests")));
+        for p in paths {
+            if p.contains('*') {
+                continue;
             }
-            notes.push(format!(
-                "pool `{pname}` with {} from the nodeSelector/affinity of {}",
-                pool.labels
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect::<Vec<_>>()
-                    .join(","),
-                pool.users.join(", ")
-            ));
+            s.tool_manifests
+                .push((clean_path(&base.join(p)), origin.clone()));
         }
     }
-    if ports.is_empty() {
-        y.push_str(
-            "  ports: []                  # {hostPort, nodePort} per NodePort Service to reach\n",
-        );
-    } else {
-        y.push_str("  ports:\n");
-        for (np, svc) in &ports {
-            y.push_str(&format!(
-                "    - {{hostPort: {np}, nodePort: {np}}}   # Service {svc}\n"
-            ));
-            notes.push(format!(
-                "port {np} on 127.0.0.1 → nodePort {np} of Service {svc}"
-            ));
-        }
-    }
-    y.push_str("registry:\n  name: ktwin-registry\n  hostPort: 5001\n");
-    if images.is_empty() {
-        y.push_str("images: []\n");
-    } else {
-        y.push_str("images:\n");
-        for (i, c, f) in &images {
-            y.push_str(&format!("  - image: {}\n    context: {}\n", q(i), q(c)));
-            if f != "Dockerfile" {
-                y.push_str(&format!("    dockerfile: {}\n", q(f)));
-            }
-        }
-    }
-    y.push_str("environments:\n  local:\n");
-    if local_sources.is_empty() {
-        y.push_str("    manifests: []\n");
-    } else {
-        y.push_str("    manifests:\n");
-        for l in &local_sources {
-            y.push_str(&format!("      - {}\n", q(&rel(root, l))));
-        }
-    }
-    y.push_str(
-        "    adapt: {}                # every local adaptation on; see `ktwin render --explain`\n",
-    );
-    let missing: Vec<&String> = referenced_secrets.difference(&defined_secrets).collect();
-    if !missing.is_empty() {
-        y.push_str("    # Secrets the workloads use that no manifest defines. Create each env file, git-ignore\n    # it, then uncomment:\n    # secrets:\n");
-        for m in &missing {
-            y.push_str(&format!("    #   - {{name: {m}, envFile: {m}.env}}\n"));
-            notes.push(format!(
-                "Secret `{m}` is used but not defined: see the commented `secrets:` entry"
-            ));
-        }
-    }
-    for (n, srcs) in &envs {
-        y.push_str(&format!("  {n}:\n    manifests:\n"));
-        for src in srcs {
-            y.push_str(&format!("      - {}\n", q(&rel(root, src))));
-        }
-        y.push_str(&format!(
-            "    context: CHANGE-ME-{n}   # the kube context of your {n} cluster\n"
-        ));
-    }
-    Proposal { yaml: y, notes }
 }
 
-fn collect_secret_refs(spec: &Value, out: &mut BTreeSet<String>) {
-    fn visit(v: &Value, out: &mut BTreeSet<String>) {
-        match v {
-            Value::Object(m) => {
-                for (k, val) in m {
-                    match k.as_str() {
-                        "secretKeyRef" | "secretRef" => {
-                            if let Some(n) = val.get("name").and_then(Value::as_str) {
-                                out.insert(n.to_string());
-                            }
-                        }
-                        "secret" => {
-                            if let Some(n) = val.get("secretName").and_then(Value::as_str) {
-                                out.insert(n.to_string());
-                            }
-                        }
-                        "imagePullSecrets" => continue,
-                        _ => {}
-                    }
-                    visit(val, out);
-                }
-            }
-            Value::Array(a) => a.iter().for_each(|x| visit(x, out)),
-            _ => {}
+/// A compose file's `services.<name>.build` (a context string, or `{context, dockerfile}`),
+/// with `image:` or, as compose names it, the service name.
+fn compose(root: &Path, file: &Path, text: &str, s: &mut Scan) {
+    let base = file.parent().unwrap_or(root);
+    let origin = rel(root, file);
+    for doc in yaml_docs(text) {
+        let Some(services) = doc.get("services").and_then(Value::as_object) else {
+            continue;
+        };
+        for (name, svc) in services {
+            let (context, dockerfile) = match svc.get("build") {
+                Some(Value::String(c)) => (c.clone(), "Dockerfile".to_string()),
+                Some(b @ Value::Object(_)) => (
+                    b.get("context")
+                        .and_then(Value::as_str)
+                        .unwrap_or(".")
+                        .to_string(),
+                    b.get("dockerfile")
+                        .and_then(Value::as_str)
+                        .unwrap_or("Dockerfile")
+                        .to_string(),
+                ),
+                _ => continue,
+            };
+            let context = clean_path(&base.join(context));
+            let image = svc
+                .get("image")
+                .and_then(Value::as_str)
+                .unwrap_or(name)
+                .to_string();
+            s.builds.push(BuildDecl {
+                image,
+                dockerfile: Some(clean_path(&context.join(dockerfile))),
+                context,
+                builder: "docker".into(),
+                origin: format!("{origin} (service `{name}`)"),
+            });
         }
     }
-    visit(spec, out);
+}
+
+/// The argument text of every `name(...)` call in a Starlark file (comments dropped, strings
+/// and nested parentheses respected).
+fn calls<'a>(text: &'a str, name: &str) -> Vec<&'a str> {
+    let mut out = Vec::new();
+    let b = text.as_bytes();
+    let pat = format!("{name}(");
+    let mut from = 0;
+    while let Some(i) = text[from..].find(&pat) {
+        let start = from + i;
+        from = start + pat.len();
+        // Not a longer identifier (`my_docker_build(`) nor a commented line.
+        if start > 0 && (b[start - 1].is_ascii_alphanumeric() || b[start - 1] == b'_') {
+            continue;
+        }
+        let line_start = text[..start].rfind('\n').map_or(0, |n| n + 1);
+        if text[line_start..start].contains('#') {
+            continue;
+        }
+        let mut depth = 1;
+        let mut quote: Option<u8> = None;
+        let mut j = from;
+        while j < b.len() && depth > 0 {
+            let c = b[j];
+            match quote {
+                Some(q) if c == q => quote = None,
+                Some(_) if c == b'\\' => j += 1,
+                Some(_) => {}
+                None => match c {
+                    b'\'' | b'"' => quote = Some(c),
+                    b'(' | b'[' => depth += 1,
+                    b')' | b']' => depth -= 1,
+                    _ => {}
+                },
+            }
+            j += 1;
+        }
+        if depth == 0 {
+            out.push(&text[from..j - 1]);
+        }
+    }
+    out
+}
+
+/// Top-level arguments: `(positional string literals, keyword → string literal)`.
+fn args(a: &str) -> (Vec<Option<String>>, Vec<(String, String)>) {
+    let mut parts = Vec::new();
+    let (mut depth, mut quote, mut cur) = (0, None::<char>, String::new());
+    for c in a.chars() {
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None => match c {
+                '\'' | '"' => quote = Some(c),
+                '(' | '[' | '{' => depth += 1,
+                ')' | ']' | '}' => depth -= 1,
+                ',' if depth == 0 => {
+                    parts.push(std::mem::take(&mut cur));
+                    continue;
+                }
+                _ => {}
+            },
+        }
+        cur.push(c);
+    }
+    parts.push(cur);
+    let lit = |s: &str| {
+        let s = s.trim();
+        let q = s.chars().next()?;
+        (matches!(q, '\'' | '"') && s.len() >= 2 && s.ends_with(q))
+            .then(|| s[1..s.len() - 1].to_string())
+    };
+    let mut pos = Vec::new();
+    let mut kw = Vec::new();
+    for p in parts.iter().filter(|p| !p.trim().is_empty()) {
+        match p.split_once('=') {
+            Some((k, v))
+                if k.trim()
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+            {
+                if let Some(v) = lit(v) {
+                    kw.push((k.trim().to_string(), v));
+                }
+            }
+            _ => pos.push(lit(p)),
+        }
+    }
+    (pos, kw)
+}
+
+/// A `Tiltfile`: `docker_build(ref, context, dockerfile=…)` and the manifests `k8s_yaml(…)`
+/// deploys (file literals and `kustomize('dir')`). Only string literals are read; anything
+/// computed is out of reach without running Starlark, which init never does.
+fn tiltfile(root: &Path, file: &Path, text: &str, s: &mut Scan) {
+    let base = file.parent().unwrap_or(root);
+    let origin = rel(root, file);
+    for a in calls(text, "docker_build") {
+        let (pos, kw) = args(a);
+        let get = |i: usize, k: &str| {
+            kw.iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.clone())
+                .or_else(|| pos.get(i).cloned().flatten())
+        };
+        let (Some(image), Some(context)) = (get(0, "ref"), get(1, "context")) else {
+            continue;
+        };
+        let context = clean_path(&base.join(context));
+        let dockerfile = kw
+            .iter()
+            .find(|(n, _)| n == "dockerfile")
+            .map(|(_, d)| clean_path(&base.join(d)))
+            .unwrap_or_else(|| context.join("Dockerfile"));
+        s.builds.push(BuildDecl {
+            image,
+            context,
+            dockerfile: Some(dockerfile),
+            builder: "docker".into(),
+            origin: format!("{origin} (docker_build)"),
+        });
+    }
+    for a in calls(text, "k8s_yaml") {
+        let mut lits: Vec<String> = calls(a, "kustomize")
+            .into_iter()
+            .filter_map(|k| args(k).0.first().cloned().flatten())
+            .collect();
+        if !a.contains("kustomize(") && !a.contains("helm(") {
+            let inner = a.trim().trim_start_matches('[').trim_end_matches(']');
+            lits.extend(args(inner).0.into_iter().flatten());
+        }
+        for l in lits {
+            s.tool_manifests
+                .push((clean_path(&base.join(l)), origin.clone()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tiltfile_builds_and_manifests() {
+        let t = r#"
+# docker_build('commented/out', '.')
+docker_build('gcr.io/acme/api', 'services/api', dockerfile='services/api/Dockerfile.dev',
+             live_update=[sync('services/api/src', '/app/src')])
+docker_build(ref="acme/web", context="web")
+custom_build('acme/x', 'make x', deps=['x'])
+k8s_yaml(kustomize('deploy/overlays/dev'))
+k8s_yaml(['deploy/extra.yaml', "deploy/more.yaml"])
+"#;
+        let mut s = Scan::default();
+        tiltfile(Path::new("/r"), Path::new("/r/Tiltfile"), t, &mut s);
+        let b: Vec<(&str, String, String)> = s
+            .builds
+            .iter()
+            .map(|b| {
+                (
+                    b.image.as_str(),
+                    b.context.display().to_string(),
+                    b.dockerfile.as_ref().unwrap().display().to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            b,
+            [
+                (
+                    "gcr.io/acme/api",
+                    "/r/services/api".into(),
+                    "/r/services/api/Dockerfile.dev".into()
+                ),
+                ("acme/web", "/r/web".into(), "/r/web/Dockerfile".into()),
+            ]
+        );
+        let m: Vec<String> = s
+            .tool_manifests
+            .iter()
+            .map(|(p, _)| p.display().to_string())
+            .collect();
+        assert_eq!(
+            m,
+            [
+                "/r/deploy/overlays/dev",
+                "/r/deploy/extra.yaml",
+                "/r/deploy/more.yaml"
+            ]
+        );
+    }
+
+    #[test]
+    fn skaffold_artifacts_relative_to_the_file() {
+        let t = "apiVersion: skaffold/v4beta1\nkind: Config\nbuild:\n  artifacts:\n  - image: frontend\n    context: .\n  - image: cart\n    context: ../cart/src\n    docker: {dockerfile: Dockerfile.debug}\n  - image: ledger\n    jib: {}\nmanifests:\n  kustomize:\n    paths: [k8s/overlays/dev]\n  rawYaml: ['k8s/*.yaml', k8s/extra.yaml]\n";
+        let mut s = Scan::default();
+        skaffold(
+            Path::new("/r"),
+            Path::new("/r/src/web/skaffold.yaml"),
+            t,
+            &mut s,
+        );
+        assert_eq!(s.builds.len(), 3);
+        assert_eq!(s.builds[0].context, Path::new("/r/src/web"));
+        assert_eq!(
+            s.builds[1].dockerfile.as_deref(),
+            Some(Path::new("/r/src/cart/src/Dockerfile.debug"))
+        );
+        assert_eq!(s.builds[2].builder, "jib");
+        assert_eq!(s.builds[2].dockerfile, None);
+        let m: Vec<&Path> = s.tool_manifests.iter().map(|(p, _)| p.as_path()).collect();
+        assert_eq!(
+            m,
+            [
+                Path::new("/r/src/web/k8s/overlays/dev"),
+                Path::new("/r/src/web/k8s/extra.yaml")
+            ]
+        );
+    }
+
+    #[test]
+    fn compose_build_forms() {
+        let t = "services:\n  api:\n    build: ./api\n  web:\n    image: acme/web\n    build: {context: web, dockerfile: Dockerfile.prod}\n  db:\n    image: postgres:16\n";
+        let mut s = Scan::default();
+        compose(
+            Path::new("/r"),
+            Path::new("/r/docker-compose.yaml"),
+            t,
+            &mut s,
+        );
+        let b: Vec<(&str, &Path)> = s
+            .builds
+            .iter()
+            .map(|b| (b.image.as_str(), b.dockerfile.as_deref().unwrap()))
+            .collect();
+        assert_eq!(
+            b,
+            [
+                ("api", Path::new("/r/api/Dockerfile")),
+                ("acme/web", Path::new("/r/web/Dockerfile.prod"))
+            ]
+        );
+    }
+
+    #[test]
+    fn chart_values_per_environment() {
+        let tp = ktwin_testkit::TempProject::new();
+        tp.write("c/Chart.yaml", "apiVersion: v2\nname: c\nversion: 0.1.0\n");
+        for f in [
+            "values.yaml",
+            "values-prod.yaml",
+            "values.dev.yaml",
+            "other.yaml",
+        ] {
+            tp.write(&format!("c/{f}"), "{}\n");
+        }
+        let c = chart(&tp.path().join("c"));
+        let envs: Vec<&str> = c.env_values.iter().map(|(e, _)| e.as_str()).collect();
+        assert_eq!(envs, ["dev", "prod"]);
+    }
 }

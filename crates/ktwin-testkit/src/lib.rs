@@ -117,28 +117,56 @@ pub fn shared(rel: &str) -> Option<PathBuf> {
     None
 }
 
-/// Whether the user's `helm` is on PATH. Helm is the user's own tool, like kustomize: without it
-/// the caller skips, saying so, unless `KTWIN_REQUIRE_HELM=1` (`.ci/run`, where
-/// scripts/tools.sh provides a real Helm) makes its absence a failure.
+/// Without a tool the tests need from the user's machine, the caller skips, saying so, unless
+/// `KTWIN_REQUIRE_TOOLS=1` (`.ci/run`, where scripts/tools.sh provides them) makes its absence
+/// a failure.
+fn tool_missing(what: &str) -> bool {
+    if std::env::var_os("KTWIN_REQUIRE_TOOLS").is_some_and(|v| v == "1") {
+        panic!("KTWIN_REQUIRE_TOOLS=1 but {what} (source scripts/tools.sh)");
+    }
+    #[allow(clippy::print_stderr)]
+    {
+        eprintln!("skipping what needs it: {what} (source scripts/tools.sh to get it)");
+    }
+    false
+}
+
+/// Whether the user's `helm` is on PATH (Helm is the user's own tool, like kustomize).
 pub fn helm_available() -> bool {
     #[allow(clippy::disallowed_methods)] // a probe of the test machine, not product code
     let found = std::process::Command::new("helm")
         .arg("version")
         .output()
         .is_ok_and(|o| o.status.success());
-    if found {
-        return true;
-    }
-    if std::env::var_os("KTWIN_REQUIRE_HELM").is_some_and(|v| v == "1") {
-        panic!("KTWIN_REQUIRE_HELM=1 but `helm` is not on PATH (source scripts/tools.sh)");
-    }
-    #[allow(clippy::print_stderr)]
-    {
-        eprintln!(
-            "skipping what needs helm: `helm` is not on PATH (source scripts/tools.sh to get one)"
-        );
-    }
-    false
+    found || tool_missing("`helm` is not on PATH")
+}
+
+/// Whether the kustomize ktwin would run (standalone first, else kubectl's) is v5 or newer:
+/// real repositories use `components`, `labels`, `replacements`.
+pub fn modern_kustomize() -> bool {
+    #[allow(clippy::disallowed_methods)] // a probe of the test machine, not product code
+    let run = |p: &str, a: &[&str]| {
+        std::process::Command::new(p)
+            .args(a)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+    };
+    let v = run("kustomize", &["version"]).or_else(|| {
+        run("kubectl", &["version", "--client", "-o", "json"]).map(|j| {
+            serde_json::from_str::<serde_json::Value>(&j)
+                .ok()
+                .and_then(|v| v["kustomizeVersion"].as_str().map(str::to_string))
+                .unwrap_or_default()
+        })
+    });
+    let major = v
+        .as_deref()
+        .and_then(|v| v.split("v").nth(1))
+        .and_then(|v| v.split('.').next())
+        .and_then(|m| m.parse::<u32>().ok());
+    major.is_some_and(|m| m >= 5) || tool_missing("the kustomize on PATH is older than v5")
 }
 
 /// Run an async operation to completion from a synchronous test (the product makes its one

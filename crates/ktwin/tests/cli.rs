@@ -192,6 +192,295 @@ fn init_infers_and_never_overwrites() {
 
 const HEAD: &str = "apiVersion: ktwin.dev/v1alpha1\nkind: Project\n";
 
+fn deployment(name: &str, image: &str, extra_spec: &str) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}}}\nspec:\n  selector: {{matchLabels: {{app: {name}}}}}\n  template:\n    metadata: {{labels: {{app: {name}}}}}\n    spec:\n{extra_spec}      containers: [{{name: {name}, image: '{image}'}}]\n"
+    )
+}
+
+/// A repository like the ones teams have: two services with the same overlay names, a second
+/// flavour of the app that shares a base, a plain dir with a subdir, a Helm chart, a
+/// skaffold.yaml, a Dockerfile named after nothing, and a nodeSelector on a standard label.
+fn messy_repo(tp: &TempProject) -> PathBuf {
+    let r = "repo";
+    let w = |p: &str, c: &str| {
+        tp.write(&format!("{r}/{p}"), c);
+    };
+    for svc in ["api", "web"] {
+        let image = format!("gcr.io/acme/shop/{svc}:1.0");
+        let sel = if svc == "api" {
+            "      nodeSelector: {beta.kubernetes.io/os: linux, acme.io/pool: apps}\n"
+        } else {
+            ""
+        };
+        w(
+            &format!("services/{svc}/k8s/base/deploy.yaml"),
+            &deployment(svc, &image, sel),
+        );
+        w(
+            &format!("services/{svc}/k8s/base/kustomization.yaml"),
+            "resources: [deploy.yaml]\n",
+        );
+        for env in ["dev", "prod"] {
+            w(
+                &format!("services/{svc}/k8s/overlays/{env}/kustomization.yaml"),
+                "resources: [../../base]\n",
+            );
+        }
+    }
+    // skaffold builds `api` from services/api (manifests name gcr.io/acme/shop/api).
+    w(
+        "skaffold.yaml",
+        "apiVersion: skaffold/v4beta1\nkind: Config\nbuild:\n  artifacts:\n  - image: api\n    context: services/api\n",
+    );
+    w("services/api/Dockerfile", "FROM scratch\n");
+    // `web` is matched by its directory name.
+    w("services/web/Dockerfile", "FROM scratch\n");
+    // A Dockerfile for an image no manifest runs.
+    w("tools/migrator/Dockerfile", "FROM scratch\n");
+    // A second flavour sharing api's base: overlaps the dev overlay.
+    w(
+        "flavours/all-in-one/kustomization.yaml",
+        "resources: [../../services/api/k8s/base]\n",
+    );
+    // Plain manifests in a dir and its subdir; a Helm chart whose templates are not YAML.
+    w(
+        "extras/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: extra}\n",
+    );
+    w(
+        "extras/more/cm2.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: extra2}\n",
+    );
+    w(
+        "charts/shop/Chart.yaml",
+        "apiVersion: v2\nname: shop\nversion: 0.1.0\n",
+    );
+    w(
+        "charts/shop/templates/svc.yaml",
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: {{ .Release.Name }}\n",
+    );
+    tp.path().join(r)
+}
+
+#[test]
+fn init_on_a_messy_repo_proposes_only_what_renders() {
+    let tp = TempProject::new();
+    let dir = messy_repo(&tp);
+    let o = ktwin(&dir, &["init"]);
+    let notes = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{notes}");
+    let y = std::fs::read_to_string(dir.join("ktwin.yaml")).unwrap();
+    let p = ktwin_config::load(&dir.join("ktwin.yaml"))
+        .unwrap_or_else(|e| panic!("{e}\n{y}"))
+        .project;
+    // One environment per overlay name, each with both services' overlays; local from `dev`.
+    let envs: Vec<&str> = p.environments.keys().map(String::as_str).collect();
+    assert_eq!(envs, ["local", "dev", "prod"], "{y}");
+    let srcs = |e: &str| -> Vec<String> {
+        p.environments[e]
+            .manifests
+            .iter()
+            .map(|m| m.path().to_string())
+            .collect()
+    };
+    assert_eq!(
+        srcs("local"),
+        [
+            "services/api/k8s/overlays/dev",
+            "services/web/k8s/overlays/dev"
+        ]
+    );
+    assert_eq!(srcs("prod").len(), 2);
+    // The standard label is never a pool; the team's own is.
+    assert_eq!(p.cluster.agents.len(), 1, "{y}");
+    assert_eq!(
+        p.cluster.agents[0].labels.keys().collect::<Vec<_>>(),
+        ["acme.io/pool"]
+    );
+    assert!(notes.contains("label `beta.kubernetes.io/os`"), "{notes}");
+    // Images matched with reasons; the stray Dockerfile listed, commented out.
+    let images: Vec<(&str, &str)> = p
+        .images
+        .iter()
+        .map(|i| (i.image.as_str(), i.context.as_str()))
+        .collect();
+    assert_eq!(
+        images,
+        [
+            ("gcr.io/acme/shop/api", "services/api"),
+            ("gcr.io/acme/shop/web", "services/web")
+        ]
+    );
+    assert!(
+        notes.contains("skaffold.yaml (build.artifacts) builds `api`"),
+        "{notes}"
+    );
+    assert!(
+        notes.contains("its directory services/web is named like the image"),
+        "{notes}"
+    );
+    assert!(
+        notes.contains("tools/migrator/Dockerfile matches no image"),
+        "{notes}"
+    );
+    assert!(
+        y.contains("#  - {image: CHANGE-ME, context: \"tools/migrator\""),
+        "{y}"
+    );
+    // The chart is a chart (not YAML), the plain dir is listed once, skaffold.yaml is not a
+    // manifest; none of them is put in an environment.
+    assert!(
+        y.contains("#   - helm:") && y.contains("chart: \"charts/shop\""),
+        "{y}"
+    );
+    assert!(y.contains("#   - \"extras\""), "{y}");
+    assert!(
+        !y.contains("extras/more") && !y.contains("\"skaffold.yaml\""),
+        "{y}"
+    );
+    assert!(y.contains("\"flavours/all-in-one\""), "{y}");
+    // Every environment renders, and the local one runs the built images.
+    for e in envs {
+        let r = ktwin(&dir, &["render", "--env", e]);
+        assert!(r.status.success(), "{e}: {}", stderr(&r));
+        if e == "local" {
+            assert!(stdout(&r).contains("image: localhost:5001/acme/shop/api:ktwin-"));
+            assert!(!stderr(&r).contains("warning["), "{}", stderr(&r));
+        }
+    }
+}
+
+#[test]
+fn init_left_out_overlaps_and_failures_with_the_reason() {
+    let tp = TempProject::new();
+    let dir = messy_repo(&tp);
+    // No overlays: the kustomizations no other includes are the candidates; two flavours
+    // that share api's base overlap; a broken one does not render.
+    for svc in ["api", "web"] {
+        std::fs::remove_dir_all(dir.join(format!("services/{svc}/k8s/overlays"))).unwrap();
+    }
+    tp.write(
+        "repo/broken/kustomization.yaml",
+        "resources: [missing.yaml]\n",
+    );
+    tp.write(
+        "repo/flavours/minimal/kustomization.yaml",
+        "resources: [../../services/api/k8s/base]\n",
+    );
+    let o = ktwin(&dir, &["init"]);
+    let notes = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{notes}");
+    let p = ktwin_config::load(&dir.join("ktwin.yaml")).unwrap().project;
+    let local: Vec<String> = p.environments["local"]
+        .manifests
+        .iter()
+        .map(|m| m.path().to_string())
+        .collect();
+    // The flavour that includes api's base stands for it; of two flavours that share it, one.
+    assert_eq!(
+        local,
+        ["flavours/all-in-one", "services/web/k8s/base"],
+        "{notes}"
+    );
+    assert!(
+        notes.contains("left out flavours/minimal (kustomization): 1 of its 1 objects are already in flavours/all-in-one (e.g. Deployment/api)"),
+        "{notes}"
+    );
+    assert!(
+        notes.contains("left out broken (kustomization): it does not render"),
+        "{notes}"
+    );
+    assert!(ktwin(&dir, &["render"]).status.success());
+}
+
+#[test]
+fn init_on_a_helm_only_repo_uses_the_chart_and_its_values_files() {
+    if !ktwin_testkit::helm_available() {
+        return;
+    }
+    let tp = TempProject::new();
+    tp.write(
+        "c/charts/shop/Chart.yaml",
+        "apiVersion: v2\nname: shop\nversion: 0.1.0\n",
+    );
+    tp.write(
+        "c/charts/shop/values.yaml",
+        "image: ghcr.io/acme/shop:1.0\nreplicas: 3\n",
+    );
+    tp.write("c/charts/shop/values-dev.yaml", "replicas: 1\n");
+    tp.write("c/charts/shop/values-prod.yaml", "replicas: 5\n");
+    tp.write(
+        "c/charts/shop/templates/deploy.yaml",
+        &deployment("shop", "{{ .Values.image }}", "").replace(
+            "spec:\n  selector",
+            "spec:\n  replicas: {{ .Values.replicas }}\n  selector",
+        ),
+    );
+    tp.write("c/Dockerfile", "FROM scratch\n");
+    let dir = tp.path().join("c");
+    let o = ktwin(&dir, &["init"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let y = std::fs::read_to_string(dir.join("ktwin.yaml")).unwrap();
+    let p = ktwin_config::load(&dir.join("ktwin.yaml")).unwrap().project;
+    let envs: Vec<&str> = p.environments.keys().map(String::as_str).collect();
+    assert_eq!(envs, ["local", "prod"], "{y}");
+    assert!(
+        y.contains("values: [\"charts/shop/values-dev.yaml\"]"),
+        "{y}"
+    );
+    assert!(
+        y.contains("values: [\"charts/shop/values-prod.yaml\"]"),
+        "{y}"
+    );
+    assert_eq!(p.images[0].image, "ghcr.io/acme/shop");
+    let r = ktwin(&dir, &["render"]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    assert!(
+        stdout(&r).contains("replicas: 1")
+            && stdout(&r).contains("localhost:5001/acme/shop:ktwin-")
+    );
+    let r = ktwin(&dir, &["render", "--env", "prod"]);
+    assert!(stdout(&r).contains("replicas: 5"), "{}", stdout(&r));
+}
+
+#[test]
+fn doctor_on_a_dir_skips_what_is_not_kubernetes() {
+    let tp = TempProject::new();
+    tp.write("d/a.yaml", &deployment("a", "ghcr.io/acme/a:1.0", ""));
+    tp.write("d/values.yaml", "replicas: 3\n");
+    tp.write(
+        "d/tpl.yaml",
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: {{ .Release.Name }}\n",
+    );
+    tp.write(
+        "d/skaffold.yaml",
+        "apiVersion: skaffold/v4beta1\nkind: Config\nmetadata: {name: x}\n",
+    );
+    tp.write("d/broken.yaml", "a: [\n");
+    let o = ktwin(tp.path(), &["doctor", "-f", "d", "-o", "json"]);
+    assert!(matches!(o.status.code(), Some(0 | 1)), "{}", stderr(&o));
+    let e = stderr(&o);
+    for (f, why) in [
+        ("values.yaml", "not Kubernetes objects"),
+        ("tpl.yaml", "a Go/Helm template"),
+        ("skaffold.yaml", "a Skaffold config"),
+        ("broken.yaml", "not valid YAML (line 1"),
+    ] {
+        assert!(
+            e.contains(&format!("note: skipped d/{f}: {why}")),
+            "{f}: {e}"
+        );
+    }
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    // The Deployment was read and checked.
+    assert!(v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["object"]["name"] == "a"));
+}
+
 /// Run `render` on a project and snapshot the error text.
 fn config_error(case: &str, yaml: &str, setup: impl FnOnce(&TempProject)) -> String {
     let tp = TempProject::new();

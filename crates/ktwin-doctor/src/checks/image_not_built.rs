@@ -24,6 +24,10 @@ fn org(r: &ImageRef) -> Option<String> {
 }
 
 pub fn run(cx: &Ctx<'_>) -> Vec<Finding> {
+    // `images:` rewrites the local environment only; a remote one runs what it names.
+    if cx.twin.env != ktwin_config::LOCAL_ENV {
+        return vec![];
+    }
     let built_orgs: BTreeSet<String> = cx
         .twin
         .image_entries

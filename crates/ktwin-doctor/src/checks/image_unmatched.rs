@@ -18,6 +18,10 @@ code — the worst outcome for a twin.\n\nFix: set `image:` to the repository th
 };
 
 pub fn run(cx: &Ctx<'_>) -> Vec<Finding> {
+    // `images:` rewrites the local environment only; a remote one runs what it names.
+    if cx.twin.env != ktwin_config::LOCAL_ENV {
+        return vec![];
+    }
     let run_here: HashSet<String> = cx
         .workloads
         .iter()

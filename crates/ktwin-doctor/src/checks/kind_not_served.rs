@@ -2,6 +2,8 @@ use std::collections::HashSet;
 
 use ktwin_config::Provider;
 
+use ktwin_manifest::doc::BUILT_IN_GROUPS as BUILT_IN;
+
 use crate::{CheckInfo, Ctx, Finding, Severity};
 
 pub const INFO: CheckInfo = CheckInfo {
@@ -14,32 +16,6 @@ prometheus-operator CRDs). The deploy stops at that object with `no matches for 
 never applied.\n\nFix: leave the object out of the local environment (an overlay without it), or add its CRD to \
 the local manifests.",
 };
-
-/// API groups every Kubernetes API server serves.
-const BUILT_IN: &[&str] = &[
-    "",
-    "apps",
-    "batch",
-    "autoscaling",
-    "policy",
-    "networking.k8s.io",
-    "rbac.authorization.k8s.io",
-    "storage.k8s.io",
-    "apiextensions.k8s.io",
-    "admissionregistration.k8s.io",
-    "scheduling.k8s.io",
-    "coordination.k8s.io",
-    "discovery.k8s.io",
-    "node.k8s.io",
-    "certificates.k8s.io",
-    "flowcontrol.apiserver.k8s.io",
-    "events.k8s.io",
-    "apiregistration.k8s.io",
-    "authentication.k8s.io",
-    "authorization.k8s.io",
-    "resource.k8s.io",
-    "metrics.k8s.io",
-];
 
 /// Groups a k3s cluster (k3d) serves out of the box: its Helm controller, its addons and the
 /// Traefik it ships (unless disabled).

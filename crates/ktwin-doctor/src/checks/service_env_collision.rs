@@ -16,8 +16,15 @@ declares itself wins. So the trap is an app that configures itself from `X_*` va
 `postgres` next to an app that sets `POSTGRES_HOST` and `POSTGRES_PASSWORD` and reads `POSTGRES_PORT` with a \
 default): it gets `tcp://10.43.0.12:5432` instead of `5432` and fails at start — often only locally, where \
 everything shares one namespace.\n\nFix: set `enableServiceLinks: false` on the pod spec (or set the variable \
-explicitly, or rename the Service).",
+explicitly, or rename the Service).\n\nSeverity: a warning when the container's command or args name the variable, \
+it is given `X_HOST` (so it reads the port apart), or it sets several variables under the prefix; info when a \
+single address-like one (`FRONTEND_ADDR`, `DB_URI`, which carry the port) only hints at it.",
 };
+
+/// `X_PORT` → `X_`.
+fn pre_of(port: &str) -> &str {
+    port.strip_suffix("PORT").unwrap_or(port)
+}
 
 /// `my-svc` → `MY_SVC_` (the kubelet's `makeEnvVariableName`: upper case, `-` → `_`).
 fn prefix(name: &str) -> String {
@@ -126,12 +133,33 @@ pub fn run(cx: &Ctx<'_>) -> Vec<Finding> {
                 hits.push((*svc, own, port));
             }
             hits.sort();
+            // Evidence the app reads the port variable: its command or args name it, it is
+            // given the host on its own (`REDIS_HOST`: the port is then read apart), or it
+            // configures itself with several variables under the prefix. One address-like
+            // variable alone (`FRONTEND_ADDR`, `DB_URI`: the port is in it) is a hint only.
+            let argv: String = ["command", "args"]
+                .iter()
+                .flat_map(|k| items(c, k))
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(" ");
             for (svc, own, port) in hits {
+                let referenced = argv.contains(&format!("$({port})"))
+                    || argv.contains(&format!("${{{port}}}"))
+                    || argv.contains(&format!("${port}"));
+                let host = own
+                    .iter()
+                    .any(|v| v.strip_prefix(pre_of(&port)) == Some("HOST"));
+                let severity = if referenced || host || own.len() >= 2 {
+                    Severity::Warning
+                } else {
+                    Severity::Info
+                };
                 out.push(
                     Finding::on(
                         w.doc,
                         INFO.id,
-                        Severity::Warning,
+                        severity,
                         format!(
                             "container `{}` sets {} but not {port}: Service `{svc}` injects {port}=tcp://<cluster IP>:<port>, which an app reading its port from {port} takes for its own",
                             cname(c),
@@ -197,6 +225,22 @@ mod tests {
             &t
         )
         .is_empty());
+        // One variable under the prefix is a hint: info; the command reading the port: warning.
+        let uri = "POSTGRES_URI: 'postgres://db:5432/app'";
+        let one = run_check(run, &y("", uri, "", ""), &t);
+        assert_eq!(one.len(), 1);
+        assert_eq!(one[0].severity, Severity::Info);
+        let reads = run_check(
+            run,
+            &y("", uri, "", ", command: [sh, -c, 'psql -p $POSTGRES_PORT']"),
+            &t,
+        );
+        assert_eq!(reads[0].severity, Severity::Warning);
+        // The host on its own: the port is read apart.
+        assert_eq!(
+            run_check(run, &y("", cfg, "", ""), &t)[0].severity,
+            Severity::Warning
+        );
         // The container declares the colliding name itself: its own value wins.
         assert!(run_check(
             run,

@@ -3,13 +3,13 @@ use std::path::PathBuf;
 use ktwin_doctor::output::{to_json, to_sarif, to_text};
 use ktwin_doctor::{catalogue, Finding, Severity, Twin};
 use ktwin_manifest::pipeline::render_unadapted;
-use ktwin_manifest::render::load_source;
+use ktwin_manifest::render::load_source_lenient;
 
 use crate::cli::{Cli, DoctorArgs, DoctorFormat, FailOn};
 use crate::kustomize::ExternalKustomize;
 use crate::plan::{kube_failure, load_project_if_any, Plan};
 use crate::printer;
-use crate::report::{render_failure, Failure};
+use crate::report::{render_failure, shown, Failure};
 
 pub async fn run(cli: &Cli, a: &DoctorArgs) -> Result<u8, Failure> {
     if a.list_checks {
@@ -68,9 +68,12 @@ pub async fn run(cli: &Cli, a: &DoctorArgs) -> Result<u8, Failure> {
                 })
                 .unwrap_or_default();
             for f in &a.files {
-                docs.extend(
-                    load_source(f, &ExternalKustomize, &flags, &inputs).map_err(render_failure)?,
-                );
+                let (d, skipped) = load_source_lenient(f, &ExternalKustomize, &flags, &inputs)
+                    .map_err(render_failure)?;
+                docs.extend(d);
+                for s in skipped {
+                    printer::err(&format!("note: skipped {}: {}", shown(&s.file), s.why));
+                }
             }
             let (twin, ignore) = match &loaded {
                 Some(l) => (

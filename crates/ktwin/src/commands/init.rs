@@ -1,4 +1,4 @@
-use ktwin_manifest::scan::propose;
+use ktwin_manifest::propose::propose;
 
 use crate::cli::InitArgs;
 use crate::kustomize::ExternalKustomize;

@@ -17,14 +17,16 @@ pub fn run(cli: &Cli, a: &RenderArgs) -> Result<u8, Failure> {
             printer::out(&to_yaml(&r.docs, a.show_secrets));
             if a.explain {
                 explain(&r.changes, a.show_secrets);
-                for d in &r.dropped {
-                    printer::err(&format!("left out: {} — {}", d.object, d.why));
-                }
             }
         }
         RenderFormat::Json => {
             let changes = a.explain.then_some(r.changes.as_slice());
             printer::out(&to_json(&r.docs, changes, a.show_secrets));
+        }
+    }
+    if a.explain {
+        for d in &r.dropped {
+            printer::err(&format!("left out: {} — {}", d.object, d.why));
         }
     }
     Ok(0)
