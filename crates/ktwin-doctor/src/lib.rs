@@ -226,7 +226,18 @@ pub fn run_only(ids: &[&str], docs: &[Document], twin: &Twin) -> Vec<Finding> {
 
 /// Run every check; drop what annotations or `doctor.ignore` silence; sort by file and line.
 pub fn run(docs: &[Document], twin: &Twin, ignore: &[DoctorIgnore]) -> Vec<Finding> {
+    run_timed(docs, twin, ignore).0
+}
+
+/// [`run`], and how long each check took (for `-v`), slowest first.
+pub fn run_timed(
+    docs: &[Document],
+    twin: &Twin,
+    ignore: &[DoctorIgnore],
+) -> (Vec<Finding>, Vec<(&'static str, std::time::Duration)>) {
+    let started = std::time::Instant::now();
     let cx = Ctx::new(docs, twin);
+    let mut times = vec![("(index)", started.elapsed())];
     let silenced = annotation_index(docs);
     let annotated = |f: &Finding| {
         silenced
@@ -237,11 +248,17 @@ pub fn run(docs: &[Document], twin: &Twin, ignore: &[DoctorIgnore]) -> Vec<Findi
             ))
             .is_some_and(|ids| ids.contains(&f.check))
     };
-    let mut out: Vec<Finding> = checks::ALL
-        .iter()
-        .flat_map(|(_, f)| f(&cx))
-        .filter(|f| !annotated(f) && !config_ignores(f, ignore))
-        .collect();
+    let mut out: Vec<Finding> = Vec::new();
+    for (info, f) in checks::ALL {
+        let t = std::time::Instant::now();
+        out.extend(
+            f(&cx)
+                .into_iter()
+                .filter(|f| !annotated(f) && !config_ignores(f, ignore)),
+        );
+        times.push((info.id, t.elapsed()));
+    }
+    times.sort_by_key(|t| std::cmp::Reverse(t.1));
     out.sort_by(|a, b| {
         (&a.file, a.line, a.check, &a.container, &a.message).cmp(&(
             &b.file,
@@ -251,7 +268,7 @@ pub fn run(docs: &[Document], twin: &Twin, ignore: &[DoctorIgnore]) -> Vec<Findi
             &b.message,
         ))
     });
-    out
+    (out, times)
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]

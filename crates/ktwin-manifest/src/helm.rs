@@ -43,8 +43,9 @@ impl HelmCall {
             a.push(v.display().to_string());
         }
         for (k, v) in &self.set {
+            // `--set` splits at commas; helm's documented escape keeps a value whole.
             a.push("--set".into());
-            a.push(format!("{k}={v}"));
+            a.push(format!("{k}={}", v.replace(',', "\\,")));
         }
         if self.include_crds {
             a.push("--include-crds".into());
@@ -230,12 +231,15 @@ metadata:
             chart: "/p/charts/shop".into(),
             namespace: Some("shop".into()),
             values: vec!["/p/values.dev.yaml".into()],
-            set: vec![("image.pullPolicy".into(), "IfNotPresent".into())],
+            set: vec![
+                ("image.pullPolicy".into(), "IfNotPresent".into()),
+                ("hosts".into(), "a,b".into()),
+            ],
             include_crds: true,
         };
         assert_eq!(
             c.args().join(" "),
-            "template shop /p/charts/shop --namespace shop --values /p/values.dev.yaml --set image.pullPolicy=IfNotPresent --include-crds"
+            "template shop /p/charts/shop --namespace shop --values /p/values.dev.yaml --set image.pullPolicy=IfNotPresent --set hosts=a\\,b --include-crds"
         );
     }
 }

@@ -64,12 +64,23 @@ fn load_chart(
     };
     let out = kustomizer.helm_template(&call)?;
     let chart_dir = if chart.is_dir() {
-        chart
+        chart.clone()
     } else {
-        chart.parent().map(Path::to_path_buf).unwrap_or(chart)
+        chart
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or(chart.clone())
     };
     let (mut docs, dropped) = crate::helm::documents(&out, &chart_dir, namespace.as_deref())?;
-    point_at_templates(&mut docs, &loaded.inputs());
+    if chart.is_file() {
+        // A packaged chart's templates are inside the archive: point at the archive.
+        for d in docs.iter_mut() {
+            d.source.file = chart.clone();
+            d.source.line = 1;
+        }
+    } else {
+        point_at_templates(&mut docs, &loaded.inputs());
+    }
     Ok((docs, dropped))
 }
 

@@ -237,3 +237,32 @@ fn source_helm_without_helm_says_how_to_install() {
     assert!(matches!(e, RenderError::NoHelm { .. }), "{e:?}");
     assert!(e.help().unwrap().contains("helm.sh/docs/intro/install"));
 }
+
+#[test]
+fn source_helm_packaged_chart() {
+    if !helm_available() {
+        return;
+    }
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/source-helm");
+    let tp = TempProject::new();
+    let dir = tp.copy_tree(&src, "p");
+    let o = Command::new("helm")
+        .args(["package", "charts/shop", "-d", "dist"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let y = std::fs::read_to_string(dir.join("ktwin.yaml"))
+        .unwrap()
+        .replace(
+            "helm: {chart: charts/shop,",
+            "helm: {chart: dist/shop-0.1.0.tgz,",
+        );
+    std::fs::write(dir.join("ktwin.yaml"), y).unwrap();
+    let loaded = ktwin_config::load(&dir.join("ktwin.yaml")).unwrap();
+    let prod = render_env(&loaded, "prod", &TestKustomize, &[]).unwrap();
+    let dep = prod.docs.iter().find(|d| d.is("Deployment")).unwrap();
+    assert_eq!(dep.value["spec"]["replicas"], 3);
+    // Its templates are inside the archive: findings point at the archive.
+    assert_eq!(dep.source.file, dir.join("dist/shop-0.1.0.tgz"));
+}

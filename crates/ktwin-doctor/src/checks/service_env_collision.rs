@@ -1,4 +1,4 @@
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::Value;
 
@@ -69,18 +69,22 @@ fn injected(svc: &Value, pre: &str) -> BTreeSet<String> {
     out
 }
 
-/// A Service that injects variables: (prefix, name, the variables).
-type Injecting<'a> = (String, &'a str, BTreeSet<String>);
+/// Services that inject variables, by namespace and then by their prefix (`MY_SVC_`): (name,
+/// the variables). Looked up from each variable a container declares (its `_`-ended prefixes),
+/// so the cost follows the variables, not services × workloads in a namespace.
+type Injecting<'a> = HashMap<&'a str, HashMap<String, Vec<(&'a str, BTreeSet<String>)>>>;
 
 pub fn run(cx: &Ctx<'_>) -> Vec<Finding> {
-    let mut by_ns: HashMap<&str, Vec<Injecting<'_>>> = HashMap::new();
+    let mut by_ns: Injecting<'_> = HashMap::new();
     for s in cx.of_kind("Service").filter(|s| injects(&s.value)) {
         let pre = prefix(s.name());
         let inj = injected(&s.value, &pre);
         by_ns
             .entry(s.namespace().unwrap_or(""))
             .or_default()
-            .push((pre, s.name(), inj));
+            .entry(pre)
+            .or_default()
+            .push((s.name(), inj));
     }
     let mut out = Vec::new();
     for w in &cx.workloads {
@@ -117,20 +121,27 @@ pub fn run(cx: &Ctx<'_>) -> Vec<Finding> {
                     }
                 }
             }
+            // The app's own configuration under a Service's prefix (a declared variable that
+            // starts with it and is not one the Service injects)...
+            let mut own_by: BTreeMap<(&str, &str), Vec<&str>> = BTreeMap::new();
+            for v in &declared {
+                for (i, _) in v.match_indices('_') {
+                    let pre = &v[..=i];
+                    for (svc, inj) in services.get(pre).into_iter().flatten() {
+                        if !inj.contains(v) {
+                            own_by.entry((*svc, pre)).or_default().push(v);
+                        }
+                    }
+                }
+            }
             let mut hits = Vec::new();
-            for (pre, svc, inj) in services {
-                // The app's own configuration under the Service's prefix...
-                let own: Vec<&str> = declared
-                    .iter()
-                    .filter(|v| v.starts_with(pre.as_str()) && !inj.contains(*v))
-                    .map(String::as_str)
-                    .collect();
+            for ((svc, pre), own) in own_by {
                 // ...and the injected port it does not set itself (a declared one wins).
                 let port = format!("{pre}PORT");
-                if own.is_empty() || declared.contains(&port) {
+                if declared.contains(&port) {
                     continue;
                 }
-                hits.push((*svc, own, port));
+                hits.push((svc, own, port));
             }
             hits.sort();
             // Evidence the app reads the port variable: its command or args name it, it is

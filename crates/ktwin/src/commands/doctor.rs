@@ -88,7 +88,7 @@ pub async fn run(cli: &Cli, a: &DoctorArgs) -> Result<u8, Failure> {
     twin.add_rendered(&docs);
     let read = started.elapsed();
     let checks_started = std::time::Instant::now();
-    let mut findings = ktwin_doctor::run(&docs, &twin, &ignore);
+    let (mut findings, times) = ktwin_doctor::run_timed(&docs, &twin, &ignore);
     let checked = checks_started.elapsed();
     if cli.verbose {
         printer::err(&format!(
@@ -99,6 +99,12 @@ pub async fn run(cli: &Cli, a: &DoctorArgs) -> Result<u8, Failure> {
             checked.as_secs_f64() * 1e3,
             docs.len() as f64 / checked.as_secs_f64().max(1e-9)
         ));
+        let slowest: Vec<String> = times
+            .iter()
+            .take(3)
+            .map(|(id, t)| format!("{id} {:.1} ms", t.as_secs_f64() * 1e3))
+            .collect();
+        printer::err(&format!("slowest: {}", slowest.join(", ")));
     }
     if a.live {
         let Some(l) = &loaded else {

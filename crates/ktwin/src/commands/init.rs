@@ -24,6 +24,12 @@ pub fn run(a: &InitArgs) -> Result<u8, Failure> {
     if target.symlink_metadata().is_ok() && !a.force {
         return Err(exists());
     }
+    // Every candidate source is rendered once with the user's kustomize/helm: seconds on a
+    // repository with dozens of overlays.
+    printer::err(&format!(
+        "scanning {} and rendering each source found…",
+        shown(&root)
+    ));
     let p = propose(&root, &ExternalKustomize);
     let cannot = |e: std::io::Error| {
         Failure::Operation(vec![crate::report::plain(
