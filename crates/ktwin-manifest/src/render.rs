@@ -23,6 +23,19 @@ pub trait Kustomizer {
     }
 }
 
+/// The kustomization fields newer than some kustomize still in use, with the release that
+/// added each (kustomize's release notes); Debian's kubectl 1.20 embeds v2.0.3.
+pub const KUSTOMIZE_FIELD_SINCE: &[(&str, &str)] = &[
+    ("transformers", "v2.1.0"),
+    ("generators", "v2.1.0"),
+    ("patches", "v3.1.0"),
+    ("components", "v3.7.0"),
+    ("replacements", "v4.1.0"),
+    ("labels", "v4.1.0"),
+    ("helmCharts", "v4.1.0"),
+    ("sortOptions", "v5.0.0"),
+];
+
 pub const KUSTOMIZATION_FILES: &[&str] =
     &["kustomization.yaml", "kustomization.yml", "Kustomization"];
 

@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 
 use ktwin_engine::{which, Cmd, RunError};
 use ktwin_manifest::helm::HelmCall;
+use ktwin_manifest::render::KUSTOMIZE_FIELD_SINCE as FIELD_SINCE;
 use ktwin_manifest::{Kustomizer, RenderError};
 
 #[derive(Debug, Default)]
@@ -98,19 +99,6 @@ fn kubectl_kustomize_version(json: &str) -> Option<String> {
         .to_string(),
     )
 }
-
-/// The kustomization fields newer than some kustomize still in use, with the release that
-/// added each (kustomize's release notes).
-const FIELD_SINCE: &[(&str, &str)] = &[
-    ("transformers", "v2.1.0"),
-    ("generators", "v2.1.0"),
-    ("patches", "v3.1.0"),
-    ("components", "v3.7.0"),
-    ("replacements", "v4.1.0"),
-    ("labels", "v4.1.0"),
-    ("helmCharts", "v4.1.0"),
-    ("sortOptions", "v5.0.0"),
-];
 
 /// Explain `json: unknown field "X"` — the way every kustomize rejects a field it predates.
 fn explain_unknown_field(stderr: &str, tool: Option<&Tool>) -> Option<String> {
