@@ -214,14 +214,32 @@ fn config_ignores(f: &Finding, ignore: &[DoctorIgnore]) -> bool {
     })
 }
 
-/// Run only the named checks (no ignores applied): `render` uses the image checks as warnings.
-pub fn run_only(ids: &[&str], docs: &[Document], twin: &Twin) -> Vec<Finding> {
+/// Run only the named checks, silenced as `run` silences them: `render` uses the image checks
+/// as warnings.
+pub fn run_only(
+    ids: &[&str],
+    docs: &[Document],
+    twin: &Twin,
+    ignore: &[DoctorIgnore],
+) -> Vec<Finding> {
     let cx = Ctx::new(docs, twin);
+    let silenced = annotation_index(docs);
     checks::ALL
         .iter()
         .filter(|(i, _)| ids.contains(&i.id))
         .flat_map(|(_, f)| f(&cx))
+        .filter(|f| !annotated(&silenced, f) && !config_ignores(f, ignore))
         .collect()
+}
+
+fn annotated(silenced: &HashMap<(&str, Option<&str>, &str), Vec<&str>>, f: &Finding) -> bool {
+    silenced
+        .get(&(
+            f.object.kind.as_str(),
+            f.object.namespace.as_deref(),
+            f.object.name.as_str(),
+        ))
+        .is_some_and(|ids| ids.contains(&f.check))
 }
 
 /// Run every check; drop what annotations or `doctor.ignore` silence; sort by file and line.
@@ -239,22 +257,13 @@ pub fn run_timed(
     let cx = Ctx::new(docs, twin);
     let mut times = vec![("(index)", started.elapsed())];
     let silenced = annotation_index(docs);
-    let annotated = |f: &Finding| {
-        silenced
-            .get(&(
-                f.object.kind.as_str(),
-                f.object.namespace.as_deref(),
-                f.object.name.as_str(),
-            ))
-            .is_some_and(|ids| ids.contains(&f.check))
-    };
     let mut out: Vec<Finding> = Vec::new();
     for (info, f) in checks::ALL {
         let t = std::time::Instant::now();
         out.extend(
             f(&cx)
                 .into_iter()
-                .filter(|f| !annotated(f) && !config_ignores(f, ignore)),
+                .filter(|f| !annotated(&silenced, f) && !config_ignores(f, ignore)),
         );
         times.push((info.id, t.elapsed()));
     }

@@ -78,8 +78,9 @@ fn hook_weight(v: &Value) -> i64 {
 
 /// Turn `helm template` output into documents: each attributed to the template file its
 /// `# Source: <chart>/templates/…` comment names (under `chart_dir`), namespaced objects without
-/// a namespace given the release's, test hooks dropped, pre-install hooks first and
-/// post-install hooks last (each by weight, as Helm runs them).
+/// a namespace given the release's, pre-install hooks first and post-install hooks last (each
+/// by weight, as Helm runs them), and hooks an install never runs (test, delete, rollback,
+/// upgrade-only) left out with the reason.
 pub fn documents(
     output: &str,
     chart_dir: &Path,
@@ -106,23 +107,31 @@ pub fn documents(
                 }
             }
             let h = hooks(&d.value);
-            if h.iter().any(|x| x.starts_with("test")) {
-                dropped.push(Dropped {
-                    object: format!("{}/{}", d.kind(), d.name()),
-                    why: format!(
-                        "a Helm test hook ({}): `helm test` runs it, not an install",
-                        h.join(",")
-                    ),
-                });
-                continue;
-            }
             let weight = hook_weight(&d.value);
-            if h.iter().any(|x| x.starts_with("pre-")) {
+            if h.is_empty() {
+                main.push(d);
+            } else if h.iter().any(|x| x == "pre-install") {
                 pre.push((weight, d));
-            } else if h.iter().any(|x| x.starts_with("post-")) {
+            } else if h.iter().any(|x| x == "post-install") {
                 post.push((weight, d));
             } else {
-                main.push(d);
+                // Test, delete, rollback and upgrade-only hooks: an install never runs them
+                // (a pre-delete cleanup Job applied to the twin would do its damage at once).
+                let why = if h.iter().any(|x| x.starts_with("test")) {
+                    format!(
+                        "a Helm test hook ({}): `helm test` runs it, not an install",
+                        h.join(",")
+                    )
+                } else {
+                    format!(
+                        "a Helm hook for {} only: an install does not run it",
+                        h.join(", ")
+                    )
+                };
+                dropped.push(Dropped {
+                    object: format!("{}/{}", d.kind(), d.name()),
+                    why,
+                });
             }
         }
     }
@@ -202,6 +211,22 @@ metadata:
     helm.sh/hook: pre-install
     helm.sh/hook-weight: \"-1\"
 ---
+# Source: shop/templates/hooks/cleanup.yaml
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: drop-db
+  annotations:
+    helm.sh/hook: pre-delete
+---
+# Source: shop/templates/hooks/rollback.yaml
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: on-rollback
+  annotations:
+    helm.sh/hook: post-rollback,post-upgrade
+---
 # Source: shop/templates/clusterrole.yaml
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRole
@@ -214,8 +239,11 @@ metadata:
         let (docs, dropped) = documents(OUT, Path::new("/p/charts/shop"), Some("shop")).unwrap();
         let names: Vec<&str> = docs.iter().map(|d| d.name()).collect();
         assert_eq!(names, ["schema", "migrate", "shop", "shop", "notify"]);
-        assert_eq!(dropped.len(), 1);
+        assert_eq!(dropped.len(), 3, "{dropped:?}");
         assert!(dropped[0].object == "Pod/shop-test" && dropped[0].why.contains("test"));
+        // Delete and rollback/upgrade-only hooks never run at install.
+        assert!(dropped[1].object == "Job/drop-db" && dropped[1].why.contains("pre-delete only"));
+        assert_eq!(dropped[2].object, "Job/on-rollback");
         assert_eq!(
             docs[2].source.file,
             Path::new("/p/charts/shop/templates/serviceaccount.yaml")

@@ -18,7 +18,7 @@ use ktwin_config::inputs::Inputs;
 use serde_json::Value;
 
 use crate::doc::{pod_spec_pointer, Document, BUILT_IN_GROUPS, CONTAINER_LISTS};
-use crate::render::{kustomization_file, load_source_lenient, Kustomizer};
+use crate::render::{kustomization_file, load_source, Kustomizer};
 use crate::scan::{rel, scan, BuildDecl, Scan};
 
 #[derive(Debug)]
@@ -49,6 +49,21 @@ pub fn dns_label(s: &str) -> String {
 
 fn q(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_default()
+}
+
+/// A DNS label as a YAML scalar: bare when YAML reads it back as that string, quoted when it
+/// would read as a number, a bool or null (`2`, `no`, `null`, `1e3`).
+fn plain(s: &str) -> String {
+    let special = matches!(
+        s,
+        "y" | "n" | "yes" | "no" | "on" | "off" | "true" | "false" | "null" | "~"
+    ) || s.parse::<f64>().is_ok()
+        || s.starts_with(|c: char| c.is_ascii_digit());
+    if special || s.is_empty() {
+        q(s)
+    } else {
+        s.to_string()
+    }
 }
 
 /// Directories named after what they hold rather than a service: never an image's name.
@@ -212,18 +227,31 @@ fn first_line(s: &str, max: usize) -> String {
 
 impl Tryer<'_> {
     fn render(&mut self, src: &Src) -> Result<&[Document], String> {
-        let k = src.path().to_path_buf();
+        // A chart is rendered once per values files.
+        let k = match src {
+            Src::Path(p) => p.clone(),
+            Src::Helm { chart, values } => {
+                let mut k = chart.clone().into_os_string();
+                for v in values {
+                    k.push("\0");
+                    k.push(v);
+                }
+                PathBuf::from(k)
+            }
+        };
         if !self.done.contains_key(&k) {
             let r = match src {
-                Src::Path(p) => load_source_lenient(p, self.kustomizer, &[], &self.inputs)
-                    .map(|(d, _)| d)
-                    .map_err(|e| match e {
+                // Strictly, as `ktwin render` will read it: a directory with a values file or
+                // a template in it does not render, and is left out saying so.
+                Src::Path(p) => {
+                    load_source(p, self.kustomizer, &[], &self.inputs).map_err(|e| match e {
                         // The directory is named already; kustomize's own first line says why.
                         crate::RenderError::Kustomize { message, .. } => {
                             first_line(message.trim_start_matches("error: "), 240)
                         }
                         e => first_line(&e.to_string(), 240),
-                    }),
+                    })
+                }
                 Src::Helm { chart, values } => self
                     .kustomizer
                     .helm_template(&crate::helm::HelmCall {
@@ -383,13 +411,26 @@ fn relative_to(base: &Path, p: &Path) -> String {
 
 struct Matching {
     entries: Vec<ImageEntry>,
-    unmatched_dockerfiles: Vec<PathBuf>,
+    /// Dockerfiles no image was matched to, with an image they may build (uncorroborated).
+    unmatched_dockerfiles: Vec<(PathBuf, Option<String>)>,
 }
 
+/// The last path segment of an image reference's repository (`api` of `gcr.io/a/api:1.0`).
+fn repo_last(image: &str) -> String {
+    match ImageRef::parse(image) {
+        Ok(r) => last_segment(&r.path).to_string(),
+        Err(_) => last_segment(image.split([':', '@']).next().unwrap_or(image)).to_string(),
+    }
+}
+
+/// A match: the image's key → (context, Dockerfile, why).
+type Claims = BTreeMap<String, (PathBuf, PathBuf, String)>;
+
 /// Match the images the local render runs to the Dockerfiles that build them: first what a
-/// tool's build declaration says, then a directory named like the image, then the root
-/// Dockerfile to the only image that is not an official Docker Hub one. Each match, and every
-/// first-party-looking image left unmatched, is noted with its reason.
+/// tool's build declaration says, then the nearest named directory on the Dockerfile's path
+/// when it is named like the image, then the root Dockerfile to the only image that is not an
+/// official Docker Hub one when the repository names it too (a directory of that name). Each
+/// match, and every first-party-looking image left unmatched, is noted with its reason.
 fn match_images(root: &Path, s: &Scan, docs: &[Document], notes: &mut Vec<String>) -> Matching {
     let mut run: BTreeMap<String, RunImage> = BTreeMap::new();
     for d in docs {
@@ -409,7 +450,7 @@ fn match_images(root: &Path, s: &Scan, docs: &[Document], notes: &mut Vec<String
                 let key = r.repository_key();
                 let repo = r.to_string();
                 let e = run.entry(key.clone()).or_insert_with(|| RunImage {
-                    last: last_segment(&repo).to_string(),
+                    last: last_segment(&r.path).to_string(),
                     repo,
                     key,
                     users: BTreeSet::new(),
@@ -418,20 +459,18 @@ fn match_images(root: &Path, s: &Scan, docs: &[Document], notes: &mut Vec<String
             }
         }
     }
-    let mut claimed: BTreeMap<String, (PathBuf, String)> = BTreeMap::new();
+    let inside = |p: &Path| p.starts_with(root);
+    let mut claimed: Claims = BTreeMap::new();
     let mut df_matched: BTreeSet<PathBuf> = BTreeSet::new();
-    let claim = |key: &str,
-                 df: &Path,
-                 why: String,
-                 claimed: &mut BTreeMap<String, (PathBuf, String)>,
-                 df_matched: &mut BTreeSet<PathBuf>| {
-        claimed.insert(key.to_string(), (df.to_path_buf(), why));
+    let mut claim = |key: &str, ctx: &Path, df: &Path, why: String, claimed: &mut Claims| {
+        claimed.insert(key.to_string(), (ctx.to_path_buf(), df.to_path_buf(), why));
         df_matched.insert(df.to_path_buf());
     };
-    // A build declaration names the image.
+    // A build declaration names the image (its context, which may not be the Dockerfile's
+    // directory). A build outside the project is not proposed: ktwin.yaml would refuse it.
     for b in &s.builds {
         let Some(df) = &b.dockerfile else { continue };
-        if !df.is_file() {
+        if !df.is_file() || !inside(df) || !inside(&b.context) {
             continue;
         }
         let want = ImageRef::parse(&b.image).ok();
@@ -440,10 +479,11 @@ fn match_images(root: &Path, s: &Scan, docs: &[Document], notes: &mut Vec<String
                 continue;
             }
             let same = want.as_ref().is_some_and(|w| w.repository_key() == r.key)
-                || r.last == last_segment(&b.image);
+                || r.last == repo_last(&b.image);
             if same {
                 claim(
                     &r.key,
+                    &b.context,
                     df,
                     format!(
                         "{} builds `{}` from {}",
@@ -452,14 +492,15 @@ fn match_images(root: &Path, s: &Scan, docs: &[Document], notes: &mut Vec<String
                         rel(root, &b.context)
                     ),
                     &mut claimed,
-                    &mut df_matched,
                 );
             }
         }
     }
-    // A directory on the Dockerfile's path is named like the image.
+    let matched_dfs: BTreeSet<PathBuf> = claimed.values().map(|(_, df, _)| df.clone()).collect();
+    // The nearest directory on the Dockerfile's path that is named after something (not `src`,
+    // `docker`, …) is named like the image. Tests and examples are not the system.
     for df in &s.dockerfiles {
-        if df_matched.contains(df) {
+        if matched_dfs.contains(df) || is_aside(root, df) {
             continue;
         }
         let mut dir = df.parent();
@@ -468,31 +509,34 @@ fn match_images(root: &Path, s: &Scan, docs: &[Document], notes: &mut Vec<String
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            if !GENERIC_DIRS.contains(&name.as_str()) {
-                let hits: Vec<String> = run
-                    .values()
-                    .filter(|r| !claimed.contains_key(&r.key) && r.last == name)
-                    .map(|r| r.key.clone())
-                    .collect();
-                if !hits.is_empty() {
-                    for k in hits {
-                        claim(
-                            &k,
-                            df,
-                            format!("its directory {} is named like the image", rel(root, d)),
-                            &mut claimed,
-                            &mut df_matched,
-                        );
-                    }
-                    break;
-                }
+            if GENERIC_DIRS.contains(&name.as_str()) {
+                dir = d.parent();
+                continue;
             }
-            dir = d.parent();
+            let hits: Vec<String> = run
+                .values()
+                .filter(|r| !claimed.contains_key(&r.key) && r.last == name)
+                .map(|r| r.key.clone())
+                .collect();
+            for k in hits {
+                claim(
+                    &k,
+                    df.parent().unwrap_or(root),
+                    df,
+                    format!("its directory {} is named like the image", rel(root, d)),
+                    &mut claimed,
+                );
+            }
+            break;
         }
     }
-    // The repository's root Dockerfile and its only non-official image.
+    // The repository's root Dockerfile and its only image that is not an official Docker Hub
+    // one — when something in the repository is named like it too (a chart or folder: podinfo's
+    // `charts/podinfo`). Else it is only a guess: offered, commented out.
+    let mut guesses: BTreeMap<PathBuf, String> = BTreeMap::new();
+    let claimed_dfs: BTreeSet<PathBuf> = claimed.values().map(|(_, df, _)| df.clone()).collect();
     for df in &s.dockerfiles {
-        if df_matched.contains(df) || df.parent() != Some(root) {
+        if claimed_dfs.contains(df) || df.parent() != Some(root) {
             continue;
         }
         let rest: Vec<&RunImage> = run
@@ -500,19 +544,30 @@ fn match_images(root: &Path, s: &Scan, docs: &[Document], notes: &mut Vec<String
             .filter(|r| !claimed.contains_key(&r.key) && !r.key.starts_with("docker.io/library/"))
             .collect();
         if let [only] = rest.as_slice() {
-            let k = only.key.clone();
-            claim(
-                &k,
-                df,
-                "the repository's root Dockerfile, and the only image the manifests run that is not an official Docker Hub image".into(),
-                &mut claimed,
-                &mut df_matched,
-            );
+            let named = s.dir_names.contains(&only.last)
+                || root
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy() == only.last);
+            if named {
+                let k = only.key.clone();
+                claim(
+                    &k,
+                    root,
+                    df,
+                    format!(
+                        "the repository's root Dockerfile, the only image the manifests run that is not an official Docker Hub image, and the repository has a directory named `{}`",
+                        only.last
+                    ),
+                    &mut claimed,
+                );
+            } else {
+                guesses.insert(df.clone(), only.repo.clone());
+            }
         }
     }
 
     let mut entries = Vec::new();
-    for (k, (df, why)) in &claimed {
+    for (k, (ctx, df, why)) in &claimed {
         let r = &run[k];
         notes.push(format!(
             "image {} builds from {}: {why} (run by {})",
@@ -522,7 +577,7 @@ fn match_images(root: &Path, s: &Scan, docs: &[Document], notes: &mut Vec<String
         ));
         entries.push(ImageEntry {
             image: r.repo.clone(),
-            context: df.parent().unwrap_or(root).to_path_buf(),
+            context: ctx.clone(),
             dockerfile: df.clone(),
         });
     }
@@ -536,7 +591,7 @@ fn match_images(root: &Path, s: &Scan, docs: &[Document], notes: &mut Vec<String
     let decl_for = |r: &RunImage| -> Option<&BuildDecl> {
         s.builds.iter().find(|b| {
             ImageRef::parse(&b.image).is_ok_and(|w| w.repository_key() == r.key)
-                || last_segment(&b.image) == r.last
+                || repo_last(&b.image) == r.last
         })
     };
     for r in run.values().filter(|r| !claimed.contains_key(&r.key)) {
@@ -545,6 +600,11 @@ fn match_images(root: &Path, s: &Scan, docs: &[Document], notes: &mut Vec<String
                 None => format!(
                     "{} builds it with {}; ktwin builds Dockerfiles only, so the twin runs the image as the manifests name it",
                     b.origin, b.builder
+                ),
+                Some(df) if !inside(df) || !inside(&b.context) => format!(
+                    "{} builds it from {}, outside the project",
+                    b.origin,
+                    rel(root, &b.context)
                 ),
                 Some(df) => format!(
                     "{} builds it from {}, which is not in this checkout",
@@ -559,6 +619,8 @@ fn match_images(root: &Path, s: &Scan, docs: &[Document], notes: &mut Vec<String
                 "a directory `{}` exists, but holds no Dockerfile matched to it",
                 r.last
             )
+        } else if guesses.values().any(|g| *g == r.repo) {
+            "the root Dockerfile may build it (it is the only image not from Docker Hub's official ones), but nothing in the repository is named like it: see the commented `images:` line".into()
         } else {
             continue;
         };
@@ -568,13 +630,13 @@ fn match_images(root: &Path, s: &Scan, docs: &[Document], notes: &mut Vec<String
             r.users.iter().cloned().collect::<Vec<_>>().join(", ")
         ));
     }
-    let unmatched_dockerfiles: Vec<PathBuf> = s
+    let unmatched_dockerfiles: Vec<(PathBuf, Option<String>)> = s
         .dockerfiles
         .iter()
         .filter(|d| !df_matched.contains(*d))
-        .cloned()
+        .map(|d| (d.clone(), guesses.get(d).cloned()))
         .collect();
-    for d in &unmatched_dockerfiles {
+    for (d, _) in &unmatched_dockerfiles {
         notes.push(format!(
             "{} matches no image the local manifests run (listed, commented out, under images:)",
             rel(root, d)
@@ -593,7 +655,7 @@ struct Draft {
     pools: Vec<(String, Pool)>,
     ports: Vec<(u64, String)>,
     images: Vec<ImageEntry>,
-    unmatched_dockerfiles: Vec<PathBuf>,
+    unmatched_dockerfiles: Vec<(PathBuf, Option<String>)>,
     local: Vec<Src>,
     missing_secrets: Vec<String>,
     envs: Vec<(String, Vec<Src>)>,
@@ -624,7 +686,7 @@ fn write(root: &Path, d: &Draft) -> String {
     y.push_str("# ktwin.yaml — written by `ktwin init`; review every line, then `ktwin render --explain`.\n");
     y.push_str("# Reference: `ktwin schema` prints the JSON Schema of this file.\n");
     y.push_str("apiVersion: ktwin.dev/v1alpha1\nkind: Project\n");
-    y.push_str(&format!("name: {}\n", d.name));
+    y.push_str(&format!("name: {}\n", plain(&d.name)));
     y.push_str("cluster:\n  provider: k3d              # or kind\n  servers: 1\n");
     if d.pools.is_empty() {
         y.push_str("  agents: []                 # one entry per production node pool\n");
@@ -632,7 +694,8 @@ fn write(root: &Path, d: &Draft) -> String {
         y.push_str("  agents:                    # one per node pool the manifests select\n");
         for (pname, pool) in &d.pools {
             y.push_str(&format!(
-                "    - name: {pname}              # used by {}\n",
+                "    - name: {}              # used by {}\n",
+                plain(pname),
                 pool.users.join(", ")
             ));
             let labels: Vec<String> = pool
@@ -686,10 +749,14 @@ fn write(root: &Path, d: &Draft) -> String {
     }
     if !d.unmatched_dockerfiles.is_empty() {
         y.push_str("# Dockerfiles no image of the local manifests matched (uncomment and name the image to build one):\n");
-        for df in &d.unmatched_dockerfiles {
+        for (df, guess) in &d.unmatched_dockerfiles {
             let ctx = df.parent().unwrap_or(root);
             y.push_str(&format!(
-                "#  - {{image: CHANGE-ME, context: {}, dockerfile: {}}}\n",
+                "#  - {{image: {}, context: {}, dockerfile: {}}}\n",
+                guess
+                    .as_deref()
+                    .map(q)
+                    .unwrap_or_else(|| "CHANGE-ME".into()),
                 q(&rel(root, ctx)),
                 q(&relative_to(ctx, df))
             ));
@@ -714,7 +781,7 @@ fn write(root: &Path, d: &Draft) -> String {
         }
     }
     for (n, srcs) in &d.envs {
-        y.push_str(&format!("  {n}:\n    manifests:\n"));
+        y.push_str(&format!("  {}:\n    manifests:\n", plain(n)));
         for s in srcs {
             y.push_str(&src_yaml(root, s, "      "));
         }
@@ -940,9 +1007,9 @@ pub fn propose(root: &Path, kustomizer: &dyn Kustomizer) -> Proposal {
         }
     }
     if d.local.is_empty() {
-        if let Some((g, members)) = groups
+        for (g, members) in groups
             .iter()
-            .find(|(g, _)| Some(*g) != local_group.as_ref())
+            .filter(|(g, _)| Some(*g) != local_group.as_ref())
         {
             let picked = t.pick(
                 &srcs(&by_preference(root, members.clone())),
@@ -950,8 +1017,11 @@ pub fn propose(root: &Path, kustomizer: &dyn Kustomizer) -> Proposal {
                 &format!("overlay `{g}`"),
             );
             if !picked.is_empty() {
-                local_from = Some(format!("the `{g}` overlay(s), the only ones that render"));
+                local_from = Some(format!(
+                    "the `{g}` overlay(s), the first overlay group that renders"
+                ));
                 d.local = picked;
+                break;
             }
         }
     }
@@ -1062,7 +1132,13 @@ pub fn propose(root: &Path, kustomizer: &dyn Kustomizer) -> Proposal {
                 notes.push(format!(
                     "environment `local` does not render together ({why}); its manifests are left for you to choose"
                 ));
+                // What was inferred from it goes with it.
                 d.local.clear();
+                d.pools.clear();
+                d.ports.clear();
+                d.missing_secrets.clear();
+                d.images.clear();
+                d.unmatched_dockerfiles = s.dockerfiles.iter().map(|f| (f.clone(), None)).collect();
             }
             Err((None, why)) => {
                 notes.push(format!("the proposal needs attention: {why}"));
@@ -1194,15 +1270,26 @@ fn infer_cluster(docs: &[Document], d: &mut Draft, notes: &mut Vec<String>) {
     }
     let mut used = BTreeSet::new();
     for pool in pools.into_values() {
-        let mut pname = dns_label(
+        let base = dns_label(
             pool.labels
                 .values()
                 .next()
                 .map(String::as_str)
                 .unwrap_or("pool"),
         );
+        // Short enough for node names built from it; a second pool with the same label value
+        // gets `-2`, `-3`…
+        let base: String = base
+            .chars()
+            .take(40)
+            .collect::<String>()
+            .trim_end_matches('-')
+            .to_string();
+        let mut pname = base.clone();
+        let mut n = 1;
         while !used.insert(pname.clone()) {
-            pname.push('x');
+            n += 1;
+            pname = format!("{base}-{n}");
         }
         notes.push(format!(
             "pool `{pname}` with {} from the nodeSelector/affinity of {}",

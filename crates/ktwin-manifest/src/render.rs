@@ -71,6 +71,38 @@ pub fn load_source(
     parse_stream(path, &inputs.read_text(path)?)
 }
 
+/// kustomize's error text with every quoted part (`'…'`, `"…"`, `` `…` ``) hidden unless it is
+/// a path that exists (as written, or under `dir`) or the field of a `json: unknown field "X"`:
+/// kustomize quotes env-file lines and YAML scalars it fails on, which may be secret values.
+/// Whether anything was hidden is returned too, so the caller can say how to see it all.
+pub fn redact_quoted(msg: &str, dir: &Path) -> (String, bool) {
+    let mut out = String::with_capacity(msg.len());
+    let mut hidden = false;
+    let mut rest = msg;
+    while let Some(i) = rest.find(['\'', '"', '`']) {
+        let q = rest[i..].chars().next().unwrap_or('"');
+        let after = &rest[i + 1..];
+        let Some(j) = after.find(q) else { break };
+        let inner = &after[..j];
+        let keep = inner.is_empty()
+            || rest[..i].ends_with("unknown field ")
+            || (!inner.contains('\n')
+                && (Path::new(inner).exists()
+                    || (!inner.starts_with('/') && dir.join(inner).exists())));
+        out.push_str(&rest[..=i]);
+        if keep {
+            out.push_str(inner);
+        } else {
+            out.push('…');
+            hidden = true;
+        }
+        out.push(q);
+        rest = &after[j + 1..];
+    }
+    out.push_str(rest);
+    (out, hidden)
+}
+
 /// A file a lenient read left out, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Skipped {
@@ -100,11 +132,14 @@ pub fn tool_config(api_version: &str) -> Option<&'static str> {
 /// YAML (position only, never a line of it: it may hold a secret), documents that are not
 /// objects, or a tool's own config.
 pub fn classify_file(file: &Path, text: &str) -> Result<Vec<Document>, String> {
-    if text.contains("{{") {
-        return Err("a Go/Helm template (render its chart with a `helm:` source instead)".into());
-    }
+    // `{{ … }}` inside strings is common in real objects (Prometheus rules, Argo workflows):
+    // only a file that does not parse is taken for a template.
+    let template = "a Go/Helm template (render its chart with a `helm:` source instead)";
     let docs = match parse_stream(file, text) {
         Ok(d) => d,
+        Err(RenderError::Yaml(_) | RenderError::NotAnObject { .. }) if text.contains("{{") => {
+            return Err(template.into())
+        }
         Err(RenderError::Yaml(d)) => {
             return Err(match d.pos {
                 Some(p) => format!("not valid YAML (line {}, column {})", p.line, p.col),
@@ -242,4 +277,25 @@ pub fn clean_path(p: &Path) -> PathBuf {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn kustomize_errors_keep_paths_and_fields_hide_values() {
+        let d = std::env::temp_dir();
+        let (m, hidden) = super::redact_quoted(
+            &format!("error: accumulating resources from '{}': cannot unmarshal !!str `hunter2` into int; invalid line \"PASSWORD s3cret\"; json: unknown field \"sortOptions\"", d.display()),
+            &d,
+        );
+        assert!(hidden);
+        assert!(m.contains(&format!("'{}'", d.display())), "{m}");
+        assert!(m.contains("`…`") && m.contains("\"…\""), "{m}");
+        assert!(!m.contains("hunter2") && !m.contains("s3cret"), "{m}");
+        assert!(m.contains("unknown field \"sortOptions\""), "{m}");
+        assert_eq!(
+            super::redact_quoted("no quotes here", &d),
+            ("no quotes here".into(), false)
+        );
+    }
 }

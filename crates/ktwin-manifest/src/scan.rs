@@ -22,8 +22,10 @@ const SKIP_DIRS: &[&str] = &[
     "__pycache__",
 ];
 
-/// How deep the walk goes (a repository is not a file system).
+/// How deep the walk goes, and how many entries it looks at (a repository is not a file
+/// system).
 const MAX_DEPTH: usize = 24;
+const MAX_ENTRIES: usize = 200_000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KustomizeRoot {
@@ -67,6 +69,8 @@ pub struct Scan {
     pub tool_manifests: Vec<(PathBuf, String)>,
     /// Every directory name seen (for telling first-party images from public ones).
     pub dir_names: BTreeSet<String>,
+    /// Directory entries looked at (the walk stops at [`MAX_ENTRIES`]).
+    pub visited: usize,
 }
 
 pub fn rel(root: &Path, p: &Path) -> String {
@@ -114,10 +118,14 @@ fn walk(
     if let Some(n) = dir.file_name() {
         s.dir_names.insert(n.to_string_lossy().into_owned());
     }
-    if dir.join("Chart.yaml").is_file() {
+    // A chart's templates are not YAML, and its subcharts render with it: not walked. (A chart
+    // at the repository root still leaves the rest of the repository to walk.)
+    let is_chart = dir.join("Chart.yaml").is_file();
+    if is_chart {
         s.charts.push(chart(dir));
-        // A chart's templates are not YAML, and its subcharts render with it.
-        return;
+        if dir != root {
+            return;
+        }
     }
     let kfile = kustomization_file(dir);
     if let Some(k) = &kfile {
@@ -128,9 +136,13 @@ fn walk(
     let mut entries: Vec<_> = rd.flatten().collect();
     entries.sort_by_key(|e| e.file_name());
     for e in entries {
+        s.visited += 1;
+        if s.visited > MAX_ENTRIES {
+            return;
+        }
         let name = e.file_name().to_string_lossy().into_owned();
         let p = e.path();
-        if name.starts_with('.') {
+        if name.starts_with('.') || (is_chart && matches!(name.as_str(), "templates" | "charts")) {
             continue;
         }
         // A symlinked directory is not followed: it is either a copy of what the walk sees
@@ -164,7 +176,12 @@ fn walk(
                 compose(root, &p, &text, s);
                 continue;
             }
-            if !is_root && !under_kustomize && classify_file(&p, &text).is_ok() {
+            if !is_root
+                && !is_chart
+                && !under_kustomize
+                && !has_manifest
+                && classify_file(&p, &text).is_ok()
+            {
                 has_manifest = true;
             }
         }

@@ -124,11 +124,32 @@ fn explain_unknown_field(stderr: &str, tool: Option<&Tool>) -> Option<String> {
     let since = FIELD_SINCE
         .iter()
         .find(|(f, _)| *f == field)
-        .map(|(_, v)| format!("`{field}` needs kustomize {v} or newer"))
-        .unwrap_or_else(|| format!("`{field}` is not known to this kustomize"));
-    Some(format!(
-        "{since}, and ktwin ran {program} {version}; install kustomize v5 \
-         (https://kubectl.docs.kubernetes.io/installation/kustomize/) or a kubectl ≥ 1.27"
+        .map(|(_, v)| *v);
+    let found = tool.and_then(|t| t.version.as_deref()).and_then(semver);
+    let upgrade = "install kustomize v5 (https://kubectl.docs.kubernetes.io/installation/kustomize/) or a kubectl ≥ 1.27";
+    Some(match since {
+        // The found kustomize is new enough: a typo, or the field is misplaced.
+        Some(v) if found.is_some_and(|f| semver(v).is_some_and(|need| f >= need)) => format!(
+            "`{field}` is a kustomization field since {v} and ktwin ran {program} {version}: check where it is written"
+        ),
+        Some(v) => format!("`{field}` needs kustomize {v} or newer, and ktwin ran {program} {version}; {upgrade}"),
+        None if found.is_some_and(|f| f.0 >= 5) => format!(
+            "`{field}` is not a field {program} {version} knows: check its spelling against https://kubectl.docs.kubernetes.io/references/kustomize/kustomization/"
+        ),
+        None => format!("`{field}` is not known to {program} {version}; if it is a newer field, {upgrade}"),
+    })
+}
+
+/// `v4.5.7` → (4, 5, 7).
+fn semver(v: &str) -> Option<(u32, u32, u32)> {
+    let mut it = v
+        .trim_start_matches('v')
+        .split('.')
+        .map(|x| x.parse::<u32>().ok());
+    Some((
+        it.next()??,
+        it.next().flatten().unwrap_or(0),
+        it.next().flatten().unwrap_or(0),
     ))
 }
 
@@ -146,10 +167,22 @@ impl Kustomizer for ExternalKustomize {
         match cmd.run() {
             Ok(out) => Ok(String::from_utf8_lossy(&out.stdout).into_owned()),
             Err(RunError::Failed { stderr, .. }) => {
-                let message = match explain_unknown_field(&stderr, Some(t)) {
-                    Some(why) => format!("{} ({why})", stderr.trim()),
-                    None => stderr,
+                let (shown, hidden) = ktwin_manifest::render::redact_quoted(stderr.trim(), dir);
+                let mut message = match explain_unknown_field(&stderr, Some(t)) {
+                    Some(why) => format!("{shown} ({why})"),
+                    None => shown,
                 };
+                if hidden {
+                    message.push_str(&format!(
+                        " (quoted values hidden, as they may be secrets: `{} {}` shows them)",
+                        if t.program == "kubectl" {
+                            "kubectl kustomize"
+                        } else {
+                            "kustomize build"
+                        },
+                        dir.display()
+                    ));
+                }
                 Err(RenderError::Kustomize {
                     dir: dir.to_path_buf(),
                     message,
@@ -170,10 +203,19 @@ impl Kustomizer for ExternalKustomize {
         }
         match Cmd::new("helm").args(call.args()).run() {
             Ok(out) => Ok(String::from_utf8_lossy(&out.stdout).into_owned()),
-            Err(RunError::Failed { stderr, .. }) => Err(RenderError::Helm {
-                chart: call.chart.clone(),
-                message: stderr.trim().to_string(),
-            }),
+            Err(RunError::Failed { stderr, .. }) => {
+                // helm quotes values too (a values file's YAML error, a `required` message).
+                let base = call.chart.parent().unwrap_or(&call.chart);
+                let (mut message, hidden) =
+                    ktwin_manifest::render::redact_quoted(stderr.trim(), base);
+                if hidden {
+                    message.push_str(" (quoted values hidden, as they may be secrets: run `helm template` on the chart to see them)");
+                }
+                Err(RenderError::Helm {
+                    chart: call.chart.clone(),
+                    message,
+                })
+            }
             // Never the argv: `--set` may carry a value the user keeps out of files.
             Err(RunError::Spawn { source, .. }) => Err(RenderError::Helm {
                 chart: call.chart.clone(),
@@ -235,6 +277,18 @@ mod tests {
         assert!(why.contains("kubectl kustomize v2.0.3"), "{why}");
         let why = explain_unknown_field("Error: json: unknown field \"frobs\"", Some(&t)).unwrap();
         assert!(why.contains("`frobs` is not known"), "{why}");
+        // A v5 that rejects a field it has: not an upgrade to advise.
+        let v5 = Tool {
+            program: "kustomize",
+            version: Some("v5.7.1".into()),
+        };
+        let why = explain_unknown_field("json: unknown field \"components\"", Some(&v5)).unwrap();
+        assert!(
+            why.contains("check where it is written") && !why.contains("install"),
+            "{why}"
+        );
+        let why = explain_unknown_field("json: unknown field \"resourcse\"", Some(&v5)).unwrap();
+        assert!(why.contains("check its spelling"), "{why}");
         assert_eq!(
             explain_unknown_field("accumulating resources", Some(&t)),
             None

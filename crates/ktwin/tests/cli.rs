@@ -445,6 +445,83 @@ fn init_on_a_helm_only_repo_uses_the_chart_and_its_values_files() {
 }
 
 #[test]
+fn init_builds_with_the_declared_context_and_leaves_out_what_does_not_render() {
+    let tp = TempProject::new();
+    tp.write(
+        "r/k8s/worker.yaml",
+        &deployment("worker", "gcr.io/acme/worker:1.0", ""),
+    );
+    // A plain dir with a values file in it: `render` would reject it, so init leaves it out.
+    tp.write(
+        "r/config/app.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app}\n",
+    );
+    tp.write("r/config/values.yaml", "replicas: 3\n");
+    // compose builds the worker from the repository root with a Dockerfile below it.
+    tp.write(
+        "r/docker-compose.yml",
+        "services:\n  worker:\n    image: gcr.io/acme/worker\n    build: {context: ., dockerfile: worker/Dockerfile}\n",
+    );
+    tp.write("r/worker/Dockerfile", "FROM scratch\n");
+    let dir = tp.path().join("r");
+    let o = ktwin(&dir, &["init"]);
+    let notes = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{notes}");
+    let p = ktwin_config::load(&dir.join("ktwin.yaml")).unwrap().project;
+    assert_eq!(p.images.len(), 1, "{notes}");
+    assert_eq!(
+        (
+            p.images[0].context.as_str(),
+            p.images[0].dockerfile.as_str()
+        ),
+        (".", "worker/Dockerfile")
+    );
+    assert!(
+        notes.contains("docker-compose.yml (service `worker`) builds `gcr.io/acme/worker` from ."),
+        "{notes}"
+    );
+    let local: Vec<String> = p.environments["local"]
+        .manifests
+        .iter()
+        .map(|m| m.path().to_string())
+        .collect();
+    assert_eq!(local, ["k8s"], "{notes}");
+    assert!(
+        notes.contains("left out config (plain manifests): it does not render"),
+        "{notes}"
+    );
+    let r = ktwin(&dir, &["render"]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    assert!(stdout(&r).contains("image: localhost:5001/acme/worker:ktwin-"));
+}
+
+#[test]
+fn init_does_not_guess_a_third_party_image_for_the_root_dockerfile() {
+    let tp = TempProject::new();
+    tp.write(
+        "r/k8s/prom.yaml",
+        &deployment("prom", "quay.io/prometheus/prometheus:v2.53.0", ""),
+    );
+    tp.write("r/Dockerfile", "FROM scratch\n");
+    let dir = tp.path().join("r");
+    let o = ktwin(&dir, &["init"]);
+    let notes = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{notes}");
+    let y = std::fs::read_to_string(dir.join("ktwin.yaml")).unwrap();
+    let p = ktwin_config::load(&dir.join("ktwin.yaml")).unwrap().project;
+    // Nothing in the repository is named `prometheus`: offered, commented out, not built.
+    assert!(p.images.is_empty(), "{y}");
+    assert!(
+        y.contains("#  - {image: \"quay.io/prometheus/prometheus\", context: \".\""),
+        "{y}"
+    );
+    assert!(
+        notes.contains("the root Dockerfile may build it"),
+        "{notes}"
+    );
+}
+
+#[test]
 fn doctor_on_a_dir_skips_what_is_not_kubernetes() {
     let tp = TempProject::new();
     tp.write("d/a.yaml", &deployment("a", "ghcr.io/acme/a:1.0", ""));
@@ -458,6 +535,11 @@ fn doctor_on_a_dir_skips_what_is_not_kubernetes() {
         "apiVersion: skaffold/v4beta1\nkind: Config\nmetadata: {name: x}\n",
     );
     tp.write("d/broken.yaml", "a: [\n");
+    // Go template syntax inside strings is an object like any other.
+    tp.write(
+        "d/rules.yaml",
+        "apiVersion: monitoring.coreos.com/v1\nkind: PrometheusRule\nmetadata: {name: r}\nspec:\n  groups: [{name: g, rules: [{alert: Down, expr: up == 0, annotations: {summary: '{{ $labels.instance }} is down'}}]}]\n",
+    );
     let o = ktwin(tp.path(), &["doctor", "-f", "d", "-o", "json"]);
     assert!(matches!(o.status.code(), Some(0 | 1)), "{}", stderr(&o));
     let e = stderr(&o);
@@ -473,7 +555,16 @@ fn doctor_on_a_dir_skips_what_is_not_kubernetes() {
         );
     }
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
-    // The Deployment was read and checked.
+    assert!(!e.contains("d/rules.yaml"), "{e}");
+    // The Deployment was read and checked, and so was the rule.
+    assert!(
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["object"]["kind"] == "PrometheusRule"),
+        "{v}"
+    );
     assert!(v["findings"]
         .as_array()
         .unwrap()
@@ -692,6 +783,7 @@ fn stub_kustomize_v4(bin: &Path) {
          if [ \"$1\" = version ]; then echo '{{Version:kustomize/v4.5.7 GitCommit:56d82a8}}'; exit 0; fi\n\
          for d; do :; done\n\
          if grep -q sortOptions \"$d/kustomization.yaml\"; then echo 'Error: json: unknown field \"sortOptions\"' >&2; exit 1; fi\n\
+         if grep -q secretGenerator \"$d/kustomization.yaml\"; then echo \"Error: env source 'creds.env': invalid line \\\"PASSWORD hunter2\\\"\" >&2; exit 1; fi\n\
          echo 'apiVersion: v1'; echo 'kind: ConfigMap'; echo 'metadata: {{name: built}}'\n",
         log = bin.join("calls.log").display()
     );
@@ -711,11 +803,16 @@ fn kustomize_flags_per_project_and_environment_and_old_versions_explained() {
     tp.write(
         "ktwin.yaml",
         &format!(
-            "{HEAD}name: a\nkustomize: {{flags: [--enable-helm]}}\nenvironments:\n  local:\n    manifests: [k]\n    kustomize: {{flags: [--load-restrictor=LoadRestrictionsNone]}}\n  dev:\n    context: dev-ctx\n    manifests: [k]\n  sorted:\n    context: dev-ctx\n    manifests: [s]\n"
+            "{HEAD}name: a\nkustomize: {{flags: [--enable-helm]}}\nenvironments:\n  local:\n    manifests: [k]\n    kustomize: {{flags: [--load-restrictor=LoadRestrictionsNone]}}\n  dev:\n    context: dev-ctx\n    manifests: [k]\n  sorted:\n    context: dev-ctx\n    manifests: [s]\n  gen:\n    context: dev-ctx\n    manifests: [g]\n"
         ),
     );
     tp.write("k/kustomization.yaml", "resources: []\n");
     tp.write("s/kustomization.yaml", "sortOptions: {order: legacy}\n");
+    tp.write(
+        "g/kustomization.yaml",
+        "secretGenerator: [{name: creds, envs: [creds.env]}]\n",
+    );
+    tp.write("g/creds.env", "PASSWORD hunter2\n");
     let bin = tp.path().join("bin");
     stub_kustomize_v4(&bin);
     let render = |env: &str| {
@@ -751,6 +848,17 @@ fn kustomize_flags_per_project_and_environment_and_old_versions_explained() {
         err.contains("unknown field \"sortOptions\"")
             && err.contains("`sortOptions` needs kustomize v5.0.0 or newer")
             && err.contains("ktwin ran kustomize v4.5.7"),
+        "{err}"
+    );
+
+    // kustomize quotes the env-file line it fails on: ktwin shows the existing path it names,
+    // never the quoted value, and says how to see it.
+    let o = render("gen");
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(!err.contains("hunter2"), "{err}");
+    assert!(
+        err.contains("'creds.env'") && err.contains("quoted values hidden"),
         "{err}"
     );
 }

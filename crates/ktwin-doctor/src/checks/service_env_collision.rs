@@ -155,9 +155,14 @@ pub fn run(cx: &Ctx<'_>) -> Vec<Finding> {
                 .collect::<Vec<_>>()
                 .join(" ");
             for (svc, own, port) in hits {
+                let bare = format!("${port}");
                 let referenced = argv.contains(&format!("$({port})"))
                     || argv.contains(&format!("${{{port}}}"))
-                    || argv.contains(&format!("${port}"));
+                    // `$X_PORT`, not `$X_PORT_5432_TCP`.
+                    || argv.match_indices(&bare).any(|(i, _)| {
+                        !argv[i + bare.len()..]
+                            .starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+                    });
                 let host = own
                     .iter()
                     .any(|v| v.strip_prefix(pre_of(&port)) == Some("HOST"));

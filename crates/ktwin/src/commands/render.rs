@@ -74,7 +74,13 @@ fn image_warnings(plan: &Plan, r: &ktwin_manifest::Rendered) {
     let l = &plan.loaded;
     let twin =
         ktwin_doctor::Twin::from_project(&l.project, &r.env, Some(l.path.clone()), Some(&l.pos));
-    for f in ktwin_doctor::run_only(&["image-unmatched", "image-not-built"], &r.sources, &twin) {
+    let ignore = &l.project.doctor.ignore;
+    for f in ktwin_doctor::run_only(
+        &["image-unmatched", "image-not-built"],
+        &r.sources,
+        &twin,
+        ignore,
+    ) {
         let at = match (&f.file, f.line) {
             (Some(file), Some(line)) => format!(
                 "{}:{line}: ",
