@@ -6,7 +6,9 @@ use crate::printer;
 use crate::report::{config_failure, shown, Failure};
 
 pub fn run(a: &InitArgs) -> Result<u8, Failure> {
-    let root = ktwin_config::load::absolute(&a.dir.clone().unwrap_or_else(|| ".".into()));
+    let root = ktwin_manifest::render::clean_path(&ktwin_config::load::absolute(
+        &a.dir.clone().unwrap_or_else(|| ".".into()),
+    ));
     if !root.is_dir() {
         return Err(Failure::input(
             format!("{} is not a directory", shown(&root)),
