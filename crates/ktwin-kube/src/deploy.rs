@@ -36,11 +36,23 @@ pub struct Options<'a> {
     /// Where the kinds applied last time are remembered (for pruning kinds that left).
     pub state_file: Option<PathBuf>,
     pub report: Reporter<'a>,
+    /// What the previous deploy of this session applied (`ktwin dev`): an object whose prepared
+    /// form is the same is not sent again — no request at all — and its workload is not waited
+    /// for; prune runs only when an object the previous deploy had is gone from the render.
+    pub previous: Option<&'a Applied>,
+}
+
+/// What one deploy applied, for the next deploy of the same session: each object's identity
+/// and prepared form (labels added, namespace normalised), and the namespaces that exist.
+#[derive(Debug, Clone, Default)]
+pub struct Applied {
+    pub forms: BTreeMap<Identity, String>,
+    pub namespaces: BTreeSet<String>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
-pub struct Applied {
+pub struct AppliedObject {
     pub object: String,
     pub action: Action,
 }
@@ -58,10 +70,15 @@ pub struct Kept {
 #[serde(rename_all = "camelCase")]
 pub struct Report {
     pub namespaces_created: Vec<String>,
-    pub applied: Vec<Applied>,
+    pub applied: Vec<AppliedObject>,
     pub pruned: Vec<String>,
     pub kept: Vec<Kept>,
     pub rolled_out: Vec<String>,
+    /// Objects not sent because they are as the previous deploy of the session left them.
+    pub skipped: usize,
+    /// What this deploy applied (for the next one of a `ktwin dev` session).
+    #[serde(skip)]
+    pub state: Applied,
 }
 
 /// Kinds always looked at when pruning, besides those rendered now or last time.
@@ -312,12 +329,35 @@ pub async fn deploy(
         .iter()
         .position(|d| rank(d["kind"].as_str().unwrap_or("")) > 1)
         .unwrap_or(objs.len());
+    // An object as the previous deploy of the session sent it is not sent again.
+    let unchanged = |obj: &Value, report: &mut Report| -> bool {
+        let form = obj.to_string();
+        let same = o
+            .previous
+            .and_then(|p| p.forms.get(&identity(obj)))
+            .is_some_and(|f| *f == form);
+        report.state.forms.insert(identity(obj), form);
+        if same {
+            report.skipped += 1;
+        }
+        same
+    };
+    let mut sent: BTreeSet<Identity> = BTreeSet::new();
     let mut crds = Vec::new();
     for obj in objs[..split].iter_mut() {
         let (_, caps) = disc.resolve_obj(obj).await?;
         normalize_namespace(obj, &caps.scope);
+        if obj["kind"] == "Namespace" {
+            if let Some(n) = obj["metadata"]["name"].as_str() {
+                report.state.namespaces.insert(n.to_string());
+            }
+        }
+        if unchanged(obj, &mut report) {
+            continue;
+        }
         let (action, uid) = apply_one(disc, obj, o.force_conflicts).await?;
         applied_uids.extend(uid);
+        sent.insert(identity(obj));
         say_applied(o, obj, action, &mut report);
         if obj["kind"] == "CustomResourceDefinition" {
             crds.push(obj.clone());
@@ -348,6 +388,11 @@ pub async fn deploy(
         .filter(|n| !declared.contains(n))
         .collect();
     for ns in needed {
+        let known = o.previous.is_some_and(|p| p.namespaces.contains(&ns));
+        report.state.namespaces.insert(ns.clone());
+        if known {
+            continue;
+        }
         let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns,
             "labels": {LABEL_MANAGED_BY: "ktwin", LABEL_PROJECT: o.project, LABEL_ENV: o.env}}});
         let api = disc.api_for(&obj).await?;
@@ -364,8 +409,12 @@ pub async fn deploy(
     }
 
     for obj in &objs[split..] {
+        if unchanged(obj, &mut report) {
+            continue;
+        }
         let (action, uid) = apply_one(disc, obj, o.force_conflicts).await?;
         applied_uids.extend(uid);
+        sent.insert(identity(obj));
         say_applied(o, obj, action, &mut report);
     }
 
@@ -378,7 +427,13 @@ pub async fn deploy(
             )
         })
         .collect();
-    if o.prune {
+    // Within a session, what the previous deploy pruned is gone: prune again only when an
+    // object it applied is no longer rendered.
+    let desired_now: BTreeSet<Identity> = objs.iter().map(identity).collect();
+    let something_left = o
+        .previous
+        .is_none_or(|p| p.forms.keys().any(|id| !desired_now.contains(id)));
+    if o.prune && something_left {
         let mut kinds: Vec<(String, String)> = kinds_now.iter().cloned().collect();
         kinds.extend(previous.kinds.iter().cloned());
         kinds.extend(
@@ -402,6 +457,7 @@ pub async fn deploy(
     let workloads: Vec<&Value> = objs
         .iter()
         .filter(|d| is_workload(d["kind"].as_str().unwrap_or("")))
+        .filter(|d| o.previous.is_none() || sent.contains(&identity(d)))
         .collect();
     report.rolled_out = wait_rollouts(disc, &workloads, o).await?;
     Ok(report)
@@ -412,7 +468,7 @@ fn say_applied(o: &Options, obj: &Value, action: Action, report: &mut Report) {
         object: describe(obj),
         action,
     });
-    report.applied.push(Applied {
+    report.applied.push(AppliedObject {
         object: describe(obj),
         action,
     });

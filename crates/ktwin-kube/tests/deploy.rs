@@ -4,7 +4,7 @@ use std::cell::RefCell;
 use std::time::Duration;
 
 use ktwin_config::event::{Action, Event};
-use ktwin_kube::deploy::{deploy, Options, Report};
+use ktwin_kube::deploy::{deploy, Applied, Options, Report};
 use ktwin_kube::{connect, Discovery, KubeError};
 use ktwin_testkit::block_on;
 use ktwin_testkit::kubeapi::{healthy_workloads, ApiStandIn};
@@ -44,6 +44,37 @@ impl Twin {
         timeout: Duration,
         tweak: impl FnOnce(&mut Options),
     ) -> (Result<Report, KubeError>, Vec<Event>) {
+        self.deploy_in_session(docs, env, prune, force, timeout, None, tweak)
+    }
+
+    /// A deploy after `previous` of the same session (`ktwin dev`).
+    fn deploy_after(
+        &self,
+        docs: &[Value],
+        previous: &Applied,
+    ) -> (Result<Report, KubeError>, Vec<Event>) {
+        self.deploy_in_session(
+            docs,
+            "local",
+            true,
+            false,
+            Duration::from_secs(10),
+            Some(previous),
+            |_| {},
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn deploy_in_session(
+        &self,
+        docs: &[Value],
+        env: &str,
+        prune: bool,
+        force: bool,
+        timeout: Duration,
+        previous: Option<&Applied>,
+        tweak: impl FnOnce(&mut Options),
+    ) -> (Result<Report, KubeError>, Vec<Event>) {
         let said = RefCell::new(Vec::new());
         let say = |e: Event| said.borrow_mut().push(e);
         let state = self.dir.path().join(format!("state-{env}.json"));
@@ -64,6 +95,7 @@ impl Twin {
                 registry_prefix: Some("localhost:5001/".into()),
                 state_file: Some(state),
                 report: &say,
+                previous,
             };
             tweak(&mut o);
             deploy(&mut disc, docs, &o).await
@@ -655,4 +687,59 @@ fn a_remote_prune_says_the_whole_set_before_the_first_delete() {
     assert!(announce < at(pruned("configmap/a (shop)")), "{said:?}");
     assert!(announce < at(pruned("configmap/b (shop)")), "{said:?}");
     assert!(at(pruned("configmap/b (shop)")) < usize::MAX, "{said:?}");
+}
+
+/// `ktwin dev` deploys on every save: what is as the previous deploy of the session sent it
+/// costs no request at all; one changed object is one apply and one rollout wait; prune runs
+/// again only when an object left the render.
+#[test]
+fn a_session_sends_only_what_changed() {
+    let t = Twin::new();
+    t.api.controller(healthy_workloads);
+    let (r, _) = t.deploy(&stack("localhost:5001/web:aaa"));
+    let first = r.unwrap();
+    assert_eq!(first.skipped, 0);
+
+    t.api.reset_counts();
+    let prev = first.state.clone();
+    let (r, said) = t.deploy_after(&stack("localhost:5001/web:aaa"), &prev);
+    let same = r.unwrap();
+    assert_eq!(same.skipped, 3, "{same:?}");
+    assert!(same.applied.is_empty() && same.rolled_out.is_empty());
+    assert!(said.is_empty(), "{said:?}");
+    // This helper connects afresh, so API discovery is read again (a session keeps its
+    // Discovery); no request names an object.
+    let discovery = |q: &ktwin_testkit::kubeapi::Request| {
+        q.method == "GET" && q.path.trim_start_matches('/').split('/').count() <= 3
+    };
+    assert!(
+        t.api.requests().iter().all(discovery),
+        "no request for an unchanged render: {:?}",
+        t.api.requests()
+    );
+
+    // The image changes: only the Deployment is sent, and only it is waited for.
+    t.api.reset_counts();
+    let prev = same.state.clone();
+    let (r, _) = t.deploy_after(&stack("localhost:5001/web:bbb"), &prev);
+    let changed = r.unwrap();
+    assert_eq!(actions(&changed), ["deployment/web (shop) configured"]);
+    assert_eq!(changed.rolled_out, ["deployment/web (shop)"]);
+    assert_eq!(changed.skipped, 2);
+    assert!(
+        t.api
+            .requests()
+            .iter()
+            .all(|q| discovery(q) || q.path.contains("/deployments")),
+        "{:?}",
+        t.api.requests()
+    );
+
+    // The ConfigMap leaves the render: prune runs and deletes it.
+    let prev = changed.state.clone();
+    let mut docs = stack("localhost:5001/web:bbb");
+    docs.pop();
+    let (r, _) = t.deploy_after(&docs, &prev);
+    assert_eq!(r.unwrap().pruned, ["configmap/web-config (shop)"]);
+    assert!(t.api.get("v1", "ConfigMap", "shop", "web-config").is_none());
 }

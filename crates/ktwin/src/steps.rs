@@ -13,7 +13,12 @@ use ktwin_kube::deploy::{deploy as kube_deploy, Options, Report};
 use ktwin_kube::{connect, Discovery, GuardedContext};
 use serde_json::Value;
 
-use crate::plan::{kube_failure, Plan};
+use ktwin_cluster::up::{up_cluster, ClusterAction, Exec};
+use ktwin_engine::registry::{plan as registry_plan, Plan as RegistryPlan, Registry, UpAction};
+use ktwin_kube::guard::Intent;
+use ktwin_kube::KubeError;
+
+use crate::plan::{kube_failure, up_failure, Plan};
 use crate::printer;
 use crate::report::{plain, Failure};
 
@@ -138,6 +143,7 @@ pub async fn deploy(
         registry_prefix: Some(prefix),
         state_file: Some(deploy_record(&p.name, &plan.env)),
         report: &printer::event,
+        previous: None,
     };
     printer::err(&format!(
         "deploying {} object(s) of {} to {}",
@@ -160,4 +166,122 @@ pub fn summary(r: &Report) -> String {
         r.pruned.len(),
         r.rolled_out.len()
     )
+}
+
+/// How `up` (and `dev`, before its first cycle) reconciles the twin.
+pub struct UpTwin<'a> {
+    pub dry_run: bool,
+    pub recreate: bool,
+    pub context: Option<&'a str>,
+}
+
+/// The registry up, the cluster created or reconciled, and — unless a dry run — the API half
+/// wired through the provider's own kubeconfig (KEP-1755 ConfigMap, node labels and taints).
+/// Returns the guarded context to write to (`None` on a dry run).
+pub async fn up_twin(
+    plan: &mut Plan,
+    eng: &Engine,
+    u: &UpTwin<'_>,
+) -> Result<Option<GuardedContext>, Failure> {
+    let a = u;
+    let x = Exec {
+        dry_run: a.dry_run,
+        report: &printer::event,
+    };
+    if a.dry_run {
+        printer::err("dry run: read-only probes run; nothing is created, changed or deleted");
+    }
+    let reg = Registry {
+        engine: eng,
+        spec: plan.registry_spec.clone(),
+    };
+    if a.dry_run {
+        let observed = reg
+            .observe()
+            .map_err(|e| Failure::Operation(vec![plain(e.to_string(), e.help())]))?;
+        let what = match registry_plan(&reg.spec, &observed, a.recreate) {
+            RegistryPlan::Nothing => "registry: up to date".to_string(),
+            RegistryPlan::Create => format!("would create the registry {}", reg.spec.name),
+            RegistryPlan::Start => format!("would start the registry {}", reg.spec.name),
+            RegistryPlan::Drift(d) => {
+                format!("registry differs (needs --recreate): {}", d.join("; "))
+            }
+            RegistryPlan::Recreate(d) => format!("would recreate the registry: {}", d.join("; ")),
+            RegistryPlan::Foreign => format!(
+                "a container named {} exists that ktwin did not create",
+                reg.spec.name
+            ),
+        };
+        printer::err(&what);
+    } else {
+        let action = reg
+            .up(a.recreate)
+            .map_err(|e| Failure::Operation(vec![plain(e.to_string(), e.help())]))?;
+        printer::err(&match action {
+            UpAction::UpToDate => format!("registry {}: up to date", reg.spec.name),
+            UpAction::Created => format!("registry {}: created", reg.spec.name),
+            UpAction::Started => format!("registry {}: started", reg.spec.name),
+            UpAction::Recreated(d) => {
+                format!("registry {}: recreated ({})", reg.spec.name, d.join("; "))
+            }
+        });
+    }
+    let action = up_cluster(plan.project(), eng, a.context, a.recreate, &x).map_err(up_failure)?;
+    let name = plan.naming.cluster.clone();
+    printer::err(&match &action {
+        ClusterAction::Created => format!("cluster {name}: created"),
+        ClusterAction::Recreated(d) => format!("cluster {name}: recreated ({})", d.join("; ")),
+        ClusterAction::UpToDate => format!("cluster {name}: up to date"),
+        ClusterAction::FixedInPlace(d) => {
+            format!("cluster {name}: fixed in place ({})", d.join("; "))
+        }
+    });
+    if a.dry_run {
+        return Ok(None);
+    }
+    // The API half, through the provider's kubeconfig for this cluster and nothing else.
+    let g = plan
+        .guard(Intent::Write {
+            accept_new_cluster: false,
+        })
+        .await?
+        .clone();
+    printer::err(&format!("wiring the twin at {}", g.describe()));
+    let configmap = ktwin_cluster::registry_wiring::kep1755_configmap(&plan.registry);
+    let created = matches!(action, ClusterAction::Created | ClusterAction::Recreated(_));
+    let missing = async {
+        let client = ktwin_kube::connect(&g).await?;
+        if created {
+            ktwin_kube::wait_for_api(
+                &client,
+                g.context(),
+                Duration::from_secs(120),
+                &printer::event,
+            )
+            .await?;
+        }
+        ktwin_kube::heal::ensure_registry_hosting(&client, &configmap, false, &printer::event)
+            .await?;
+        let n = ktwin_kube::heal::ensure_nodes(
+            &client,
+            &plan.nodes,
+            plan.single_node,
+            false,
+            &printer::event,
+        )
+        .await?;
+        Ok::<_, KubeError>(n.missing)
+    }
+    .await
+    .map_err(kube_failure)?;
+    if !missing.is_empty() {
+        return Err(Failure::Operation(vec![plain(
+            format!(
+                "nodes ktwin.yaml declares are not in the cluster: {}",
+                missing.join(", ")
+            ),
+            Some("`ktwin heal` starts stopped node containers; `ktwin up --recreate` rebuilds the cluster".into()),
+        )]));
+    }
+    Ok(Some(g))
 }

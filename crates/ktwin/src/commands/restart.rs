@@ -50,6 +50,7 @@ pub async fn run(cli: &Cli, a: &RestartArgs) -> Result<u8, Failure> {
         registry_prefix: Some(plan.registry.prefix()),
         state_file: None,
         report: &printer::event,
+        previous: None,
     };
     printer::err(&format!(
         "restarting {} in {} at {}",
