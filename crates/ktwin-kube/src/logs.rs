@@ -181,3 +181,187 @@ mod tests {
         );
     }
 }
+
+/// One line a session follower saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    pub namespace: String,
+    pub pod: String,
+    pub container: String,
+    /// The kubelet's timestamp of the line (RFC 3339).
+    pub at: String,
+    pub text: String,
+}
+
+/// `2026-12-01T10:00:00.123456789Z text` → (timestamp, text), as `timestamps=true` gives it.
+pub fn split_timestamp(l: &str) -> Option<(jiff::Timestamp, &str)> {
+    let (ts, rest) = l.split_once(' ').unwrap_or((l, ""));
+    Some((ts.parse().ok()?, rest))
+}
+
+/// Where each followed container's stream got to: the last line's timestamp and the texts
+/// seen at exactly that instant (a reconnect's `sinceTime` is rounded down to the second, so
+/// the lines since then come again and are recognised).
+/// The kubelet's sinceTime filter is inclusive.
+#[derive(Debug, Default)]
+struct Progress {
+    last: Option<jiff::Timestamp>,
+    at_last: Vec<String>,
+}
+
+impl Progress {
+    /// Whether this line is new; records it.
+    fn fresh(&mut self, ts: jiff::Timestamp, text: &str) -> bool {
+        match self.last {
+            Some(l) if ts < l => false,
+            Some(l) if ts == l => {
+                if self.at_last.iter().any(|t| t == text) {
+                    return false;
+                }
+                self.at_last.push(text.to_string());
+                true
+            }
+            _ => {
+                self.last = Some(ts);
+                self.at_last = vec![text.to_string()];
+                true
+            }
+        }
+    }
+}
+
+type Key = (String, String, String);
+
+/// Follow every container of the pods of `workloads` (which the caller replaces after each
+/// deploy) until `stop` resolves: a new pod is picked up within `poll`; a stream that ends
+/// (the container restarted, the pod was replaced, the connection dropped) is reopened from
+/// its last line's timestamp, and no line is shown twice or skipped. Lines before `since` are
+/// not shown. Errors listing pods are retried at the next poll.
+pub async fn follow_session(
+    client: kube::Client,
+    mut workloads: tokio::sync::watch::Receiver<Vec<Value>>,
+    since: jiff::Timestamp,
+    poll: std::time::Duration,
+    line: std::sync::Arc<dyn Fn(Line) + Send + Sync>,
+) {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::sync::{Arc, Mutex};
+    let progress: Arc<Mutex<BTreeMap<Key, Progress>>> = Arc::default();
+    let active: Arc<Mutex<BTreeSet<Key>>> = Arc::default();
+    loop {
+        let ws = workloads.borrow_and_update().clone();
+        for w in &ws {
+            let Ok(Some(pods)) = crate::pods_of(&client, w).await else {
+                continue;
+            };
+            for p in pods {
+                // A container that has not started has no log yet.
+                let started = matches!(
+                    p["status"]["phase"].as_str(),
+                    Some("Running" | "Succeeded" | "Failed")
+                );
+                if !started || !p["metadata"]["deletionTimestamp"].is_null() {
+                    continue;
+                }
+                let ns = p["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or("default")
+                    .to_string();
+                let pod = p["metadata"]["name"].as_str().unwrap_or("").to_string();
+                for c in p["spec"]["containers"].as_array().into_iter().flatten() {
+                    let container = c["name"].as_str().unwrap_or("").to_string();
+                    let key = (ns.clone(), pod.clone(), container.clone());
+                    if !active
+                        .lock()
+                        .map(|mut a| a.insert(key.clone()))
+                        .unwrap_or(false)
+                    {
+                        continue;
+                    }
+                    let from = progress
+                        .lock()
+                        .ok()
+                        .and_then(|p| p.get(&key).and_then(|x| x.last))
+                        .unwrap_or(since);
+                    let (client, progress, active, line) = (
+                        client.clone(),
+                        progress.clone(),
+                        active.clone(),
+                        line.clone(),
+                    );
+                    tokio::spawn(async move {
+                        let api: Api<Pod> = Api::namespaced(client, &key.0);
+                        let lp = LogParams {
+                            container: Some(key.2.clone()),
+                            follow: true,
+                            timestamps: true,
+                            // kube rounds sinceTime to the second (up, from .5): a second
+                            // earlier loses nothing; what comes twice is recognised.
+                            since_time: Some(
+                                from.checked_sub(jiff::SignedDuration::from_secs(1))
+                                    .unwrap_or(from),
+                            ),
+                            ..Default::default()
+                        };
+                        if let Ok(r) = api.log_stream(&key.1, &lp).await {
+                            let mut lines = r.lines();
+                            while let Some(Ok(l)) = lines.next().await {
+                                let Some((ts, text)) = split_timestamp(&l) else {
+                                    continue;
+                                };
+                                if ts < since {
+                                    continue;
+                                }
+                                let fresh = progress
+                                    .lock()
+                                    .map(|mut p| p.entry(key.clone()).or_default().fresh(ts, text))
+                                    .unwrap_or(false);
+                                if fresh {
+                                    line(Line {
+                                        namespace: key.0.clone(),
+                                        pod: key.1.clone(),
+                                        container: key.2.clone(),
+                                        at: ts.to_string(),
+                                        text: text.to_string(),
+                                    });
+                                }
+                            }
+                        }
+                        if let Ok(mut a) = active.lock() {
+                            a.remove(&key);
+                        }
+                    });
+                }
+            }
+        }
+        // Wake early when the workloads change (a deploy), else poll.
+        let _ = tokio::time::timeout(poll, workloads.changed()).await;
+    }
+}
+
+#[cfg(test)]
+mod follow_tests {
+    use super::*;
+
+    #[test]
+    fn a_reconnect_repeats_nothing_and_loses_nothing() {
+        let t = |s: &str| -> jiff::Timestamp { s.parse().unwrap() };
+        let mut p = Progress::default();
+        assert!(p.fresh(t("2026-12-01T10:00:00.1Z"), "a"));
+        assert!(p.fresh(t("2026-12-01T10:00:00.2Z"), "b"));
+        assert!(
+            p.fresh(t("2026-12-01T10:00:00.2Z"), "c"),
+            "same instant, other text"
+        );
+        // The reconnect from 10:00:00 sends a, b, c again, then d.
+        assert!(!p.fresh(t("2026-12-01T10:00:00.1Z"), "a"));
+        assert!(!p.fresh(t("2026-12-01T10:00:00.2Z"), "b"));
+        assert!(!p.fresh(t("2026-12-01T10:00:00.2Z"), "c"));
+        assert!(p.fresh(t("2026-12-01T10:00:01Z"), "d"));
+        assert_eq!(
+            split_timestamp("2026-12-01T10:00:00.123456789Z hello world").map(|(_, x)| x),
+            Some("hello world")
+        );
+        assert!(split_timestamp("no timestamp").is_none());
+    }
+}

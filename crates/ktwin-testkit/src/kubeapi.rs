@@ -155,6 +155,8 @@ pub struct Store {
     events: Vec<(u64, String, String, Value)>, // (rv, resource key, type, object)
     rv: u64,
     logs: BTreeMap<(String, String, String, bool), String>, // (ns, pod, container, previous)
+    /// Lines with the kubelet's timestamps (ns, pod, container) → [(RFC 3339, text)].
+    timed_logs: BTreeMap<(String, String, String), Vec<(String, String)>>,
     /// Number of client requests that changed stored state.
     pub writes: u64,
     requests: Vec<Request>,
@@ -313,6 +315,18 @@ impl Store {
         );
     }
 
+    /// A line the container wrote at `at` (RFC 3339). Such lines are served as the kubelet
+    /// serves them: `timestamps=true` prefixes each with its timestamp and a space, and
+    /// `sinceTime` keeps the lines at or after it (k8s.io/kubernetes pkg/kubelet/kuberuntime
+    /// `ReadLogs`: `!t.Before(since)`). A follow returns what there is and ends, as a stream
+    /// does when its container stops.
+    pub fn add_log_line(&mut self, ns: &str, pod: &str, container: &str, at: &str, text: &str) {
+        self.timed_logs
+            .entry((ns.into(), pod.into(), container.into()))
+            .or_default()
+            .push((at.into(), text.into()));
+    }
+
     fn establish(&mut self, crd: &Value) {
         let group = crd["spec"]["group"].as_str().unwrap_or("").to_string();
         let plural = crd["spec"]["names"]["plural"]
@@ -369,6 +383,7 @@ impl ApiStandIn {
                     events: Vec::new(),
                     rv: 1,
                     logs: BTreeMap::new(),
+                    timed_logs: BTreeMap::new(),
                     writes: 0,
                     requests: Vec::new(),
                 },
@@ -1217,6 +1232,31 @@ fn route(store: &mut Store, req: &Req) -> (u16, Result<Value, String>) {
             if !store.objects.contains_key(&key_of(name)) {
                 let (c, v) = not_found(name);
                 return (c, Ok(v));
+            }
+            if let Some(lines) =
+                store
+                    .timed_logs
+                    .get(&(t.ns.clone(), name.to_string(), container.clone()))
+            {
+                let since = req
+                    .query
+                    .get("sinceTime")
+                    .map(|s| s.parse::<jiff::Timestamp>().expect("sinceTime is RFC 3339"));
+                let stamps = req.query.get("timestamps").map(String::as_str) == Some("true");
+                let text: String = lines
+                    .iter()
+                    .filter(|(at, _)| {
+                        since.is_none_or(|s| at.parse::<jiff::Timestamp>().is_ok_and(|t| t >= s))
+                    })
+                    .map(|(at, l)| {
+                        if stamps {
+                            format!("{at} {l}\n")
+                        } else {
+                            format!("{l}\n")
+                        }
+                    })
+                    .collect();
+                return (200, Err(text));
             }
             let text = store
                 .logs

@@ -100,6 +100,25 @@ Examples:\n  ktwin up --dry-run     print every command and file; change nothing
 ktwin up\n  ktwin up --recreate    replace a cluster whose shape changed (images are kept)"
     )]
     Up(UpArgs),
+    /// The inner loop: save → changed images rebuilt and pushed → changed objects applied →
+    /// rolled out → their logs on screen. Ctrl-C stops watching and leaves the twin running.
+    #[command(
+        after_help = "Steps: the twin reconciled as `ktwin up` does (skip with --no-up) → a full cycle → watch.
+A cycle re-reads ktwin.yaml (a broken one is shown and the last good plan keeps running), builds only
+the images whose content tag changed, renders, and sends only the objects whose rendered form changed
+(an unchanged object costs no request), prunes what left the render, waits for the rollouts it caused.
+A save that changes no content (touch, save-without-change, a checkout back and forth) runs no build
+and sends nothing. A failed build, render or apply is shown; the twin keeps its last good state and
+the next save retries. Watched: the project tree except .git/, editor temp files and gitignored
+paths outside build contexts.
+
+Examples:
+  ktwin dev                     watch everything, follow every workload's logs
+  ktwin dev api                 rebuild only the api image; the others keep their tag
+  ktwin dev --trigger manual    collect changes, run a cycle on Enter
+  ktwin dev -o json | jq .      NDJSON events (schema in README.md)"
+    )]
+    Dev(DevArgs),
     /// Delete the cluster; the registry and its images stay unless --purge-registry.
     Down(DownArgs),
     /// Apply an environment with server-side apply and wait for its rollouts.
@@ -369,6 +388,46 @@ pub struct UpArgs {
     /// How long the final deploy waits for rollouts.
     #[arg(long, value_parser = parse_duration, default_value = "5m", value_name = "D")]
     pub timeout: std::time::Duration,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Trigger {
+    /// A cycle as soon as the tree has been quiet for 50 ms after a change.
+    Auto,
+    /// Changes are collected; a cycle runs when Enter is pressed.
+    Manual,
+}
+
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    /// Images to rebuild when they change (repository, path or its last part); the others
+    /// keep the tag the first cycle gave them. Default: every image.
+    pub images: Vec<String>,
+    #[arg(long, default_value = "local")]
+    pub env: String,
+    /// The kube context; must be the one the environment may use.
+    #[arg(long, value_name = "CTX")]
+    pub context: Option<String>,
+    /// Do not follow the workloads' logs.
+    #[arg(long)]
+    pub no_logs: bool,
+    #[arg(long, value_enum, default_value = "auto")]
+    pub trigger: Trigger,
+    /// `text`, or `json`: NDJSON events on stdout, one object per line.
+    #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
+    pub output: StatusFormat,
+    /// On exit, delete what this environment deployed (never claims or volumes).
+    #[arg(long)]
+    pub cleanup: bool,
+    /// The twin is up: skip the registry and cluster reconcile before the first cycle.
+    #[arg(long)]
+    pub no_up: bool,
+    /// How long each cycle waits for the rollouts it caused.
+    #[arg(long, value_parser = parse_duration, default_value = "2m", value_name = "D")]
+    pub timeout: std::time::Duration,
+    /// Poll the tree instead of the OS's file events (network file systems).
+    #[arg(long)]
+    pub poll: bool,
 }
 
 /// A duration such as `90s`, `5m`, `1h` or `1m30s`.

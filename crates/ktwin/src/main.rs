@@ -7,6 +7,7 @@ mod plan;
 mod printer;
 mod report;
 mod steps;
+mod watch;
 
 use std::process::ExitCode;
 

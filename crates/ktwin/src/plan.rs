@@ -191,6 +191,12 @@ impl Plan {
         Ok(self.images.get_or_init(|| planned))
     }
 
+    /// Use these image plans instead of hashing the contexts (`dev` keeps an image at its
+    /// last good tag when its build failed, or when it is not among the images it rebuilds).
+    pub fn set_images(&mut self, images: Vec<ImagePlan>) {
+        self.images = OnceCell::from(images);
+    }
+
     /// The images `wanted` names (all when empty): by repository as written, path, or the
     /// path's last segment.
     pub fn select(&self, wanted: &[String]) -> Result<Vec<&ImagePlan>, Failure> {

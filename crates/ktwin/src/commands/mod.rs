@@ -4,6 +4,7 @@
 mod build;
 mod cluster;
 mod deploy;
+mod dev;
 mod diff;
 mod doctor;
 mod down;
@@ -36,6 +37,7 @@ fn env_of(c: &Command) -> (&str, Option<&str>) {
         Command::Logs(a) => (&a.env, a.context.as_deref()),
         Command::Restart(a) => (&a.env, a.context.as_deref()),
         Command::Up(a) => (LOCAL_ENV, a.context.as_deref()),
+        Command::Dev(a) => (&a.env, a.context.as_deref()),
         _ => (LOCAL_ENV, None),
     }
 }
@@ -67,6 +69,7 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Cluster(c) => cluster::run(&cli, c),
         Command::Images(c) => images::run(&cli, c),
         Command::Up(a) => up::run(&cli, a).await,
+        Command::Dev(a) => dev::run(&cli, a).await,
         Command::Down(a) => down::run(&cli, a),
         Command::Deploy(a) => deploy::run(&cli, a).await,
         Command::Status(a) => status::run(&cli, a).await,

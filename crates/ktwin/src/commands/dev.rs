@@ -1,0 +1,541 @@
+//! `ktwin dev`: the inner loop. The twin reconciled (as `up`), a full cycle, then: watch →
+//! batch → cycle, until Ctrl-C. A cycle is a new Plan (ktwin.yaml read again) → the images
+//! whose content tag changed built and pushed → render → the objects whose rendered form
+//! changed applied (the rest cost no request) → prune of what left → the rollouts it caused
+//! waited for. Nothing in a cycle ends the loop: a failure is an `error` event and the twin
+//! keeps its last good state. Events go out as text lines, or (`-o json`) as NDJSON on stdout.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use ktwin_config::desired::ImagePlan;
+use ktwin_config::event::{Action, Event};
+use ktwin_engine::build::Outcome;
+use ktwin_engine::Engine;
+use ktwin_kube::deploy::{deploy as kube_deploy, Applied, Options};
+use ktwin_kube::guard::Intent;
+use ktwin_kube::{connect, Discovery, GuardedContext};
+use serde_json::{json, Value};
+
+use crate::cli::{Cli, DevArgs, StatusFormat, Trigger};
+use crate::plan::{kube_failure, Plan};
+use crate::printer;
+use crate::report::Failure;
+use crate::steps;
+use crate::watch;
+
+/// Where events go: NDJSON on stdout, or text lines (logs on stdout, the rest on stderr).
+#[derive(Clone, Copy)]
+struct Out {
+    json: bool,
+    colour: bool,
+}
+
+/// `2026-12-01T10:00:00.123Z`.
+fn now() -> String {
+    format!("{:.3}", jiff::Timestamp::now())
+}
+
+impl Out {
+    /// One event: `{"t", "event", ...fields}` as a line of NDJSON, or its text.
+    fn emit(&self, event: &str, fields: Value) {
+        if self.json {
+            let mut o = serde_json::Map::new();
+            o.insert("t".into(), json!(now()));
+            o.insert("event".into(), json!(event));
+            if let Value::Object(f) = fields {
+                o.extend(f);
+            }
+            printer::out(&format!("{}\n", Value::Object(o)));
+            return;
+        }
+        let s = |k: &str| fields[k].as_str().unwrap_or("").to_string();
+        let text = match event {
+            "ready" => format!(
+                "ready: watching {} ({})",
+                s("root"),
+                if fields["polling"].is_string() {
+                    format!("polling: {}", s("polling"))
+                } else {
+                    "file events".into()
+                }
+            ),
+            "change" => {
+                let paths: Vec<&str> = fields["paths"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect();
+                let shown: Vec<&str> = paths.iter().take(3).copied().collect();
+                let more = paths.len().saturating_sub(3);
+                format!(
+                    "change: {}{}",
+                    shown.join(", "),
+                    if more > 0 {
+                        format!(" and {more} more")
+                    } else {
+                        String::new()
+                    }
+                )
+            }
+            // `steps::build_images` says each build on stderr already.
+            "build" | "push" => return,
+            "apply" => match fields["namespace"].as_str() {
+                Some(ns) => format!("{} ({ns}): {}", s("object"), s("action")),
+                None => format!("{}: {}", s("object"), s("action")),
+            },
+            "rollout" => format!(
+                "{}: {}{}",
+                s("workload"),
+                s("state"),
+                fields["reason"]
+                    .as_str()
+                    .map(|r| format!(" — {r}"))
+                    .unwrap_or_default()
+            ),
+            "log" => {
+                let prefix = format!("{}/{}", s("pod"), s("container"));
+                let l = if self.colour {
+                    format!("\x1b[36m{prefix}\x1b[0m | {}\n", s("line"))
+                } else {
+                    format!("{prefix} | {}\n", s("line"))
+                };
+                printer::out(&l);
+                return;
+            }
+            "error" => format!("error ({}): {}", s("phase"), s("message")),
+            "cycle" => {
+                if fields["noop"] == true {
+                    "no change in content: nothing built or sent".into()
+                } else {
+                    format!(
+                        "cycle: {} image(s) built, {} object(s) sent, {} unchanged, {} pruned in {:.1}s",
+                        fields["images"],
+                        fields["sent"],
+                        fields["unchanged"],
+                        fields["pruned"],
+                        fields["seconds"].as_f64().unwrap_or(0.0)
+                    )
+                }
+            }
+            "warning" => format!("warning: {}", s("message")),
+            other => format!("{other}: {fields}"),
+        };
+        printer::err(&text);
+    }
+
+    fn error(&self, phase: &str, f: &Failure) {
+        if self.json {
+            self.emit("error", json!({"phase": phase, "message": f.message()}));
+        } else {
+            printer::err(&format!("error ({phase}):"));
+            f.print();
+        }
+    }
+}
+
+/// `deployment/web (shop)` → (`deployment/web`, `shop`).
+fn split_object(described: &str) -> (String, Option<String>) {
+    match described.rsplit_once(" (") {
+        Some((o, ns)) => (o.to_string(), Some(ns.trim_end_matches(')').to_string())),
+        None => (described.to_string(), None),
+    }
+}
+
+/// A library event as a dev event.
+fn lib_event(out: &Out, e: Event) {
+    let apply = |object: &str, action: &str| {
+        let (o, ns) = split_object(object);
+        out.emit(
+            "apply",
+            json!({"object": o, "namespace": ns, "action": action}),
+        );
+    };
+    match e {
+        Event::Applied { object, action } => apply(&object, action.as_str()),
+        Event::NamespaceCreated { name } => apply(&format!("namespace/{name}"), "created"),
+        Event::Pruned { object } => apply(&object, "pruned"),
+        Event::Kept { object, .. } => apply(&object, "kept"),
+        Event::RolloutProgress { workload, message } => out.emit(
+            "rollout",
+            json!({"workload": workload, "state": "progressing", "reason": message}),
+        ),
+        Event::RolledOut { workload, seconds } => out.emit(
+            "rollout",
+            json!({"workload": workload, "state": "done", "seconds": seconds}),
+        ),
+        other => {
+            if !out.json {
+                printer::event(other);
+            }
+        }
+    }
+}
+
+/// What the session has put on the twin.
+#[derive(Default)]
+struct Session {
+    /// Per image, the plan of its last good (pushed) build.
+    good: BTreeMap<String, ImagePlan>,
+    /// What the last deploy sent (for sending only what changed).
+    applied: Option<Applied>,
+    /// The last rendered objects (for a content comparison before any deploy).
+    rendered: Option<Vec<Value>>,
+    /// The last plan that resolved (a broken ktwin.yaml keeps it).
+    last_plan_ok: bool,
+}
+
+struct Loop<'a> {
+    cli: &'a Cli,
+    a: &'a DevArgs,
+    out: Out,
+    eng: Engine,
+    g: GuardedContext,
+    disc: Discovery,
+    /// The images `dev IMAGE...` rebuilds (None: all).
+    wanted: Option<Vec<String>>,
+    workloads: tokio::sync::watch::Sender<Vec<Value>>,
+}
+
+impl Loop<'_> {
+    /// One cycle; `paths` is what changed (empty for the first).
+    async fn cycle(&mut self, s: &mut Session, paths: &[PathBuf]) {
+        let started = Instant::now();
+        if !paths.is_empty() {
+            let shown: Vec<String> = paths.iter().map(|p| crate::report::shown(p)).collect();
+            self.out.emit("change", json!({"paths": shown}));
+        }
+        let mut plan = match Plan::resolve(self.cli, &self.a.env, self.a.context.as_deref()) {
+            Ok(p) => p,
+            Err(f) => {
+                // The last good plan keeps running; the next save retries.
+                self.out.error("config", &f);
+                s.last_plan_ok = false;
+                return;
+            }
+        };
+        if !s.last_plan_ok {
+            s.last_plan_ok = true;
+        }
+        if plan.context != self.g.context() {
+            self.out.emit("warning", json!({"message": format!(
+                "ktwin.yaml now names context `{}`; this session keeps writing to `{}` (restart ktwin dev to switch)",
+                plan.context, self.g.context())}));
+        }
+        // Images: rebuild those whose content tag changed (and are wanted); keep the others at
+        // their last good tag.
+        let fresh: Vec<ImagePlan> = match plan.images() {
+            Ok(i) => i.to_vec(),
+            Err(f) => {
+                self.out.error("plan", &f);
+                return;
+            }
+        };
+        let mut effective = Vec::new();
+        let mut to_build = Vec::new();
+        for i in fresh {
+            let wanted = self.wanted.as_ref().is_none_or(|w| w.contains(&i.image));
+            match s.good.get(&i.image) {
+                Some(g) if g.reference == i.reference => effective.push(i),
+                Some(g) if !wanted => effective.push(g.clone()),
+                _ => {
+                    to_build.push(i.clone());
+                    effective.push(i);
+                }
+            }
+        }
+        let mut built = 0;
+        if !to_build.is_empty() {
+            let refs: Vec<&ImagePlan> = to_build.iter().collect();
+            let result = tokio::task::block_in_place(|| {
+                steps::build_images(&plan, &self.eng, &refs, self.cli.verbose)
+            });
+            let b = match result {
+                Ok(b) => b,
+                Err(f) => {
+                    self.out.error("build", &f);
+                    return;
+                }
+            };
+            for r in &b.reports {
+                let outcome = match r.outcome {
+                    Outcome::Skipped => "skipped",
+                    _ => "built",
+                };
+                self.out.emit(
+                    "build",
+                    json!({"image": r.image, "tag": r.tag, "outcome": outcome, "seconds": r.build_seconds}),
+                );
+                if r.outcome != Outcome::Skipped {
+                    built += 1;
+                    self.out.emit(
+                        "push",
+                        json!({"image": r.image, "tag": r.tag, "bytes": r.bytes_pushed}),
+                    );
+                }
+                if let Some(p) = to_build.iter().find(|p| p.image == r.image) {
+                    s.good.insert(p.image.clone(), p.clone());
+                }
+            }
+            if let Some(f) = &b.failure {
+                let failed: Vec<&ImagePlan> = to_build
+                    .iter()
+                    .filter(|p| !b.reports.iter().any(|r| r.image == p.image))
+                    .collect();
+                for p in &failed {
+                    self.out.emit(
+                        "build",
+                        json!({"image": p.image, "tag": p.tag.to_string(), "outcome": "failed", "seconds": 0.0}),
+                    );
+                }
+                self.out.error("build", f);
+                // A failed image runs at its last good tag; one never built stops the cycle
+                // before anything is sent (its pods could not pull).
+                for p in failed {
+                    match s.good.get(&p.image) {
+                        Some(g) => {
+                            if let Some(e) = effective.iter_mut().find(|e| e.image == p.image) {
+                                *e = g.clone();
+                            }
+                        }
+                        None => return,
+                    }
+                }
+            }
+        }
+        let n_images = effective.len();
+        plan.set_images(effective);
+        let docs = match plan.rendered() {
+            Ok(d) => d,
+            Err(f) => {
+                self.out.error("render", &f);
+                return;
+            }
+        };
+        if s.rendered.as_ref() == Some(&docs) && built == 0 {
+            self.out.emit(
+                "cycle",
+                json!({"noop": true, "images": 0, "sent": 0, "unchanged": docs.len(), "pruned": 0,
+                       "seconds": started.elapsed().as_secs_f64()}),
+            );
+            return;
+        }
+        let project = plan.project().name.clone();
+        let prefix = plan.registry.prefix();
+        let record = steps::deploy_record(&project, &plan.env);
+        let out = self.out;
+        let report = |e: Event| lib_event(&out, e);
+        let o = Options {
+            project: &project,
+            env: &plan.env,
+            prune: plan.local(),
+            prune_volumes: false,
+            announce_prune: !plan.local(),
+            force_conflicts: false,
+            timeout: self.a.timeout,
+            registry_prefix: Some(prefix),
+            state_file: Some(record),
+            report: &report,
+            previous: s.applied.as_ref(),
+        };
+        match kube_deploy(&mut self.disc, &docs, &o).await {
+            Ok(r) => {
+                let sent = r
+                    .applied
+                    .iter()
+                    .filter(|x| x.action != Action::Unchanged)
+                    .count();
+                self.out.emit(
+                    "cycle",
+                    json!({"images": built, "images_planned": n_images, "sent": sent,
+                           "unchanged": r.skipped + (r.applied.len() - sent), "pruned": r.pruned.len(),
+                           "seconds": started.elapsed().as_secs_f64()}),
+                );
+                s.applied = Some(r.state);
+                s.rendered = Some(docs.clone());
+                let workloads: Vec<Value> = docs
+                    .into_iter()
+                    .filter(|d| ktwin_kube::rollout::is_workload(d["kind"].as_str().unwrap_or("")))
+                    .collect();
+                let _ = self.workloads.send(workloads);
+            }
+            Err(e) => {
+                // What was sent before the failure may differ from the last good state: send
+                // everything again next time.
+                s.applied = None;
+                s.rendered = None;
+                let f = kube_failure(e);
+                if f.message().contains("did not roll out") {
+                    self.out.emit(
+                        "rollout",
+                        json!({"workload": "", "state": "stuck", "reason": f.message()}),
+                    );
+                }
+                self.out.error("apply", &f);
+            }
+        }
+    }
+}
+
+pub async fn run(cli: &Cli, a: &DevArgs) -> Result<u8, Failure> {
+    let out = Out {
+        json: a.output == StatusFormat::Json,
+        colour: printer::stdout_is_tty() && a.output == StatusFormat::Text,
+    };
+    // A broken project at the start is an error like everywhere else (exit 2).
+    let mut plan = Plan::resolve(cli, &a.env, a.context.as_deref())?;
+    let wanted = if a.images.is_empty() {
+        None
+    } else {
+        Some(
+            plan.select(&a.images)?
+                .iter()
+                .map(|i| i.image.clone())
+                .collect(),
+        )
+    };
+    let eng = plan.engine()?;
+    let g = if plan.local() && !a.no_up {
+        let twin = steps::UpTwin {
+            dry_run: false,
+            recreate: false,
+            context: a.context.as_deref(),
+        };
+        steps::up_twin(&mut plan, &eng, &twin)
+            .await?
+            .expect("not a dry run")
+    } else {
+        plan.guard(Intent::Write {
+            accept_new_cluster: false,
+        })
+        .await?
+        .clone()
+    };
+    let client = connect(&g).await.map_err(kube_failure)?;
+    let disc = Discovery::new(client.clone());
+    let root = plan.loaded.root.clone();
+    let contexts: Vec<PathBuf> = plan.images()?.iter().map(|i| i.context.clone()).collect();
+    let (wtx, wrx) = tokio::sync::watch::channel(Vec::new());
+    let mut lp = Loop {
+        cli,
+        a,
+        out,
+        eng,
+        g,
+        disc,
+        wanted,
+        workloads: wtx,
+    };
+    let filter = watch::Filter::new(&root, contexts);
+    let context_list = filter.contexts.clone();
+    // Watching starts before the first cycle: a save during it is not lost.
+    let mut w = watch::start(&root, filter, a.poll).map_err(|e| Failure::input(e, None))?;
+    let mut s = Session {
+        last_plan_ok: true,
+        ..Session::default()
+    };
+    let logs = if a.no_logs {
+        None
+    } else {
+        let line = Arc::new(move |l: ktwin_kube::logs::Line| {
+            out.emit(
+                "log",
+                json!({"pod": l.pod, "namespace": l.namespace, "container": l.container, "line": l.text, "at": l.at}),
+            );
+        });
+        Some(tokio::spawn(ktwin_kube::logs::follow_session(
+            client,
+            wrx,
+            jiff::Timestamp::now(),
+            std::time::Duration::from_secs(1),
+            line,
+        )))
+    };
+    lp.cycle(&mut s, &[]).await;
+    out.emit(
+        "ready",
+        json!({"root": root.display().to_string(), "polling": w.polling}),
+    );
+    let manual = a.trigger == Trigger::Manual;
+    let (enter_tx, mut enter_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    if manual {
+        tokio::spawn(async move {
+            use tokio::io::AsyncBufReadExt;
+            let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+            while let Ok(Some(_)) = lines.next_line().await {
+                if enter_tx.send(()).is_err() {
+                    break;
+                }
+            }
+        });
+        if !out.json {
+            printer::err("press Enter to run a cycle with the changes collected so far");
+        }
+    }
+    let mut pending: Vec<PathBuf> = Vec::new();
+    loop {
+        let paths = if manual {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => break,
+                p = w.next() => {
+                    match p { Some(p) => { pending.push(p); continue } None => break }
+                }
+                Some(()) = enter_rx.recv() => {
+                    pending.sort();
+                    pending.dedup();
+                    std::mem::take(&mut pending)
+                }
+            }
+        } else {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => break,
+                b = w.next_batch() => match b { Some(b) => b, None => break },
+            }
+        };
+        lp.cycle(&mut s, &paths).await;
+        // Build contexts may have moved with ktwin.yaml.
+        if let Ok(p) = Plan::resolve(cli, &a.env, a.context.as_deref()) {
+            if let (Ok(images), Ok(mut c)) = (p.images(), context_list.lock()) {
+                *c = images.iter().map(|i| i.context.clone()).collect();
+            }
+        }
+    }
+    if let Some(l) = logs {
+        l.abort();
+    }
+    if a.cleanup {
+        cleanup(&mut lp).await?;
+    } else if !out.json {
+        printer::err("stopped watching; the twin keeps running (`ktwin down` deletes it)");
+    }
+    Ok(0)
+}
+
+/// `--cleanup`: prune everything this project's environment deployed, as a deploy of nothing
+/// would — the same identity rules; claims and volumes are kept.
+async fn cleanup(lp: &mut Loop<'_>) -> Result<(), Failure> {
+    let plan = Plan::resolve(lp.cli, &lp.a.env, lp.a.context.as_deref())?;
+    let out = lp.out;
+    let report = |e: Event| lib_event(&out, e);
+    let project = plan.project().name.clone();
+    let o = Options {
+        project: &project,
+        env: &plan.env,
+        prune: true,
+        prune_volumes: false,
+        announce_prune: true,
+        force_conflicts: false,
+        timeout: lp.a.timeout,
+        registry_prefix: None,
+        state_file: Some(steps::deploy_record(&project, &plan.env)),
+        report: &report,
+        previous: None,
+    };
+    kube_deploy(&mut lp.disc, &[], &o)
+        .await
+        .map_err(kube_failure)?;
+    Ok(())
+}

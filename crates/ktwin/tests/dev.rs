@@ -1,0 +1,384 @@
+//! Tier 1: `ktwin dev -o json` as a user runs it — a long-running process watching a project —
+//! against ktwin-testkit's kube API **stand-in** (HTTP on 127.0.0.1) and a stub `k3d` that
+//! reports the stand-in's kubeconfig. These projects build no image (the tier-2 test builds
+//! with a real engine): what is checked is the loop — a save sends only what changed, a save
+//! that changes no content sends nothing, a broken file is an `error` and the loop lives on,
+//! ktwin.yaml is re-read, 2,000 files are one cycle, logs follow pods across a rollout.
+#![allow(clippy::disallowed_methods)] // tests run the binary and real tools directly
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ktwin_testkit::kubeapi::{healthy_workloads, ApiStandIn};
+use ktwin_testkit::{ktwin_with_stubs, Responder, StubBin, TempProject};
+use serde_json::{json, Value};
+
+const APP: &str = "\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: shop}
+spec:
+  replicas: REPLICAS
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+        - name: app
+          image: nginx:1.27
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: shop}
+spec:
+  selector: {app: web}
+  ports: [{port: 80}]
+";
+
+fn app(replicas: u32) -> String {
+    APP.replace("REPLICAS", &replicas.to_string())
+}
+
+struct Dev {
+    tp: TempProject,
+    api: ApiStandIn,
+    child: Child,
+    events: Arc<Mutex<Vec<Value>>>,
+    _stubs: StubBin,
+    _state: tempfile::TempDir,
+}
+
+impl Dev {
+    fn start(extra_args: &[&str], setup: impl FnOnce(&TempProject, &ApiStandIn)) -> Dev {
+        let tp = TempProject::new();
+        let api = ApiStandIn::start();
+        let kubeconfig = api.kubeconfig(tp.path(), &["k3d-shop"]);
+        let reg = Responder::start();
+        tp.write(
+            "ktwin.yaml",
+            &format!(
+                "apiVersion: ktwin.dev/v1alpha1\nkind: Project\nname: shop\nregistry:\n  hostPort: {}\nenvironments:\n  local:\n    manifests: [k8s]\n",
+                reg.port
+            ),
+        );
+        tp.write("k8s/app.yaml", &app(2));
+        tp.write(".gitignore", "ignored/\n");
+        setup(&tp, &api);
+        api.controller(healthy_workloads);
+        let stubs = StubBin::new();
+        let own = std::fs::read_to_string(&kubeconfig).unwrap();
+        stubs.add_rules("k3d", &[("kubeconfig get shop", &own, 0)]);
+        let state = tempfile::tempdir().unwrap();
+        let mut child =
+            ktwin_with_stubs(env!("CARGO_BIN_EXE_ktwin"), tp.path(), &stubs, state.path())
+                .args(["dev", "--no-up", "-o", "json", "--timeout", "20s"])
+                .args(extra_args)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .stdin(Stdio::null())
+                .spawn()
+                .expect("start ktwin dev");
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let out = child.stdout.take().unwrap();
+        let ev = events.clone();
+        std::thread::spawn(move || {
+            for l in BufReader::new(out).lines() {
+                let Ok(l) = l else { break };
+                let v: Value =
+                    serde_json::from_str(&l).unwrap_or_else(|e| panic!("not NDJSON ({e}): {l}"));
+                ev.lock().unwrap().push(v);
+            }
+        });
+        let d = Dev {
+            tp,
+            api,
+            child,
+            events,
+            _stubs: stubs,
+            _state: state,
+        };
+        d.wait_for(|e| e["event"] == "ready", "ready");
+        d
+    }
+
+    fn events(&self) -> Vec<Value> {
+        self.events.lock().unwrap().clone()
+    }
+
+    /// Wait until an event after the first `from` satisfies `f`; return its index.
+    fn wait_from(&self, from: usize, f: impl Fn(&Value) -> bool, what: &str) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let evs = self.events();
+            if let Some(i) = evs.iter().skip(from).position(&f) {
+                return from + i;
+            }
+            assert!(Instant::now() < deadline, "no `{what}` event: {evs:#?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn wait_for(&self, f: impl Fn(&Value) -> bool, what: &str) -> usize {
+        self.wait_from(0, f, what)
+    }
+
+    /// Events from `from` up to and including the next `cycle` or `error` after it.
+    fn next_cycle(&self, from: usize) -> Vec<Value> {
+        let end = self.wait_from(
+            from,
+            |e| e["event"] == "cycle" || e["event"] == "error",
+            "cycle",
+        );
+        self.events()[from..=end].to_vec()
+    }
+
+    fn stop(mut self) -> i32 {
+        // Ctrl-C, as a user stops it (this test started the process: its PID).
+        let pid = self.child.id().to_string();
+        assert!(std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s.code().unwrap_or(-1);
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("ktwin dev did not stop on SIGINT");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn of<'a>(evs: &'a [Value], event: &str) -> Vec<&'a Value> {
+    evs.iter().filter(|e| e["event"] == event).collect()
+}
+
+#[test]
+fn a_save_sends_what_changed_and_nothing_else() {
+    let d = Dev::start(&["--no-logs"], |_, _| {});
+    // The first cycle created both objects; every event carries its time.
+    let first = d.events();
+    let applied: Vec<String> = of(&first, "apply")
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["object"].as_str().unwrap(),
+                e["action"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert!(
+        applied.contains(&"deployment/web created".to_string()),
+        "{first:#?}"
+    );
+    assert!(
+        applied.contains(&"service/web created".to_string()),
+        "{first:#?}"
+    );
+    assert!(first
+        .iter()
+        .all(|e| e["t"].as_str().is_some_and(|t| t.ends_with('Z'))));
+    assert!(d.api.get("apps/v1", "Deployment", "shop", "web").is_some());
+
+    // One edit: one apply of that object, no request about the Service.
+    d.api.reset_counts();
+    let n = d.events().len();
+    std::fs::write(d.tp.path().join("k8s/app.yaml"), app(3)).unwrap();
+    let evs = d.next_cycle(n);
+    let applies: Vec<&Value> = of(&evs, "apply")
+        .into_iter()
+        .filter(|e| e["action"] != "unchanged")
+        .collect();
+    assert_eq!(applies.len(), 1, "{evs:#?}");
+    assert_eq!(applies[0]["object"], "deployment/web");
+    assert_eq!(applies[0]["namespace"], "shop");
+    assert_eq!(applies[0]["action"], "configured");
+    assert!(of(&evs, "change")[0]["paths"][0]
+        .as_str()
+        .unwrap()
+        .ends_with("k8s/app.yaml"));
+    assert_eq!(
+        d.api.get("apps/v1", "Deployment", "shop", "web").unwrap()["spec"]["replicas"],
+        3
+    );
+    assert!(
+        d.api
+            .requests()
+            .iter()
+            .all(|r| !r.path.contains("/services")),
+        "{:?}",
+        d.api.requests()
+    );
+
+    // Saved again unchanged: no build, no request at all.
+    d.api.reset_counts();
+    let n = d.events().len();
+    std::fs::write(d.tp.path().join("k8s/app.yaml"), app(3)).unwrap();
+    let evs = d.next_cycle(n);
+    let cycle = of(&evs, "cycle")[0];
+    assert_eq!(cycle["noop"], true, "{evs:#?}");
+    assert!(of(&evs, "apply").is_empty() && of(&evs, "build").is_empty());
+    assert!(d.api.requests().is_empty(), "{:?}", d.api.requests());
+
+    // 2,000 files at once (a branch switch): one batch, one cycle.
+    let n = d.events().len();
+    for i in 0..2000 {
+        d.tp.write(&format!("notes/n{i}.txt"), "x");
+    }
+    let evs = d.next_cycle(n);
+    assert_eq!(of(&evs, "change").len(), 1, "{evs:#?}");
+    assert!(of(&evs, "change")[0]["paths"].as_array().unwrap().len() >= 1000);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        of(&d.events()[n..], "cycle").len(),
+        1,
+        "one cycle for one batch"
+    );
+
+    // Gitignored and .git paths start nothing.
+    let n = d.events().len();
+    d.tp.write("ignored/big.bin", "x");
+    d.tp.write(".git/index", "x");
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(
+        of(&d.events()[n..], "change").is_empty(),
+        "{:#?}",
+        &d.events()[n..]
+    );
+
+    assert_eq!(d.stop(), 0);
+}
+
+#[test]
+fn broken_files_are_errors_and_the_loop_lives_on() {
+    let d = Dev::start(&["--no-logs"], |_, _| {});
+    // A manifest that does not parse: an error, nothing sent, the twin as it was.
+    d.api.reset_counts();
+    let n = d.events().len();
+    std::fs::write(
+        d.tp.path().join("k8s/app.yaml"),
+        "apiVersion: v1\nkind: [\n",
+    )
+    .unwrap();
+    let evs = d.next_cycle(n);
+    let e = of(&evs, "error");
+    assert_eq!(e.len(), 1, "{evs:#?}");
+    assert_eq!(e[0]["phase"], "render");
+    assert_eq!(d.api.writes(), 0);
+    // Fixed on the next save.
+    let n = d.events().len();
+    std::fs::write(d.tp.path().join("k8s/app.yaml"), app(4)).unwrap();
+    let evs = d.next_cycle(n);
+    assert!(of(&evs, "error").is_empty(), "{evs:#?}");
+    assert_eq!(
+        d.api.get("apps/v1", "Deployment", "shop", "web").unwrap()["spec"]["replicas"],
+        4
+    );
+
+    // A broken ktwin.yaml: shown, and the last good plan stays; fixed, it is read again —
+    // here with a namespace the next cycle puts on a new object.
+    let y = std::fs::read_to_string(d.tp.path().join("ktwin.yaml")).unwrap();
+    let n = d.events().len();
+    std::fs::write(
+        d.tp.path().join("ktwin.yaml"),
+        y.replace("manifests:", "manifestz:"),
+    )
+    .unwrap();
+    let evs = d.next_cycle(n);
+    let e = of(&evs, "error");
+    assert_eq!(e[0]["phase"], "config", "{evs:#?}");
+    assert!(
+        e[0]["message"].as_str().unwrap().contains("manifestz"),
+        "{e:?}"
+    );
+    let n = d.events().len();
+    std::fs::write(
+        d.tp.path().join("ktwin.yaml"),
+        y.replace("    manifests: [k8s]\n", "    manifests: [k8s, extra]\n"),
+    )
+    .unwrap();
+    d.tp.write(
+        "extra/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: extra, namespace: shop}\ndata: {a: b}\n",
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while d.api.get("v1", "ConfigMap", "shop", "extra").is_none() {
+        assert!(Instant::now() < deadline, "{:#?}", &d.events()[n..]);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A source that no longer exists is a config error too; taken out of ktwin.yaml, its
+    // object leaves the render and is pruned.
+    std::fs::remove_dir_all(d.tp.path().join("extra")).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::write(d.tp.path().join("ktwin.yaml"), &y).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while d.api.get("v1", "ConfigMap", "shop", "extra").is_some() {
+        assert!(Instant::now() < deadline, "{:#?}", d.events());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(d.stop(), 0);
+}
+
+#[test]
+fn logs_follow_pods_across_a_rollout_without_repeats() {
+    let pod = |name: &str| {
+        json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "shop", "labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "app", "image": "nginx:1.27"}]},
+            "status": {"phase": "Running"}})
+    };
+    let d = Dev::start(&[], |_, api| {
+        api.put(pod("web-1"));
+        api.with(|s| {
+            // Before the session: not shown.
+            s.add_log_line("shop", "web-1", "app", "2020-01-01T00:00:00Z", "old");
+        });
+    });
+    let t = |offset_ms: i64| {
+        jiff::Timestamp::now()
+            .checked_add(jiff::SignedDuration::from_millis(offset_ms))
+            .unwrap()
+            .to_string()
+    };
+    d.api.with(|s| {
+        s.add_log_line("shop", "web-1", "app", &t(100), "one");
+        s.add_log_line("shop", "web-1", "app", &t(200), "two");
+    });
+    d.wait_for(|e| e["event"] == "log" && e["line"] == "two", "log two");
+    // More lines on the same pod (each reconnect sends everything since a second before).
+    d.api
+        .with(|s| s.add_log_line("shop", "web-1", "app", &t(300), "three"));
+    d.wait_for(|e| e["event"] == "log" && e["line"] == "three", "log three");
+    // A rollout replaces the pod.
+    d.api.with(|s| {
+        s.delete("v1", "Pod", "shop", "web-1");
+    });
+    d.api.put(pod("web-2"));
+    d.api
+        .with(|s| s.add_log_line("shop", "web-2", "app", &t(400), "four"));
+    d.wait_for(|e| e["event"] == "log" && e["line"] == "four", "log four");
+    std::thread::sleep(Duration::from_millis(2500)); // two more polls: nothing repeats
+    let lines: Vec<String> = of(&d.events(), "log")
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["pod"].as_str().unwrap(),
+                e["line"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        ["web-1 one", "web-1 two", "web-1 three", "web-2 four"]
+    );
+    assert_eq!(d.stop(), 0);
+}
