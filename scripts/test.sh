@@ -51,4 +51,4 @@ echo "== tier 2: real engine and registry" >&2
 # shellcheck source=scripts/test-env.sh
 source scripts/test-env.sh
 trap ktwin_test_env_cleanup EXIT
-cargo test -p ktwin --locked --test tier2_registry --test tier2_build --test tier2_images -- --ignored
+cargo test -p ktwin --locked --test tier2_registry --test tier2_build --test tier2_images --test tier2_dev -- --ignored

@@ -70,9 +70,13 @@ ktwin.yaml under doctor.ignore: [{check, kind?, name?}]. Exit 1 when a finding r
     Doctor(DoctorArgs),
     /// Write a commented ktwin.yaml inferred from the repository.
     #[command(
-        after_help = "ktwin init scans for kustomize roots, plain manifest directories and Dockerfiles, and \
-proposes node pools from the nodeSelectors and required node affinities the manifests use. It never \
-overwrites an existing ktwin.yaml unless --force is given."
+        after_help = "ktwin init scans for kustomize roots, Helm charts, plain manifest directories, Dockerfiles \
+and the builds skaffold.yaml, a Tiltfile or a compose file declare. It proposes one environment per \
+overlay name, node pools from the nodeSelectors and required node affinities the manifests use, and an \
+images: entry per Dockerfile matched to an image the manifests run, each with its reason. Every source \
+is rendered with your kustomize/helm first: what does not render, overlaps another or holds only kinds \
+a plain cluster does not serve is left out, saying why. It never overwrites an existing ktwin.yaml \
+unless --force is given."
     )]
     Init(InitArgs),
     /// Build images at their content tag and push them to the local registry; skip what it has.
