@@ -77,6 +77,8 @@ pub enum BuildError {
     Inputs { image: String, message: String },
     #[error("the registry does not answer on 127.0.0.1:{port}")]
     RegistryDown { port: u16 },
+    #[error("the build of {image} was stopped: its inputs changed while it ran")]
+    Cancelled { image: String },
     #[error("building {image} failed:\n```\n{stderr}\n```")]
     BuildFailed { image: String, stderr: String },
     #[error("pushing {reference} failed:\n```\n{stderr}\n```")]
@@ -185,12 +187,15 @@ fn inspect(engine: &Engine, reference: &str) -> Result<(String, Vec<String>), Bu
 
 /// Build and push one image (or skip it), at the tag its plan hashed: what is pushed is
 /// what the render of the same plan deploys. `siblings` are the project's other repositories.
+/// `stop` is asked while the engine builds and once before the push: when it says the build
+/// is stale (`ktwin dev` saw its inputs change), the build is ended and nothing is pushed.
 pub fn build_one(
     engine: &Engine,
     img: &ImagePlan,
     registry: &RegistryAddr,
     siblings: &[String],
     progress: Progress,
+    stop: &dyn Fn() -> bool,
 ) -> Result<BuildReport, BuildError> {
     let started = Instant::now();
     let port = registry.host_port;
@@ -238,11 +243,21 @@ pub fn build_one(
         args.push(t.clone());
     }
     args.push(img.context.display().to_string());
-    if let Err(e) = engine.cmd(&args).run() {
-        return Err(BuildError::BuildFailed {
-            image: img.image.clone(),
-            stderr: failed_stderr(e)?,
-        });
+    let cancelled = || BuildError::Cancelled {
+        image: img.image.clone(),
+    };
+    match engine.cmd(&args).run_until(stop) {
+        Ok(_) => {}
+        Err(RunError::Cancelled { .. }) => return Err(cancelled()),
+        Err(e) => {
+            return Err(BuildError::BuildFailed {
+                image: img.image.clone(),
+                stderr: failed_stderr(e)?,
+            })
+        }
+    }
+    if stop() {
+        return Err(cancelled());
     }
     report.build_seconds = started.elapsed().as_secs_f64();
     let push_start = Instant::now();

@@ -32,6 +32,8 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
+    #[error("`{argv}` was stopped: its inputs changed while it ran")]
+    Cancelled { argv: String },
     #[error("`{argv}` failed ({status})\n{stderr}")]
     Failed {
         argv: String,
@@ -152,6 +154,18 @@ impl Cmd {
 
     /// Run to completion; a non-zero exit is an error carrying stderr.
     pub fn run(&self) -> Result<RunOutput, RunError> {
+        self.run_inner(None)
+    }
+
+    /// As [`Cmd::run`], but `stop` is asked every 20 ms while the command runs; when it says
+    /// so, the process is killed and reaped and the result is [`RunError::Cancelled`]. (A
+    /// `docker build` client that ends takes its build with it: the engine cancels a build
+    /// whose client connection closed.)
+    pub fn run_until(&self, stop: &dyn Fn() -> bool) -> Result<RunOutput, RunError> {
+        self.run_inner(Some(stop))
+    }
+
+    fn run_inner(&self, stop: Option<&dyn Fn() -> bool>) -> Result<RunOutput, RunError> {
         let mut c = self.command()?;
         c.stdin(if self.stdin.is_some() {
             Stdio::piped()
@@ -172,10 +186,60 @@ impl Cmd {
             })),
             _ => None,
         };
-        let out = child.wait_with_output().map_err(|source| RunError::Spawn {
-            argv: self.display(),
-            source,
-        })?;
+        let read = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+            std::thread::spawn(move || {
+                let mut b = Vec::new();
+                if let Some(mut p) = pipe {
+                    let _ = p.read_to_end(&mut b);
+                }
+                b
+            })
+        };
+        let stdout = read(child.stdout.take().map(|p| Box::new(p) as _));
+        let stderr = read(child.stderr.take().map(|p| Box::new(p) as _));
+        // Without `stop`, a plain wait; with it, polls that start at 1 ms (a short command
+        // is not slowed) and settle at 20 ms.
+        let mut nap = std::time::Duration::from_millis(1);
+        let status = loop {
+            let Some(stop) = stop else {
+                match child.wait() {
+                    Ok(st) => break st,
+                    Err(source) => {
+                        return Err(RunError::Spawn {
+                            argv: self.display(),
+                            source,
+                        })
+                    }
+                }
+            };
+            match child.try_wait() {
+                Ok(Some(st)) => break st,
+                Ok(None) if stop() => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(RunError::Cancelled {
+                        argv: self.display(),
+                    });
+                }
+                Ok(None) => {
+                    std::thread::sleep(nap);
+                    nap = (nap * 2).min(std::time::Duration::from_millis(20));
+                }
+                Err(source) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(RunError::Spawn {
+                        argv: self.display(),
+                        source,
+                    });
+                }
+            }
+        };
+        let out = std::process::Output {
+            status,
+            stdout: stdout.join().unwrap_or_default(),
+            stderr: stderr.join().unwrap_or_default(),
+        };
         if let Some(w) = writer {
             let _ = w.join();
         }
@@ -301,6 +365,23 @@ mod tests {
             Cmd::new("no-such-program-ktwin").run(),
             Err(RunError::NotFound { .. })
         ));
+    }
+
+    #[test]
+    fn a_stopped_command_is_killed_and_reaped() {
+        let d = tempfile::tempdir().unwrap();
+        let pid_file = d.path().join("pid");
+        let script = format!("echo $$ > {}; exec sleep 300", pid_file.display());
+        let r = Cmd::new("sh")
+            .args(["-c", &script])
+            .run_until(&|| std::fs::read_to_string(&pid_file).is_ok_and(|s| s.ends_with('\n')));
+        assert!(matches!(r, Err(RunError::Cancelled { .. })), "{r:?}");
+        let pid = std::fs::read_to_string(&pid_file).unwrap();
+        // Killed and reaped: no process (not even a zombie) has that PID any more.
+        assert!(!Path::new(&format!("/proc/{}", pid.trim())).exists());
+        // A command that ends by itself is not stopped.
+        let out = Cmd::new("echo").arg("done").run_until(&|| false).unwrap();
+        assert_eq!(out.stdout, b"done\n");
     }
 
     #[test]

@@ -221,6 +221,10 @@ impl Kustomizer for ExternalKustomize {
                 chart: call.chart.clone(),
                 message: format!("cannot run helm: {source}"),
             }),
+            Err(RunError::Cancelled { .. }) => Err(RenderError::Helm {
+                chart: call.chart.clone(),
+                message: "helm was stopped".into(),
+            }),
             Err(e @ RunError::NotFound { .. }) => Err(RenderError::Helm {
                 chart: call.chart.clone(),
                 message: e.to_string(),

@@ -30,6 +30,8 @@ const PARALLEL: usize = 2;
 pub struct Built {
     pub reports: Vec<BuildReport>,
     pub failure: Option<Failure>,
+    /// Images whose build `stop` ended (stale: their inputs changed while they built).
+    pub cancelled: Vec<String>,
 }
 
 /// Build and push `images` (at their planned tags), saying each outcome on stderr.
@@ -38,6 +40,7 @@ pub fn build_images(
     eng: &Engine,
     images: &[&ImagePlan],
     verbose: bool,
+    stop: &(dyn Fn() -> bool + Sync),
 ) -> Result<Built, Failure> {
     let siblings: Vec<String> = plan.images()?.iter().map(|i| i.repo.path.clone()).collect();
     let bars = printer::Bars::new(verbose);
@@ -51,8 +54,14 @@ pub fn build_images(
                     let registry = &plan.registry;
                     let bar = bars.bar(&i.image);
                     s.spawn(move || {
-                        let r =
-                            build_one(eng, i, registry, siblings, &|phase, n| bar.update(phase, n));
+                        let r = build_one(
+                            eng,
+                            i,
+                            registry,
+                            siblings,
+                            &|phase, n| bar.update(phase, n),
+                            stop,
+                        );
                         bar.finish();
                         (i.image.clone(), r)
                     })
@@ -95,15 +104,18 @@ pub fn build_images(
     }
     let mut reports = Vec::new();
     let mut errors = Vec::new();
-    for (_, r) in results {
+    let mut cancelled = Vec::new();
+    for (image, r) in results {
         match r {
             Ok(rep) => reports.push(rep),
+            Err(BuildError::Cancelled { .. }) => cancelled.push(image),
             Err(e) => errors.push(plain(e.to_string(), e.help())),
         }
     }
     Ok(Built {
         reports,
         failure: (!errors.is_empty()).then_some(Failure::Operation(errors)),
+        cancelled,
     })
 }
 

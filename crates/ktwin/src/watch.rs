@@ -7,6 +7,7 @@
 //! compares content tags and rendered objects, never mtimes.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,7 +16,7 @@ use notify::{Event, EventKind, RecursiveMode, Watcher};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 /// Quiet time that ends a batch, and the longest a batch is collected.
-const QUIET: Duration = Duration::from_millis(50);
+pub const QUIET: Duration = Duration::from_millis(50);
 const BATCH_MAX: Duration = Duration::from_secs(2);
 const POLL_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -81,12 +82,18 @@ impl Filter {
 /// A running watch: its paths arrive on `rx`.
 pub struct Watch {
     rx: UnboundedReceiver<PathBuf>,
+    /// How many relevant paths have arrived so far (a build asks whether it went stale).
+    pub seen: Arc<AtomicU64>,
     _watcher: Box<dyn Watcher + Send>,
     /// The polling fallback is in use, and why.
     pub polling: Option<String>,
 }
 
-fn handler(filter: Arc<Filter>, tx: UnboundedSender<PathBuf>) -> impl notify::EventHandler {
+fn handler(
+    filter: Arc<Filter>,
+    tx: UnboundedSender<PathBuf>,
+    seen: Arc<AtomicU64>,
+) -> impl notify::EventHandler {
     move |ev: notify::Result<Event>| {
         let Ok(ev) = ev else { return };
         // A change of content, a new, removed or renamed path; not an access, nor a metadata
@@ -108,6 +115,7 @@ fn handler(filter: Arc<Filter>, tx: UnboundedSender<PathBuf>) -> impl notify::Ev
         for p in ev.paths {
             if filter.relevant(&p) {
                 let _ = tx.send(p);
+                seen.fetch_add(1, Ordering::SeqCst);
             }
         }
     }
@@ -121,16 +129,19 @@ pub const LIMIT_HELP: &str = "the inotify watch limit is reached: raise it with 
 pub fn start(root: &Path, filter: Filter, poll: bool) -> Result<Watch, String> {
     let (tx, rx) = unbounded_channel();
     let filter = Arc::new(filter);
+    let seen = Arc::new(AtomicU64::new(0));
     let polling_watcher = |why: String| -> Result<Watch, String> {
         let cfg = notify::Config::default()
             .with_poll_interval(POLL_INTERVAL)
             .with_compare_contents(true);
-        let mut w = notify::PollWatcher::new(handler(filter.clone(), tx.clone()), cfg)
-            .map_err(|e| format!("cannot watch {}: {e}", root.display()))?;
+        let mut w =
+            notify::PollWatcher::new(handler(filter.clone(), tx.clone(), seen.clone()), cfg)
+                .map_err(|e| format!("cannot watch {}: {e}", root.display()))?;
         w.watch(root, RecursiveMode::Recursive)
             .map_err(|e| format!("cannot watch {}: {e}", root.display()))?;
         Ok(Watch {
             rx: unbounded_channel().1,
+            seen: seen.clone(),
             _watcher: Box::new(w),
             polling: Some(why),
         })
@@ -140,7 +151,7 @@ pub fn start(root: &Path, filter: Filter, poll: bool) -> Result<Watch, String> {
         w.rx = rx;
         return Ok(w);
     }
-    let native = notify::recommended_watcher(handler(filter.clone(), tx.clone()));
+    let native = notify::recommended_watcher(handler(filter.clone(), tx.clone(), seen.clone()));
     let result = native.and_then(|mut w| {
         w.watch(root, RecursiveMode::Recursive)?;
         Ok(w)
@@ -148,6 +159,7 @@ pub fn start(root: &Path, filter: Filter, poll: bool) -> Result<Watch, String> {
     match result {
         Ok(w) => Ok(Watch {
             rx,
+            seen: seen.clone(),
             _watcher: Box::new(w),
             polling: None,
         }),

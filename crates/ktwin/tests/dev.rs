@@ -156,6 +156,16 @@ impl Dev {
     }
 }
 
+impl Drop for Dev {
+    fn drop(&mut self) {
+        // A failed assertion must not leave the process watching (stop() reaped it already).
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 fn of<'a>(evs: &'a [Value], event: &str) -> Vec<&'a Value> {
     evs.iter().filter(|e| e["event"] == event).collect()
 }

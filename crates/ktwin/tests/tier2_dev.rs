@@ -1,7 +1,8 @@
 //! Tier 2: `ktwin dev -o json` with a real engine and registry (scripts/test-env.sh), the API
 //! half against ktwin-testkit's kube API **stand-in** (no cluster can run here): an edit of a
 //! 5 MB app file is one `build`, one `push` and one `apply` of the workload with the new tag,
-//! and the registry serves that tag.
+//! and the registry serves that tag; a save during a build stops it (the engine never finishes
+//! or tags the stale image) and the next cycle builds the new content.
 #![allow(clippy::disallowed_methods)] // tests run the binary and real tools directly
 
 mod common;
@@ -15,6 +16,109 @@ use common::{api, out, Reg};
 use ktwin_testkit::kubeapi::{healthy_workloads, ApiStandIn};
 use ktwin_testkit::StubBin;
 use serde_json::Value;
+
+/// A `ktwin dev -o json` this test started, ended (by its PID) when dropped.
+struct DevProc {
+    child: Option<std::process::Child>,
+    events: Arc<Mutex<Vec<Value>>>,
+}
+
+impl DevProc {
+    /// The stand-in API and a stub `k3d` that reports its kubeconfig for project `t2`.
+    fn api(r: &Reg) -> (ApiStandIn, StubBin) {
+        let kube = ApiStandIn::start();
+        kube.controller(healthy_workloads);
+        let kubeconfig = kube.kubeconfig(r.tp.path(), &["k3d-t2"]);
+        let stubs = StubBin::new();
+        stubs.add_rules(
+            "k3d",
+            &[(
+                "kubeconfig get t2",
+                &std::fs::read_to_string(&kubeconfig).unwrap(),
+                0,
+            )],
+        );
+        (kube, stubs)
+    }
+
+    fn start(r: &Reg, _kube: &ApiStandIn, stubs: &StubBin) -> DevProc {
+        let path = format!(
+            "{}:{}",
+            stubs.path().display(),
+            std::env::var("PATH").unwrap()
+        );
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ktwin"))
+            .args([
+                "dev",
+                "--no-up",
+                "--no-logs",
+                "-o",
+                "json",
+                "--timeout",
+                "30s",
+            ])
+            .current_dir(r.tp.path())
+            .env("PATH", path)
+            .env("XDG_STATE_HOME", r.state.path())
+            .env_remove("KUBECONFIG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let events: Arc<Mutex<Vec<Value>>> = Arc::default();
+        let ev = events.clone();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for l in BufReader::new(stdout).lines().map_while(Result::ok) {
+                ev.lock().unwrap().push(serde_json::from_str(&l).unwrap());
+            }
+        });
+        DevProc {
+            child: Some(child),
+            events,
+        }
+    }
+
+    fn events(&self) -> Vec<Value> {
+        self.events.lock().unwrap().clone()
+    }
+
+    /// The index of the first `what` event after the first `from`.
+    fn wait(&self, from: usize, what: &str) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let e = self.events();
+            if let Some(i) = e.iter().skip(from).position(|x| x["event"] == what) {
+                return from + i;
+            }
+            assert!(Instant::now() < deadline, "no {what}: {e:#?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Ctrl-C, as a user stops it; its exit code.
+    fn stop(mut self) -> Option<i32> {
+        let mut child = self.child.take()?;
+        let pid = child.id().to_string();
+        assert!(std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success());
+        child.wait().unwrap().code()
+    }
+}
+
+impl Drop for DevProc {
+    fn drop(&mut self) {
+        // A failed assertion must not leave the process watching.
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
 
 fn five_mb(seed: u8) -> Vec<u8> {
     (0..5_000_000u32)
@@ -44,61 +148,10 @@ fn an_edit_is_built_pushed_and_applied_with_its_new_tag() {
     r.images
         .push(format!("localhost:{}/{repo}:ktwin-engine", r.port));
 
-    let kube = ApiStandIn::start();
-    kube.controller(healthy_workloads);
-    let kubeconfig = kube.kubeconfig(r.tp.path(), &["k3d-t2"]);
-    let stubs = StubBin::new();
-    stubs.add_rules(
-        "k3d",
-        &[(
-            "kubeconfig get t2",
-            &std::fs::read_to_string(&kubeconfig).unwrap(),
-            0,
-        )],
-    );
-    let path = format!(
-        "{}:{}",
-        stubs.path().display(),
-        std::env::var("PATH").unwrap()
-    );
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ktwin"))
-        .args([
-            "dev",
-            "--no-up",
-            "--no-logs",
-            "-o",
-            "json",
-            "--timeout",
-            "30s",
-        ])
-        .current_dir(r.tp.path())
-        .env("PATH", path)
-        .env("XDG_STATE_HOME", r.state.path())
-        .env_remove("KUBECONFIG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
-    let events: Arc<Mutex<Vec<Value>>> = Arc::default();
-    let ev = events.clone();
-    let stdout = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for l in BufReader::new(stdout).lines().map_while(Result::ok) {
-            ev.lock().unwrap().push(serde_json::from_str(&l).unwrap());
-        }
-    });
-    let wait = |from: usize, what: &str| -> usize {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            let e = events.lock().unwrap().clone();
-            if let Some(i) = e.iter().skip(from).position(|x| x["event"] == what) {
-                return from + i;
-            }
-            assert!(Instant::now() < deadline, "no {what}: {e:#?}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    };
+    let (kube, stubs) = DevProc::api(&r);
+    let dev = DevProc::start(&r, &kube, &stubs);
+    let events = &dev.events;
+    let wait = |from: usize, what: &str| dev.wait(from, what);
     let ready = wait(0, "ready");
     let first: Vec<Value> = events.lock().unwrap()[..ready].to_vec();
     let built: Vec<&Value> = first.iter().filter(|e| e["event"] == "build").collect();
@@ -141,12 +194,96 @@ fn an_edit_is_built_pushed_and_applied_with_its_new_tag() {
     // The registry serves the tag the twin now runs.
     assert!(api(r.port).has_manifest(&repo, &tag2).unwrap());
 
-    let pid = child.id().to_string();
-    assert!(std::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .unwrap()
+    assert_eq!(dev.stop(), Some(0));
+}
+
+#[test]
+#[ignore = "tier 2: needs a Docker engine; scripts/test.sh runs it via scripts/test-env.sh"]
+fn an_edit_during_a_build_stops_it_and_builds_the_new_content() {
+    let mut r = Reg::new();
+    let repo = r.repo("stale");
+    let image = format!("ghcr.io/{repo}");
+    let ctx = r.tp.path().join("app");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::copy("/bin/busybox", ctx.join("busybox")).unwrap();
+    std::fs::write(ctx.join("app.txt"), "v1").unwrap();
+    // A build that takes a while after the app file (a compile, in real life).
+    r.tp.write(
+        "app/Dockerfile",
+        "FROM scratch\nCOPY busybox /bin/busybox\nCOPY app.txt /app.txt\nRUN [\"/bin/busybox\", \"sleep\", \"6\"]\n",
+    );
+    r.tp.write(
+        "k8s/deploy.yaml",
+        &format!("apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: app, namespace: dev}}\nspec:\n  selector: {{matchLabels: {{app: app}}}}\n  template:\n    metadata: {{labels: {{app: app}}}}\n    spec:\n      containers: [{{name: app, image: '{image}:1.0'}}]\n"),
+    );
+    r.write_config_with(
+        r.port,
+        &format!("images:\n  - {{image: {image}, context: app}}\nenvironments:\n  local:\n    manifests: [k8s]\n"),
+    );
+    let up = r.ktwin(&["registry", "up"]);
+    assert!(up.status.success(), "{}", out(&up));
+    r.images
+        .push(format!("localhost:{}/{repo}:ktwin-engine", r.port));
+    let (kube, stubs) = DevProc::api(&r);
+    let dev = DevProc::start(&r, &kube, &stubs);
+    let ready = dev.wait(0, "ready");
+    let first = dev.events()[..ready].to_vec();
+    let tag1 = first
+        .iter()
+        .find(|e| e["event"] == "build")
+        .and_then(|e| e["tag"].as_str())
+        .unwrap_or_else(|| panic!("{first:#?}"))
+        .to_string();
+    r.images.push(format!("localhost:{}/{repo}:{tag1}", r.port));
+
+    // v2 saved; its build starts; v3 saved while it runs.
+    let n = dev.events().len();
+    std::fs::write(ctx.join("app.txt"), "v2").unwrap();
+    dev.wait(n, "change");
+    std::thread::sleep(Duration::from_secs(2));
+    std::fs::write(ctx.join("app.txt"), "v3").unwrap();
+    let stopped = dev.wait(n, "cycle");
+    let evs = dev.events();
+    let b = &evs[n..=stopped];
+    let cancelled: Vec<&Value> = b.iter().filter(|e| e["event"] == "build").collect();
+    assert_eq!(cancelled.len(), 1, "{b:#?}");
+    assert_eq!(cancelled[0]["outcome"], "cancelled", "{b:#?}");
+    assert_eq!(evs[stopped]["cancelled"], true, "{b:#?}");
+    assert!(
+        !b.iter()
+            .any(|e| e["event"] == "push" || e["event"] == "apply"),
+        "{b:#?}"
+    );
+    let tag2 = cancelled[0]["tag"].as_str().unwrap().to_string();
+    let ref2 = format!("localhost:{}/{repo}:{tag2}", r.port);
+    r.images.push(ref2.clone());
+    // Stopped, not finished: the engine never tagged the stale image, the registry never got it.
+    assert!(!common::docker(&["image", "inspect", &ref2])
+        .status
         .success());
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(0));
+    assert!(!api(r.port).has_manifest(&repo, &tag2).unwrap());
+
+    // The next cycle builds v3 and rolls it out.
+    let done = dev.wait(stopped + 1, "cycle");
+    let next = &evs_after(&dev, stopped + 1, done);
+    let built: Vec<&Value> = next.iter().filter(|e| e["event"] == "build").collect();
+    assert_eq!(built.len(), 1, "{next:#?}");
+    assert_eq!(built[0]["outcome"], "built");
+    let tag3 = built[0]["tag"].as_str().unwrap().to_string();
+    r.images.push(format!("localhost:{}/{repo}:{tag3}", r.port));
+    assert!(tag3 != tag2 && tag3 != tag1, "{next:#?}");
+    // By now a stale build left running would have finished: the engine ended it.
+    assert!(!common::docker(&["image", "inspect", &ref2])
+        .status
+        .success());
+    let d = kube.get("apps/v1", "Deployment", "dev", "app").unwrap();
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["image"],
+        format!("localhost:{}/{repo}:{tag3}", r.port)
+    );
+    assert_eq!(dev.stop(), Some(0));
+}
+
+fn evs_after(dev: &DevProc, from: usize, to: usize) -> Vec<Value> {
+    dev.events()[from..=to].to_vec()
 }

@@ -7,11 +7,13 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use ktwin_config::desired::ImagePlan;
+use ktwin_config::desired::{plan_images, ImagePlan};
 use ktwin_config::event::{Action, Event};
+use ktwin_config::Loaded;
 use ktwin_engine::build::Outcome;
 use ktwin_engine::Engine;
 use ktwin_kube::deploy::{deploy as kube_deploy, Applied, Options};
@@ -81,6 +83,12 @@ impl Out {
                     }
                 )
             }
+            "build" if fields["outcome"] == "cancelled" => {
+                format!(
+                    "{}: build stopped, its inputs changed while it ran",
+                    s("image")
+                )
+            }
             // `steps::build_images` says each build on stderr already.
             "build" | "push" => return,
             "apply" => match fields["namespace"].as_str() {
@@ -108,7 +116,9 @@ impl Out {
             }
             "error" => format!("error ({}): {}", s("phase"), s("message")),
             "cycle" => {
-                if fields["noop"] == true {
+                if fields["cancelled"] == true {
+                    "cycle stopped: building the new content".into()
+                } else if fields["noop"] == true {
                     "no change in content: nothing built or sent".into()
                 } else {
                     format!(
@@ -184,8 +194,50 @@ struct Session {
     applied: Option<Applied>,
     /// The last rendered objects (for a content comparison before any deploy).
     rendered: Option<Vec<Value>>,
-    /// The last plan that resolved (a broken ktwin.yaml keeps it).
-    last_plan_ok: bool,
+}
+
+/// Whether the builds of a cycle went stale: asked by the builds while they run. Once the
+/// watch has delivered paths and then been quiet for a batch's quiet time, the building
+/// images' content tags are hashed again; a tag that moved means the build can only produce
+/// an image nobody will run, so it is stopped (and the next cycle builds the new content).
+/// A save that changes no content (a touch, an unrelated file) lets the build finish.
+struct Staleness<'a> {
+    seen: &'a AtomicU64,
+    stopping: &'a AtomicBool,
+    loaded: &'a Loaded,
+    /// (image, reference) being built.
+    building: Vec<(String, String)>,
+    /// (paths seen at the last look, when that count last moved, stale).
+    state: Mutex<(u64, Option<Instant>, bool)>,
+}
+
+impl Staleness<'_> {
+    fn stale(&self) -> bool {
+        if self.stopping.load(Ordering::SeqCst) {
+            return true;
+        }
+        let Ok(mut st) = self.state.lock() else {
+            return false;
+        };
+        let n = self.seen.load(Ordering::SeqCst);
+        if n != st.0 {
+            st.0 = n;
+            st.1 = Some(Instant::now());
+            return st.2;
+        }
+        if st.1.is_some_and(|t| t.elapsed() >= watch::QUIET) {
+            st.1 = None;
+            // Hashing fails on a half-written tree: not stale yet, the next event asks again.
+            if let Ok(fresh) = plan_images(self.loaded) {
+                st.2 = self.building.iter().any(|(image, reference)| {
+                    fresh
+                        .iter()
+                        .any(|f| f.image == *image && f.reference != *reference)
+                });
+            }
+        }
+        st.2
+    }
 }
 
 struct Loop<'a> {
@@ -198,6 +250,12 @@ struct Loop<'a> {
     /// The images `dev IMAGE...` rebuilds (None: all).
     wanted: Option<Vec<String>>,
     workloads: tokio::sync::watch::Sender<Vec<Value>>,
+    /// Relevant paths the watch has delivered (see [`Staleness`]).
+    seen: Arc<AtomicU64>,
+    /// Ctrl-C was pressed: a running build stops at once.
+    stopping: Arc<AtomicBool>,
+    /// The watch's build contexts, kept to the latest plan's.
+    contexts: Arc<Mutex<Vec<PathBuf>>>,
 }
 
 impl Loop<'_> {
@@ -213,13 +271,9 @@ impl Loop<'_> {
             Err(f) => {
                 // The last good plan keeps running; the next save retries.
                 self.out.error("config", &f);
-                s.last_plan_ok = false;
                 return;
             }
         };
-        if !s.last_plan_ok {
-            s.last_plan_ok = true;
-        }
         if plan.context != self.g.context() {
             self.out.emit("warning", json!({"message": format!(
                 "ktwin.yaml now names context `{}`; this session keeps writing to `{}` (restart ktwin dev to switch)",
@@ -234,6 +288,10 @@ impl Loop<'_> {
                 return;
             }
         };
+        // Build contexts may have moved with ktwin.yaml.
+        if let Ok(mut c) = self.contexts.lock() {
+            *c = fresh.iter().map(|i| i.context.clone()).collect();
+        }
         let mut effective = Vec::new();
         let mut to_build = Vec::new();
         for i in fresh {
@@ -250,8 +308,20 @@ impl Loop<'_> {
         let mut built = 0;
         if !to_build.is_empty() {
             let refs: Vec<&ImagePlan> = to_build.iter().collect();
+            let staleness = Staleness {
+                seen: &self.seen,
+                stopping: &self.stopping,
+                loaded: &plan.loaded,
+                building: to_build
+                    .iter()
+                    .map(|i| (i.image.clone(), i.reference.clone()))
+                    .collect(),
+                state: Mutex::new((self.seen.load(Ordering::SeqCst), None, false)),
+            };
             let result = tokio::task::block_in_place(|| {
-                steps::build_images(&plan, &self.eng, &refs, self.cli.verbose)
+                steps::build_images(&plan, &self.eng, &refs, self.cli.verbose, &|| {
+                    staleness.stale()
+                })
             });
             let b = match result {
                 Ok(b) => b,
@@ -279,6 +349,27 @@ impl Loop<'_> {
                 if let Some(p) = to_build.iter().find(|p| p.image == r.image) {
                     s.good.insert(p.image.clone(), p.clone());
                 }
+            }
+            if self.stopping.load(Ordering::SeqCst) {
+                // Ctrl-C: the session ends; nothing more is sent.
+                return;
+            }
+            if !b.cancelled.is_empty() {
+                // Stale: nothing of this cycle is sent; the changes that made it stale are
+                // the next batch, which starts at once.
+                for p in to_build.iter().filter(|p| b.cancelled.contains(&p.image)) {
+                    self.out.emit(
+                        "build",
+                        json!({"image": p.image, "tag": p.tag.to_string(), "outcome": "cancelled",
+                               "seconds": started.elapsed().as_secs_f64()}),
+                    );
+                }
+                self.out.emit(
+                    "cycle",
+                    json!({"cancelled": true, "images": built, "sent": 0, "unchanged": 0, "pruned": 0,
+                           "seconds": started.elapsed().as_secs_f64()}),
+                );
+                return;
             }
             if let Some(f) = &b.failure {
                 let failed: Vec<&ImagePlan> = to_build
@@ -414,11 +505,28 @@ pub async fn run(cli: &Cli, a: &DevArgs) -> Result<u8, Failure> {
         .await?
         .clone()
     };
+    // Ctrl-C from here on ends the session, also in the middle of a cycle: a build is
+    // stopped, a deploy is left between two requests (each object is applied whole).
+    let stopping = Arc::new(AtomicBool::new(false));
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    {
+        let stopping = stopping.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                stopping.store(true, Ordering::SeqCst);
+                let _ = stop_tx.send(true);
+            }
+        });
+    }
     let client = connect(&g).await.map_err(kube_failure)?;
     let disc = Discovery::new(client.clone());
     let root = plan.loaded.root.clone();
     let contexts: Vec<PathBuf> = plan.images()?.iter().map(|i| i.context.clone()).collect();
     let (wtx, wrx) = tokio::sync::watch::channel(Vec::new());
+    let filter = watch::Filter::new(&root, contexts);
+    let context_list = filter.contexts.clone();
+    // Watching starts before the first cycle: a save during it is not lost.
+    let mut w = watch::start(&root, filter, a.poll).map_err(|e| Failure::input(e, None))?;
     let mut lp = Loop {
         cli,
         a,
@@ -428,15 +536,11 @@ pub async fn run(cli: &Cli, a: &DevArgs) -> Result<u8, Failure> {
         disc,
         wanted,
         workloads: wtx,
+        seen: w.seen.clone(),
+        stopping,
+        contexts: context_list,
     };
-    let filter = watch::Filter::new(&root, contexts);
-    let context_list = filter.contexts.clone();
-    // Watching starts before the first cycle: a save during it is not lost.
-    let mut w = watch::start(&root, filter, a.poll).map_err(|e| Failure::input(e, None))?;
-    let mut s = Session {
-        last_plan_ok: true,
-        ..Session::default()
-    };
+    let mut s = Session::default();
     let logs = if a.no_logs {
         None
     } else {
@@ -454,11 +558,16 @@ pub async fn run(cli: &Cli, a: &DevArgs) -> Result<u8, Failure> {
             line,
         )))
     };
-    lp.cycle(&mut s, &[]).await;
-    out.emit(
-        "ready",
-        json!({"root": root.display().to_string(), "polling": w.polling}),
-    );
+    let stopped = tokio::select! {
+        _ = lp.cycle(&mut s, &[]) => false,
+        _ = stop_rx.wait_for(|v| *v) => true,
+    };
+    if !stopped {
+        out.emit(
+            "ready",
+            json!({"root": root.display().to_string(), "polling": w.polling}),
+        );
+    }
     let manual = a.trigger == Trigger::Manual;
     let (enter_tx, mut enter_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
     if manual {
@@ -477,9 +586,12 @@ pub async fn run(cli: &Cli, a: &DevArgs) -> Result<u8, Failure> {
     }
     let mut pending: Vec<PathBuf> = Vec::new();
     loop {
+        if stopped {
+            break;
+        }
         let paths = if manual {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => break,
+                _ = stop_rx.wait_for(|v| *v) => break,
                 p = w.next() => {
                     match p { Some(p) => { pending.push(p); continue } None => break }
                 }
@@ -491,16 +603,13 @@ pub async fn run(cli: &Cli, a: &DevArgs) -> Result<u8, Failure> {
             }
         } else {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => break,
+                _ = stop_rx.wait_for(|v| *v) => break,
                 b = w.next_batch() => match b { Some(b) => b, None => break },
             }
         };
-        lp.cycle(&mut s, &paths).await;
-        // Build contexts may have moved with ktwin.yaml.
-        if let Ok(p) = Plan::resolve(cli, &a.env, a.context.as_deref()) {
-            if let (Ok(images), Ok(mut c)) = (p.images(), context_list.lock()) {
-                *c = images.iter().map(|i| i.context.clone()).collect();
-            }
+        tokio::select! {
+            _ = lp.cycle(&mut s, &paths) => {}
+            _ = stop_rx.wait_for(|v| *v) => break,
         }
     }
     if let Some(l) = logs {

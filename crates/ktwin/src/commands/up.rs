@@ -41,7 +41,8 @@ pub async fn run(cli: &Cli, a: &UpArgs) -> Result<u8, Failure> {
     // Built and deployed from the same plan: the tags deployed are the tags pushed.
     let images = plan.select(&[])?;
     if !images.is_empty() {
-        if let Some(f) = steps::build_images(&plan, &eng, &images, cli.verbose)?.failure {
+        if let Some(f) = steps::build_images(&plan, &eng, &images, cli.verbose, &|| false)?.failure
+        {
             return Err(f);
         }
     }
