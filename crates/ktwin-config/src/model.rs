@@ -38,6 +38,56 @@ pub struct Project {
     pub kustomize: Option<Kustomize>,
     #[serde(default)]
     pub doctor: Doctor,
+    /// One-off Job templates `ktwin run NAME` starts, hardened by default.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub jobs: IndexMap<String, JobTemplate>,
+}
+
+/// A one-off Job `ktwin run` creates from this template. Every field but `image` is optional;
+/// what is not set gets ktwin's hardened default (`ktwin run NAME --dry-run` lists each).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct JobTemplate {
+    /// The image; one ktwin builds (listed under `images:`) runs at its content tag.
+    pub image: String,
+    /// The container's command (its entrypoint when empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// Environment variables (`ktwin run --set-env K=V` adds or overrides).
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub env: IndexMap<String, String>,
+    /// Lines of the log that carry this string are the job's result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_marker: Option<String>,
+    /// Namespace (default: the environment's namespace, else `default`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Retries before the Job fails (default 0: a one-off runs once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff_limit: Option<u32>,
+    /// Seconds a finished Job (and its pod) is kept (default 300).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_seconds_after_finished: Option<u32>,
+    /// Seconds the Job may run before it is failed with DeadlineExceeded (default 3600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_deadline_seconds: Option<u32>,
+    /// User and group the container runs as (default 1000/1000, non-root).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_as_user: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_as_group: Option<u32>,
+    /// Resource requests and limits (defaults cpu 500m/memory 1Gi and cpu 2/memory 4Gi).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<BTreeMap<String, String>>,
+    /// The pod's ServiceAccount; its token is mounted only when this is set to true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub automount_service_account_token: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]

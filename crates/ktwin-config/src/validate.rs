@@ -129,6 +129,7 @@ pub fn validate(loaded: &Loaded) -> Vec<SourceDiag> {
         cx.err("/registry/hostPort", "hostPort must be 1–65535", None);
     }
     check_images(&mut cx);
+    check_jobs(&mut cx);
     for (env_name, env) in &p.environments {
         check_env(&mut cx, env_name, env);
     }
@@ -238,6 +239,50 @@ fn check_ports(cx: &mut Ctx<'_>) {
                 &format!("{base}/hostPort"),
                 format!("hostPort {} is the registry's port", port.host_port),
                 Some("change this hostPort or `registry.hostPort`".into()),
+            );
+        }
+    }
+}
+
+fn check_jobs(cx: &mut Ctx<'_>) {
+    let loaded = cx.loaded;
+    for (name, j) in &loaded.project.jobs {
+        let base = format!("/jobs/{name}");
+        // `<name>-<5 chars>` must stay a DNS label (Job and pod names derive from it).
+        if let Err(why) = names::dns_label(name) {
+            cx.err(
+                &base,
+                format!("job name `{name}` is not a DNS label: {why}"),
+                Some("use lowercase letters, digits and '-', e.g. `agent-runner`".into()),
+            );
+        } else if name.len() > 50 {
+            cx.err(
+                &base,
+                format!("job name `{name}` is longer than 50 characters; ktwin adds `-` and a 5-character id to it"),
+                None,
+            );
+        }
+        if j.image.trim().is_empty() {
+            cx.err(
+                &format!("{base}/image"),
+                "a job needs an image",
+                Some("e.g. `image: ghcr.io/acme/agent-runner`".into()),
+            );
+        }
+        if let Some(ns) = &j.namespace {
+            if let Err(why) = names::dns_label(ns) {
+                cx.err(
+                    &format!("{base}/namespace"),
+                    format!("namespace `{ns}` is not a DNS label: {why}"),
+                    None,
+                );
+            }
+        }
+        if j.run_as_user == Some(0) {
+            cx.err(
+                &format!("{base}/runAsUser"),
+                "a ktwin job runs as non-root (runAsNonRoot: true); uid 0 would never start",
+                Some("drop `runAsUser` (default 1000) or give a non-zero uid".into()),
             );
         }
     }

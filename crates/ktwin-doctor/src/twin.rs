@@ -183,6 +183,7 @@ impl Twin {
             environments: Default::default(),
             doctor: Default::default(),
             kustomize: None,
+            jobs: Default::default(),
         };
         Twin::from_project(&p, "local", None, None)
     }

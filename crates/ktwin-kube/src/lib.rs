@@ -5,6 +5,7 @@
 pub mod deploy;
 pub mod guard;
 pub mod heal;
+pub mod job;
 pub mod live;
 pub mod logs;
 pub mod rollout;
@@ -14,7 +15,7 @@ use std::collections::HashMap;
 
 use kube::api::{Api, DynamicObject};
 use kube::discovery::{ApiCapabilities, ApiResource, Scope};
-use kube::Client;
+pub use kube::Client;
 
 /// The field manager ktwin applies with.
 pub const FIELD_MANAGER: &str = "ktwin";

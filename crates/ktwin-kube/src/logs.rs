@@ -204,14 +204,14 @@ pub fn split_timestamp(l: &str) -> Option<(jiff::Timestamp, &str)> {
 /// the lines since then come again and are recognised).
 /// The kubelet's sinceTime filter is inclusive.
 #[derive(Debug, Default)]
-struct Progress {
+pub struct Progress {
     last: Option<jiff::Timestamp>,
     at_last: Vec<String>,
 }
 
 impl Progress {
     /// Whether this line is new; records it.
-    fn fresh(&mut self, ts: jiff::Timestamp, text: &str) -> bool {
+    pub fn fresh(&mut self, ts: jiff::Timestamp, text: &str) -> bool {
         match self.last {
             Some(l) if ts < l => false,
             Some(l) if ts == l => {
@@ -231,6 +231,46 @@ impl Progress {
 }
 
 type Key = (String, String, String);
+
+/// The lines of one container not seen yet (per `p`), asked without follow: from the last
+/// line's time (less a second: kube rounds `sinceTime` to the second), or from `since`.
+pub async fn poll_new(
+    client: &kube::Client,
+    ns: &str,
+    pod: &str,
+    container: &str,
+    since: jiff::Timestamp,
+    p: &mut Progress,
+) -> Result<Vec<Line>, kube::Error> {
+    let from = p.last.unwrap_or(since);
+    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let lp = LogParams {
+        container: Some(container.to_string()),
+        timestamps: true,
+        since_time: Some(
+            from.checked_sub(jiff::SignedDuration::from_secs(1))
+                .unwrap_or(from),
+        ),
+        ..Default::default()
+    };
+    let text = api.logs(pod, &lp).await?;
+    let mut out = Vec::new();
+    for l in text.lines() {
+        let Some((ts, t)) = split_timestamp(l) else {
+            continue;
+        };
+        if ts >= since && p.fresh(ts, t) {
+            out.push(Line {
+                namespace: ns.to_string(),
+                pod: pod.to_string(),
+                container: container.to_string(),
+                at: ts.to_string(),
+                text: t.to_string(),
+            });
+        }
+    }
+    Ok(out)
+}
 
 /// Follow every container of the pods of `workloads` (which the caller replaces after each
 /// deploy) until `stop` resolves: a new pod is picked up within `poll`; a stream that ends

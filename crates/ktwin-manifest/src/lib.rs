@@ -8,6 +8,7 @@ pub mod diff;
 pub mod doc;
 pub mod error;
 pub mod helm;
+pub mod job;
 pub mod output;
 pub mod parse;
 pub mod pipeline;

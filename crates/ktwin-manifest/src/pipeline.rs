@@ -165,6 +165,37 @@ pub fn render_unadapted(
     render_env(&l, env_name, kustomizer, &[])
 }
 
+/// Adapt objects ktwin makes itself (a `ktwin run` Job) as the environment's render adapts
+/// its own: for `local`, images rewritten to the plan's references, pull policy, resources;
+/// elsewhere unchanged. The changes are returned for the record.
+pub fn adapt_objects(
+    loaded: &Loaded,
+    env_name: &str,
+    images: &[ImagePlan],
+    docs: &mut [Document],
+) -> Result<Vec<Change>, RenderError> {
+    let env = environment(loaded, env_name)?;
+    let mut rec = Recorder::default();
+    if env_name == LOCAL_ENV {
+        let twin = LocalTwin {
+            adapt: &env.adapt,
+            provider: loaded.project.cluster.provider,
+            images: if env.adapt.images {
+                images
+                    .iter()
+                    .map(|i| (i.repo.repository_key(), i.reference.clone()))
+                    .collect()
+            } else {
+                HashMap::new()
+            },
+            declared_secrets: HashSet::new(),
+            single_node: ktwin_config::desired::single_node(&loaded.project),
+        };
+        adapt(docs, &twin, &mut rec)?;
+    }
+    Ok(rec.changes)
+}
+
 /// Render an environment; for `local`, adapted to the twin, with the images ktwin builds
 /// rewritten to the references `images` (the plan's, hashed once) give them.
 pub fn render_env(

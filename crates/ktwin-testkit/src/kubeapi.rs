@@ -307,6 +307,43 @@ impl Store {
         }
     }
 
+    /// The garbage collector's part of a delete: objects whose ownerReferences name `uid`
+    /// are deleted (and theirs, in turn), or with `orphan` lose that reference.
+    fn collect_dependents(&mut self, uid: &str, orphan: bool) {
+        if uid.is_empty() {
+            return;
+        }
+        let owned: Vec<(String, String, String)> = self
+            .objects
+            .iter()
+            .filter(|(_, s)| {
+                s.value["metadata"]["ownerReferences"]
+                    .as_array()
+                    .is_some_and(|r| r.iter().any(|o| o["uid"] == uid))
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in owned {
+            if orphan {
+                if let Some(st) = self.objects.get_mut(&key) {
+                    if let Some(refs) = st.value["metadata"]["ownerReferences"].as_array_mut() {
+                        refs.retain(|o| o["uid"] != uid);
+                    }
+                }
+                continue;
+            }
+            if let Some(st) = self.objects.remove(&key) {
+                self.next_rv();
+                self.bump(&key.0, "DELETED", &st.value);
+                let child = st.value["metadata"]["uid"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string();
+                self.collect_dependents(&child, false);
+            }
+        }
+    }
+
     /// What `kubectl logs` returns for a container (`previous`: the last terminated run).
     pub fn set_logs(&mut self, ns: &str, pod: &str, container: &str, previous: bool, text: &str) {
         self.logs.insert(
@@ -531,6 +568,130 @@ impl Drop for ApiStandIn {
         cv.notify_all();
         // Unblock the accept loop so its thread ends.
         let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+/// How the Job controller and kubelet a test plays run one Job's pod.
+#[derive(Debug, Clone)]
+pub enum JobScript {
+    /// The container writes `lines` and exits with `exit` (0: the Job completes; else it
+    /// fails with BackoffLimitExceeded), leaving `message` as its termination message.
+    Exit {
+        exit: i32,
+        lines: Vec<String>,
+        message: Option<String>,
+    },
+    /// The container writes `lines`, then `activeDeadlineSeconds` passes: the Job fails with
+    /// DeadlineExceeded and its pod is terminated (SIGTERM, exit 143).
+    Deadline { lines: Vec<String> },
+    /// The scheduler cannot place the pod: it stays Pending with this message.
+    Unschedulable(String),
+}
+
+/// A controller that plays the Job controller and the kubelet: every Job that is not
+/// suspended gets one pod (labelled from its template, `job-name`, and owned by the Job),
+/// which runs as `script` says for that Job. As in a cluster, the pod's log lines carry the
+/// kubelet's timestamps, and the Job's conditions say how it ended (`Complete`, or `Failed`
+/// with reason `BackoffLimitExceeded` / `DeadlineExceeded`).
+pub fn job_controller(
+    script: impl Fn(&Value) -> JobScript + Send + 'static,
+) -> impl FnMut(&mut Store) + Send + 'static {
+    move |s: &mut Store| {
+        for job in s.list("batch/v1", "Job") {
+            if job["spec"]["suspend"] == true || job["status"]["startTime"].is_string() {
+                continue;
+            }
+            let (ns, name) = ns_name(&job);
+            // `<job>-<5 characters>`, as the Job controller's generateName gives.
+            let uid = job["metadata"]["uid"].as_str().unwrap_or("00000");
+            let pod_name = format!("{name}-{}", &uid[uid.len().saturating_sub(5)..]);
+            let mut labels = job["spec"]["template"]["metadata"]["labels"].clone();
+            if !labels.is_object() {
+                labels = json!({});
+            }
+            labels["job-name"] = json!(name);
+            labels["batch.kubernetes.io/job-name"] = json!(name);
+            labels["controller-uid"] = job["metadata"]["uid"].clone();
+            let container = job["spec"]["template"]["spec"]["containers"][0]["name"]
+                .as_str()
+                .unwrap_or("job")
+                .to_string();
+            let now = jiff::Timestamp::now();
+            let at = |i: usize| {
+                format!(
+                    "{:.9}",
+                    now.checked_add(jiff::SignedDuration::from_millis(i as i64))
+                        .unwrap_or(now)
+                )
+            };
+            let run = script(&job);
+            let (phase, state, conditions, job_conditions, lines) = match &run {
+                JobScript::Exit {
+                    exit,
+                    lines,
+                    message,
+                } => {
+                    let mut term = json!({"exitCode": exit, "reason": if *exit == 0 {"Completed"} else {"Error"}});
+                    if let Some(m) = message {
+                        term["message"] = json!(m);
+                    }
+                    let jc = if *exit == 0 {
+                        json!([{"type": "Complete", "status": "True"}])
+                    } else {
+                        json!([{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
+                                "message": "Job has reached the specified backoff limit"}])
+                    };
+                    (
+                        if *exit == 0 { "Succeeded" } else { "Failed" },
+                        json!({"terminated": term}),
+                        json!([{"type": "PodScheduled", "status": "True"}]),
+                        jc,
+                        lines.clone(),
+                    )
+                }
+                JobScript::Deadline { lines } => (
+                    "Failed",
+                    json!({"terminated": {"exitCode": 143, "reason": "Error"}}),
+                    json!([{"type": "PodScheduled", "status": "True"}]),
+                    json!([{"type": "Failed", "status": "True", "reason": "DeadlineExceeded",
+                            "message": "Job was active longer than specified deadline"}]),
+                    lines.clone(),
+                ),
+                JobScript::Unschedulable(m) => (
+                    "Pending",
+                    json!({"waiting": {"reason": "Pending"}}),
+                    json!([{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": m}]),
+                    json!([]),
+                    vec![],
+                ),
+            };
+            let pod = json!({
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": pod_name, "namespace": ns, "labels": labels,
+                    "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": name,
+                        "uid": job["metadata"]["uid"], "controller": true, "blockOwnerDeletion": true}]},
+                "spec": job["spec"]["template"]["spec"],
+                "status": {"phase": phase, "conditions": conditions,
+                    "containerStatuses": [{"name": container, "ready": false, "restartCount": 0,
+                        "image": job["spec"]["template"]["spec"]["containers"][0]["image"], "state": state}]},
+            });
+            let mut pod = pod;
+            if phase == "Pending" {
+                // Never scheduled: no container has a status yet.
+                if let Some(st) = pod["status"].as_object_mut() {
+                    st.remove("containerStatuses");
+                }
+            }
+            s.put(pod);
+            for (i, l) in lines.iter().enumerate() {
+                s.add_log_line(&ns, &pod_name, &container, &at(i), l);
+            }
+            let active = i64::from(job_conditions.as_array().is_none_or(|c| c.is_empty()));
+            s.set("batch/v1", "Job", &ns, &name, |j| {
+                j["status"] =
+                    json!({"startTime": at(0), "active": active, "conditions": job_conditions});
+            });
+        }
     }
 }
 
@@ -1422,6 +1583,28 @@ fn route(store: &mut Store, req: &Req) -> (u16, Result<Value, String>) {
             }
             store.writes += 1;
             store.delete(&t.kind.api_version(), &t.kind.kind, &t.ns, name);
+            // Dependents, as the garbage collector treats them: the policy comes from the
+            // query or DeleteOptions; without one, batch/v1 Jobs orphan their pods (k8s
+            // pkg/registry/batch/job/strategy.go `DefaultGarbageCollectionPolicy`: "for
+            // back compatibility") and every other kind deletes dependents in the background.
+            // Foreground and Background differ in when the owner goes, not in what remains.
+            let policy = req
+                .query
+                .get("propagationPolicy")
+                .cloned()
+                .or_else(|| opts["propagationPolicy"].as_str().map(str::to_string))
+                .unwrap_or_else(|| {
+                    if t.kind.api_version() == "batch/v1" && t.kind.kind == "Job" {
+                        "Orphan".into()
+                    } else {
+                        "Background".into()
+                    }
+                });
+            let owner = s.value["metadata"]["uid"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            store.collect_dependents(&owner, policy == "Orphan");
             (200, Ok(shown(&t.kind, &s)))
         }
         _ => {

@@ -167,6 +167,30 @@ ktwin logs web -f --since 5m\n  ktwin logs                  every workload of th
     Logs(LogsArgs),
     /// Restart a workload's pods (a rollout restart) and wait for it.
     Restart(RestartArgs),
+    /// Run a one-off Job from a `jobs:` template (or a rendered CronJob), hardened by default.
+    #[command(
+        after_help = "A run is a Job named <template>-<id>: backoffLimit 0, ttlSecondsAfterFinished 300,
+activeDeadlineSeconds 3600, restartPolicy Never, non-root uid/gid 1000, no privilege escalation,
+every capability dropped, seccomp RuntimeDefault, no service account token, requests 500m/1Gi and
+limits 2/4Gi (the local adaptation relaxes them like any pod's). The template overrides each one;
+--dry-run lists what was defaulted and why. Attached (the default), the pod's log is followed and
+the exit code is the container's; Ctrl-C deletes the run. A ktwin-built image is built first if
+the registry lacks its content tag.
+
+Exit codes: the container's; 1 when the Job failed without one; 124 when its deadline passed or
+--timeout ended the wait (the run keeps going); 130 when cancelled.
+
+Examples:
+  ktwin run agent-runner --env-b64 TASK_PROMPT_B64=@prompt.md
+  ktwin run agent-runner --set-env LOG_LEVEL=debug -o json
+  ktwin run --from cronjob/lobster-sweep
+  ktwin run agent-runner --dry-run            the Job (YAML) and the defaults table
+  ktwin run agent-runner --detach             print the name and return"
+    )]
+    Run(RunArgs),
+    /// The runs of an environment: `list`, `logs NAME`, `cancel NAME`.
+    #[command(subcommand)]
+    Jobs(JobsCommand),
     /// Built images: `ktwin images verify` proves nodes can pull them.
     #[command(subcommand)]
     Images(ImagesCommand),
@@ -432,6 +456,118 @@ pub struct DevArgs {
     /// Poll the tree instead of the OS's file events (network file systems).
     #[arg(long)]
     pub poll: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum RunFormat {
+    Text,
+    Json,
+    Yaml,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The template under `jobs:` in ktwin.yaml.
+    #[arg(required_unless_present = "from", conflicts_with = "from")]
+    pub job: Option<String>,
+    /// A rendered CronJob or Job to run once instead: `cronjob/NAME` or `job/NAME`.
+    #[arg(long, value_name = "KIND/NAME")]
+    pub from: Option<String>,
+    #[arg(long, default_value = "local")]
+    pub env: String,
+    /// The kube context; must be the one the environment may use.
+    #[arg(long, value_name = "CTX")]
+    pub context: Option<String>,
+    /// Set an environment variable of the job's container (repeatable; later wins).
+    #[arg(long = "set-env", value_name = "K=V", value_parser = parse_key_value)]
+    pub set_env: Vec<(String, String)>,
+    /// Put a file's bytes, base64-encoded, in an environment variable (repeatable). Payloads
+    /// over 64 KiB go to a Secret the Job owns.
+    #[arg(long = "env-b64", value_name = "K=@FILE", value_parser = parse_key_file)]
+    pub env_b64: Vec<(String, std::path::PathBuf)>,
+    /// Create the run, print its name and return.
+    #[arg(long)]
+    pub detach: bool,
+    /// How long to wait attached before returning (the run keeps going); default: until it ends.
+    #[arg(long, value_parser = parse_duration, value_name = "D")]
+    pub timeout: Option<std::time::Duration>,
+    /// Print the Job (and payload Secret, values redacted) that would be created; create nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// `text`; `json`: one object `{name, outcome, exitCode, result, ...}` at the end (logs on
+    /// stderr); `yaml` (with --dry-run, the default there).
+    #[arg(short = 'o', long = "output", value_enum)]
+    pub output: Option<RunFormat>,
+    /// With --dry-run: show payload values instead of <redacted>.
+    #[arg(long)]
+    pub show_secrets: bool,
+    /// Do not build a ktwin-built image the registry lacks.
+    #[arg(long)]
+    pub no_build: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// The runs of this project's environment, newest first.
+    List(JobsArgs),
+    /// The log of a run's pods, then its result lines.
+    Logs(JobNameArgs),
+    /// Delete a run with its pods and payload Secret.
+    Cancel(JobNameArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct JobsArgs {
+    #[arg(long, default_value = "local")]
+    pub env: String,
+    #[arg(long, value_name = "CTX")]
+    pub context: Option<String>,
+    #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
+    pub output: StatusFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct JobNameArgs {
+    /// The run's name (as `ktwin jobs list` shows it).
+    pub name: String,
+    #[arg(long, default_value = "local")]
+    pub env: String,
+    #[arg(long, value_name = "CTX")]
+    pub context: Option<String>,
+}
+
+/// `K=V` (V may hold `=`).
+pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}` is not K=V"))?;
+    env_name(k)?;
+    Ok((k.to_string(), v.to_string()))
+}
+
+/// `K=@FILE`.
+pub fn parse_key_file(s: &str) -> Result<(String, std::path::PathBuf), String> {
+    let (k, f) = s
+        .split_once("=@")
+        .ok_or_else(|| format!("`{s}` is not K=@FILE (e.g. TASK_PROMPT_B64=@prompt.md)"))?;
+    env_name(k)?;
+    if f.is_empty() {
+        return Err(format!("`{s}`: no file after @"));
+    }
+    Ok((k.to_string(), std::path::PathBuf::from(f)))
+}
+
+/// A name Kubernetes accepts for an env var (C identifier-like, as kubectl checks).
+fn env_name(k: &str) -> Result<(), String> {
+    let ok = !k.is_empty()
+        && !k.starts_with(|c: char| c.is_ascii_digit())
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("`{k}` is not an environment variable name"))
+    }
 }
 
 /// A duration such as `90s`, `5m`, `1h` or `1m30s`.

@@ -37,6 +37,46 @@ pub fn table(header: &[&str]) -> comfy_table::Table {
     t
 }
 
+/// The change record as a table on stderr.
+pub fn changes(changes: &[ktwin_manifest::Change], show_secrets: bool) {
+    if changes.is_empty() {
+        err("no changes: the rendered objects are exactly the sources");
+        return;
+    }
+    let mut t = table(&["object", "field", "change", "why", "knob"]);
+    for c in ktwin_manifest::output::redact_changes(changes, show_secrets) {
+        t.add_row(vec![
+            c.object.to_string(),
+            if c.path.is_empty() {
+                "/".into()
+            } else {
+                c.path.clone()
+            },
+            format!(
+                "{} → {}",
+                ktwin_manifest::output::brief(&c.before),
+                ktwin_manifest::output::brief(&c.after)
+            ),
+            c.reason.clone(),
+            c.knob.clone(),
+        ]);
+    }
+    // Objects and knobs are read whole; paths and prose wrap within sensible bounds.
+    use comfy_table::{ColumnConstraint::*, Width::Fixed};
+    for (i, c) in [
+        (0, ContentWidth),
+        (1, UpperBoundary(Fixed(48))),
+        (2, LowerBoundary(Fixed(28))),
+        (3, LowerBoundary(Fixed(36))),
+        (4, ContentWidth),
+    ] {
+        if let Some(col) = t.column_mut(i) {
+            col.set_constraint(c);
+        }
+    }
+    err(&format!("{t}\n{} change(s)", changes.len()));
+}
+
 pub fn stdout_is_tty() -> bool {
     std::io::stdout().is_terminal()
 }

@@ -56,6 +56,8 @@ fn leaks(text: &str) -> Vec<String> {
 const KTWIN: &str = "apiVersion: ktwin.dev/v1alpha1
 kind: Project
 name: leak
+jobs:
+  task: {image: busybox:1.36, command: [sh, -c, 'echo $PROMPT | base64 -d']}
 environments:
   local:
     manifests: [k8s]
@@ -211,6 +213,31 @@ const COMMANDS: &[&[&str]] = &[
     &["status", "-o", "json"],
     &["deploy", "--env", "dev", "--timeout", "10s"],
     &["status", "--env", "dev", "-o", "json"],
+    // A payload file holding both values (written for every input below).
+    &[
+        "run",
+        "task",
+        "--dry-run",
+        "--env-b64",
+        "PROMPT=@payload.txt",
+    ],
+    &[
+        "run",
+        "task",
+        "--dry-run",
+        "-o",
+        "json",
+        "--env-b64",
+        "PROMPT=@payload.txt",
+    ],
+    &[
+        "run",
+        "task",
+        "--detach",
+        "--env-b64",
+        "PROMPT=@payload.txt",
+    ],
+    &["jobs", "list", "-o", "json"],
 ];
 
 #[test]
@@ -223,6 +250,7 @@ fn no_command_prints_a_secret_for_any_input() {
         let tp = TempProject::new();
         tp.write("ktwin.yaml", KTWIN);
         tp.write("k8s/app.yaml", APP);
+        tp.write("payload.txt", &format!("token={P1} password={P2}\n"));
         for (f, text) in &c.files {
             tp.write(f, text);
         }

@@ -11,10 +11,12 @@ mod down;
 mod heal;
 mod images;
 mod init;
+mod jobs;
 mod logs;
 mod registry;
 mod render;
 mod restart;
+mod run;
 mod schema;
 mod status;
 mod up;
@@ -38,6 +40,7 @@ fn env_of(c: &Command) -> (&str, Option<&str>) {
         Command::Restart(a) => (&a.env, a.context.as_deref()),
         Command::Up(a) => (LOCAL_ENV, a.context.as_deref()),
         Command::Dev(a) => (&a.env, a.context.as_deref()),
+        Command::Run(a) => (&a.env, a.context.as_deref()),
         _ => (LOCAL_ENV, None),
     }
 }
@@ -76,6 +79,8 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Heal(a) => heal::run(&cli, a).await,
         Command::Logs(a) => logs::run(&cli, a).await,
         Command::Restart(a) => restart::run(&cli, a).await,
+        Command::Run(a) => run::run(&cli, a).await,
+        Command::Jobs(c) => jobs::run(&cli, c).await,
         Command::Registry(c) => registry::run(&cli, c),
         Command::Schema => schema::run(),
     }

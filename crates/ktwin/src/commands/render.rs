@@ -1,5 +1,4 @@
-use ktwin_manifest::output::{brief, redact_changes, to_json, to_yaml};
-use ktwin_manifest::Change;
+use ktwin_manifest::output::{to_json, to_yaml};
 
 use crate::cli::{Cli, RenderArgs, RenderFormat};
 use crate::plan::Plan;
@@ -16,7 +15,7 @@ pub fn run(cli: &Cli, a: &RenderArgs) -> Result<u8, Failure> {
         RenderFormat::Yaml => {
             printer::out(&to_yaml(&r.docs, a.show_secrets));
             if a.explain {
-                explain(&r.changes, a.show_secrets);
+                printer::changes(&r.changes, a.show_secrets);
             }
         }
         RenderFormat::Json => {
@@ -30,42 +29,6 @@ pub fn run(cli: &Cli, a: &RenderArgs) -> Result<u8, Failure> {
         }
     }
     Ok(0)
-}
-
-/// The change record as a table on stderr.
-pub fn explain(changes: &[Change], show_secrets: bool) {
-    if changes.is_empty() {
-        printer::err("no changes: the rendered objects are exactly the sources");
-        return;
-    }
-    let mut t = printer::table(&["object", "field", "change", "why", "knob"]);
-    for c in redact_changes(changes, show_secrets) {
-        t.add_row(vec![
-            c.object.to_string(),
-            if c.path.is_empty() {
-                "/".into()
-            } else {
-                c.path.clone()
-            },
-            format!("{} → {}", brief(&c.before), brief(&c.after)),
-            c.reason.clone(),
-            c.knob.clone(),
-        ]);
-    }
-    // Objects and knobs are read whole; paths and prose wrap within sensible bounds.
-    use comfy_table::{ColumnConstraint::*, Width::Fixed};
-    for (i, c) in [
-        (0, ContentWidth),
-        (1, UpperBoundary(Fixed(48))),
-        (2, LowerBoundary(Fixed(28))),
-        (3, LowerBoundary(Fixed(36))),
-        (4, ContentWidth),
-    ] {
-        if let Some(col) = t.column_mut(i) {
-            col.set_constraint(c);
-        }
-    }
-    printer::err(&format!("{t}\n{} change(s)", changes.len()));
 }
 
 /// The twin would silently run upstream images if `images:` and the manifests disagree: say so
