@@ -274,6 +274,16 @@ pub async fn pods_of(
     Ok(Some(to_values(&list.items)))
 }
 
+/// The Services of a namespace, as the API server has them (their cluster IPs).
+pub async fn services(client: &Client, ns: &str) -> Result<Vec<serde_json::Value>, KubeError> {
+    let api: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(client.clone(), ns);
+    let l = api
+        .list(&kube::api::ListParams::default())
+        .await
+        .map_err(|e| api_err(format!("services ({ns})"), &e))?;
+    Ok(to_values(&l.items))
+}
+
 /// `kind/name` or `kind/name (ns)` as printed everywhere.
 pub fn describe(v: &serde_json::Value) -> String {
     let kind = v["kind"].as_str().unwrap_or("?").to_lowercase();

@@ -12,6 +12,7 @@ pub mod job;
 pub mod output;
 pub mod parse;
 pub mod pipeline;
+pub mod podenv;
 pub mod propose;
 pub mod quantity;
 pub mod render;

@@ -188,6 +188,24 @@ Examples:
   ktwin run agent-runner --detach             print the name and return"
     )]
     Run(RunArgs),
+    /// Run a command on this machine wired to the twin: its KUBECONFIG, and with --as the env
+    /// and config files a workload's container gets.
+    #[command(
+        after_help = "KUBECONFIG is set to a private file (0600, removed on exit) holding only the environment's
+context, so the command cannot reach another cluster by accident; KTWIN_ENV and KTWIN_NAMESPACE are
+set. With --as, the command gets the environment the rendered container would get — env values,
+ConfigMap and Secret keys (from the render), envFrom, the Service-link variables of the namespace's
+deployed Services, downward-API fields (a stated stand-in where only a pod has a value) — and its
+ConfigMap and Secret volumes as files in a private directory (0700), each given as
+KTWIN_MOUNT_<VOLUME>. Secret values go to the command only; ktwin prints <redacted>.
+The exit code is the command's; signals reach it; temp files end with it.
+
+Examples:
+  ktwin exec -- kubectl get pods                   kubectl, on the twin only
+  ktwin exec --as gateway -- cargo run -p gateway   the gateway's env, on the host
+  ktwin exec --as deployment/gateway/app --print-env"
+    )]
+    Exec(ExecArgs),
     /// The runs of an environment: `list`, `logs NAME`, `cancel NAME`.
     #[command(subcommand)]
     Jobs(JobsCommand),
@@ -504,6 +522,27 @@ pub struct RunArgs {
     /// Do not build a ktwin-built image the registry lacks.
     #[arg(long)]
     pub no_build: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    #[arg(long, default_value = "local")]
+    pub env: String,
+    #[arg(long, value_name = "CTX")]
+    pub context: Option<String>,
+    /// Give the command the env and config files of this workload's container:
+    /// `WORKLOAD`, `KIND/WORKLOAD`, either followed by `/CONTAINER`.
+    #[arg(long = "as", value_name = "WORKLOAD[/CONTAINER]")]
+    pub as_workload: Option<String>,
+    /// Print the env (KEY=value lines; secrets as <redacted>) instead of running a command.
+    #[arg(long)]
+    pub print_env: bool,
+    /// With --print-env: print secret values too.
+    #[arg(long, requires = "print_env")]
+    pub show_secrets: bool,
+    /// The command and its arguments (after `--`).
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]

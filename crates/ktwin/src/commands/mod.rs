@@ -8,6 +8,7 @@ mod dev;
 mod diff;
 mod doctor;
 mod down;
+mod exec;
 mod heal;
 mod images;
 mod init;
@@ -41,6 +42,7 @@ fn env_of(c: &Command) -> (&str, Option<&str>) {
         Command::Up(a) => (LOCAL_ENV, a.context.as_deref()),
         Command::Dev(a) => (&a.env, a.context.as_deref()),
         Command::Run(a) => (&a.env, a.context.as_deref()),
+        Command::Exec(a) => (&a.env, a.context.as_deref()),
         _ => (LOCAL_ENV, None),
     }
 }
@@ -81,6 +83,7 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Restart(a) => restart::run(&cli, a).await,
         Command::Run(a) => run::run(&cli, a).await,
         Command::Jobs(c) => jobs::run(&cli, c).await,
+        Command::Exec(a) => exec::run(&cli, a).await,
         Command::Registry(c) => registry::run(&cli, c),
         Command::Schema => schema::run(),
     }

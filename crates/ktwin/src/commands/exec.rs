@@ -1,0 +1,351 @@
+//! `ktwin exec`: run one component on this machine, wired to the twin — a KUBECONFIG that
+//! reaches only the environment's cluster, and with `--as` the env and config files the
+//! rendered container would get (`ktwin_manifest::podenv`). Secret values go to the child
+//! process only.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use ktwin_kube::guard::Intent;
+use ktwin_manifest::doc::pod_spec_pointer;
+use ktwin_manifest::podenv::{resolve, PodEnv};
+use serde_json::Value;
+
+use crate::cli::{Cli, ExecArgs};
+use crate::plan::{kube_failure, Plan};
+use crate::printer;
+use crate::report::Failure;
+
+/// The rendered object `--as` names: `NAME`, `KIND/NAME`, either with `/CONTAINER`.
+fn pick<'a>(docs: &'a [Value], spec: &str) -> Result<(&'a Value, Option<String>), Failure> {
+    let with_pods: Vec<&Value> = docs
+        .iter()
+        .filter(|d| pod_spec_pointer(d["kind"].as_str().unwrap_or("")).is_some())
+        .collect();
+    let matches = |kind: Option<&str>, name: &str| -> Vec<&'a Value> {
+        with_pods
+            .iter()
+            .copied()
+            .filter(|d| d["metadata"]["name"] == name)
+            .filter(|d| {
+                kind.is_none_or(|k| {
+                    let dk = d["kind"].as_str().unwrap_or("").to_lowercase();
+                    let k = k.to_lowercase();
+                    dk == k
+                        || (k == "deploy" && dk == "deployment")
+                        || (k == "sts" && dk == "statefulset")
+                        || (k == "ds" && dk == "daemonset")
+                        || (k == "cj" && dk == "cronjob")
+                })
+            })
+            .collect()
+    };
+    let parts: Vec<&str> = spec.split('/').collect();
+    // Readings in order: NAME; KIND/NAME; NAME/CONTAINER; KIND/NAME/CONTAINER.
+    let candidates: Vec<(Option<&str>, &str, Option<&str>)> = match parts.as_slice() {
+        [n] => vec![(None, n, None)],
+        [a, b] => vec![(Some(a), b, None), (None, a, Some(b))],
+        [k, n, c] => vec![(Some(k), n, Some(c))],
+        _ => vec![],
+    };
+    for (k, n, c) in candidates {
+        let hits = matches(k, n);
+        match hits.len() {
+            0 => continue,
+            1 => return Ok((hits[0], c.map(str::to_string))),
+            _ => {
+                return Err(Failure::input(
+                    format!("`{spec}` names more than one workload"),
+                    Some(format!(
+                        "say which: {}",
+                        hits.iter()
+                            .map(|d| format!(
+                                "{}/{}",
+                                d["kind"].as_str().unwrap_or("").to_lowercase(),
+                                n
+                            ))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )),
+                ))
+            }
+        }
+    }
+    let names: Vec<String> = with_pods
+        .iter()
+        .map(|d| {
+            format!(
+                "{}/{}",
+                d["kind"].as_str().unwrap_or("").to_lowercase(),
+                d["metadata"]["name"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    Err(Failure::input(
+        format!("no workload `{spec}` in the rendered environment"),
+        Some(format!("workloads: {}", names.join(", "))),
+    ))
+}
+
+/// `KTWIN_MOUNT_CONFIG` for volume `config`.
+fn mount_var(volume: &str) -> String {
+    let up: String = volume
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("KTWIN_MOUNT_{up}")
+}
+
+/// Write each mount's files under a private directory (0700; Secret files 0600), returning
+/// the variables that name them.
+fn materialise(env: &PodEnv, dir: &Path) -> Result<Vec<(String, PathBuf, String)>, Failure> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let io = |e: std::io::Error| Failure::input(format!("cannot write the mounts: {e}"), None);
+    let mut out = Vec::new();
+    for m in &env.mounts {
+        let vdir = dir.join(&m.volume);
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&vdir)
+            .map_err(io)?;
+        for f in &m.files {
+            // A key is a file name (the API refuses `..` and `/`-leading paths in items).
+            let rel = Path::new(&f.path);
+            if rel.is_absolute() || rel.components().any(|c| c.as_os_str() == "..") {
+                continue;
+            }
+            let p = vdir.join(rel);
+            if let Some(parent) = p.parent() {
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(parent)
+                    .map_err(io)?;
+            }
+            let mut o = std::fs::OpenOptions::new();
+            o.write(true)
+                .create_new(true)
+                .mode(if m.secret { 0o600 } else { 0o644 });
+            let mut file = o.open(&p).map_err(io)?;
+            std::io::Write::write_all(&mut file, &f.bytes).map_err(io)?;
+        }
+        let path = match &m.sub_path {
+            Some(sp) => vdir.join(sp),
+            None => vdir,
+        };
+        out.push((mount_var(&m.volume), path, m.mount_path.clone()));
+    }
+    Ok(out)
+}
+
+/// A value as a `KEY=value` line shows it: quoted when the shell would split it.
+fn shown_value(v: &str) -> String {
+    if v.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "_-./:@%+=,".contains(c))
+    {
+        v.to_string()
+    } else {
+        format!("'{}'", v.replace('\'', "'\\''"))
+    }
+}
+
+pub async fn run(cli: &Cli, a: &ExecArgs) -> Result<u8, Failure> {
+    if a.command.is_empty() && !a.print_env {
+        return Err(Failure::input(
+            "no command to run",
+            Some("give it after `--`: `ktwin exec --as gateway -- cargo run -p gateway`; or `--print-env` to see the env".into()),
+        ));
+    }
+    let mut plan = Plan::resolve(cli, &a.env, a.context.as_deref())?;
+    let env_ns = plan
+        .project()
+        .environments
+        .get(&a.env)
+        .and_then(|e| e.namespace.clone());
+    // The workload's env, from the render.
+    let picked = match &a.as_workload {
+        Some(spec) => {
+            let docs = plan.rendered()?;
+            let (w, container) = pick(&docs, spec)?;
+            Some((docs.clone(), w.clone(), container))
+        }
+        None => None,
+    };
+    // The twin: its kubeconfig (required to run; --print-env works without a twin, saying so).
+    let guarded = match plan.guard(Intent::Read).await {
+        Ok(g) => Some(g.clone()),
+        Err(f) if a.print_env => {
+            printer::err(&format!(
+                "note: the environment's cluster is not reachable ({}); Service-link variables are left out",
+                f.message()
+            ));
+            None
+        }
+        Err(f) => return Err(f),
+    };
+    let mut service_ips: BTreeMap<(String, String), String> = BTreeMap::new();
+    if let (Some(g), Some((_, w, _))) = (&guarded, &picked) {
+        let ns = w["metadata"]["namespace"].as_str().unwrap_or("default");
+        let client = ktwin_kube::connect(g).await.map_err(kube_failure)?;
+        match ktwin_kube::services(&client, ns).await {
+            Ok(svcs) => {
+                for s in svcs {
+                    if let (Some(n), Some(ip)) = (
+                        s["metadata"]["name"].as_str(),
+                        s["spec"]["clusterIP"].as_str(),
+                    ) {
+                        service_ips.insert((ns.to_string(), n.to_string()), ip.to_string());
+                    }
+                }
+            }
+            Err(e) => printer::err(&format!(
+                "note: cannot list the Services of {ns} ({e}); Service-link variables are left out"
+            )),
+        }
+    }
+    let pod_env = match &picked {
+        Some((docs, w, container)) => Some(
+            resolve(docs, w, container.as_deref(), &service_ips)
+                .map_err(|e| Failure::input(e.to_string(), None))?,
+        ),
+        None => None,
+    };
+    let namespace = pod_env
+        .as_ref()
+        .map(|e| e.namespace.clone())
+        .or(env_ns)
+        .unwrap_or_else(|| "default".into());
+    if let Some(e) = &pod_env {
+        for n in &e.notes {
+            printer::err(&format!("note: {}", n.0));
+        }
+    }
+    if a.print_env {
+        let mut lines = String::new();
+        lines.push_str(&format!(
+            "KTWIN_ENV={}\nKTWIN_NAMESPACE={namespace}\n",
+            a.env
+        ));
+        if let Some(e) = &pod_env {
+            for v in &e.vars {
+                let shown = if v.secret && !a.show_secrets {
+                    "<redacted>".to_string()
+                } else {
+                    shown_value(&v.value)
+                };
+                lines.push_str(&format!("{}={shown}\n", v.name));
+            }
+            if cli.verbose {
+                let mut t = printer::table(&["variable", "from"]);
+                for v in &e.vars {
+                    t.add_row(vec![v.name.clone(), v.source.clone()]);
+                }
+                printer::err(&t.to_string());
+            }
+            for m in &e.mounts {
+                printer::err(&format!(
+                    "mount {} ({}, {} file(s)) → ${}",
+                    m.mount_path,
+                    m.source,
+                    m.files.len(),
+                    mount_var(&m.volume)
+                ));
+            }
+        }
+        printer::out(&lines);
+        return Ok(0);
+    }
+    let g = guarded.expect("required above when running a command");
+    let kubeconfig = g
+        .kubeconfig_file()
+        .map_err(|e| Failure::input(format!("cannot write the private kubeconfig: {e}"), None))?;
+    let mounts_dir = tempfile::Builder::new()
+        .prefix("ktwin-exec-")
+        .tempdir()
+        .map_err(|e| Failure::input(format!("cannot make the mounts directory: {e}"), None))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(mounts_dir.path(), std::fs::Permissions::from_mode(0o700));
+    }
+    let mut cmd = ktwin_engine::runner::Cmd::new(&a.command[0]).args(&a.command[1..]);
+    cmd = cmd
+        .env("KUBECONFIG", &kubeconfig.path)
+        .env("KTWIN_ENV", &a.env)
+        .env("KTWIN_NAMESPACE", &namespace);
+    if let Some(e) = &pod_env {
+        for v in &e.vars {
+            cmd = cmd.env(&v.name, &v.value);
+        }
+        for (var, path, mount_path) in materialise(e, mounts_dir.path())? {
+            printer::err(&format!("{mount_path} → {} (${var})", path.display()));
+            cmd = cmd.env(&var, &path);
+        }
+        printer::err(&format!(
+            "{} ({}) env: {} variable(s), {} secret; {}",
+            e.workload,
+            e.container,
+            e.vars.len(),
+            e.vars.iter().filter(|v| v.secret).count(),
+            "`--print-env` lists them"
+        ));
+    }
+    let code = run_child(&cmd).await?;
+    drop(kubeconfig);
+    drop(mounts_dir);
+    Ok(code)
+}
+
+/// Run the child with this terminal; SIGINT reaches it from the terminal (same process
+/// group) while ktwin waits; SIGTERM and SIGHUP sent to ktwin are passed on. Its exit code,
+/// or 128 + the signal that ended it.
+async fn run_child(cmd: &ktwin_engine::runner::Cmd) -> Result<u8, Failure> {
+    use std::os::unix::process::ExitStatusExt;
+    use tokio::signal::unix::{signal, SignalKind};
+    // Registered before the child starts: from here on ktwin itself does not die of the
+    // terminal's Ctrl-C (the child gets it too, and decides).
+    let sig =
+        |k| signal(k).map_err(|e| Failure::input(format!("cannot handle signals: {e}"), None));
+    let (mut int, mut term, mut hup) = (
+        sig(SignalKind::interrupt())?,
+        sig(SignalKind::terminate())?,
+        sig(SignalKind::hangup())?,
+    );
+    let mut c = cmd
+        .command()
+        .map_err(|e| Failure::input(e.to_string(), None))?;
+    c.stdin(std::process::Stdio::inherit());
+    let mut child = c
+        .spawn()
+        .map_err(|e| Failure::input(format!("cannot run `{}`: {e}", cmd.display()), None))?;
+    let pid = child.id().to_string();
+    let mut wait = tokio::task::spawn_blocking(move || child.wait());
+    // Through kill(1): the PID is this process's own child, not reaped while the wait runs.
+    let pass = |s: &str| {
+        let _ = ktwin_engine::runner::Cmd::new("kill")
+            .args([s, pid.as_str()])
+            .run();
+    };
+    let status = loop {
+        tokio::select! {
+            r = &mut wait => break r,
+            _ = int.recv() => {}
+            _ = term.recv() => pass("-TERM"),
+            _ = hup.recv() => pass("-HUP"),
+        }
+    };
+    let status = status
+        .map_err(|e| Failure::input(format!("waiting for `{}`: {e}", cmd.display()), None))?
+        .map_err(|e| Failure::input(format!("waiting for `{}`: {e}", cmd.display()), None))?;
+    Ok(match (status.code(), status.signal()) {
+        (Some(c), _) => u8::try_from(c).unwrap_or(1),
+        (None, Some(s)) => u8::try_from(128 + s).unwrap_or(1),
+        _ => 1,
+    })
+}
