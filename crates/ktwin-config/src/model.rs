@@ -372,6 +372,26 @@ pub struct Environment {
     /// Health checks `ktwin status` runs.
     #[serde(default)]
     pub health: Vec<HealthCheck>,
+    /// Port-forwards `ktwin dev` keeps open on 127.0.0.1 for Services without a NodePort
+    /// mapping; each new connection goes to a pod that is Ready then, so a rollout never
+    /// closes the local port.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forwards: Vec<Forward>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Forward {
+    /// The Service's name.
+    pub service: String,
+    /// Its port (a `spec.ports[].port`).
+    pub port: u16,
+    /// The port on 127.0.0.1 (default: the Service port).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_port: Option<u16>,
+    /// Default: the environment's namespace, else `default`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]

@@ -130,6 +130,7 @@ pub fn validate(loaded: &Loaded) -> Vec<SourceDiag> {
     }
     check_images(&mut cx);
     check_jobs(&mut cx);
+    check_forwards(&mut cx);
     for (env_name, env) in &p.environments {
         check_env(&mut cx, env_name, env);
     }
@@ -240,6 +241,38 @@ fn check_ports(cx: &mut Ctx<'_>) {
                 format!("hostPort {} is the registry's port", port.host_port),
                 Some("change this hostPort or `registry.hostPort`".into()),
             );
+        }
+    }
+}
+
+fn check_forwards(cx: &mut Ctx<'_>) {
+    let loaded = cx.loaded;
+    for (env, e) in &loaded.project.environments {
+        let mut seen: std::collections::BTreeMap<u16, usize> = Default::default();
+        for (i, f) in e.forwards.iter().enumerate() {
+            let base = format!("/environments/{env}/forwards/{i}");
+            let local = f.local_port.unwrap_or(f.port);
+            if f.port == 0 {
+                cx.err(
+                    &format!("{base}/port"),
+                    "port 0 is not a Service port",
+                    None,
+                );
+            }
+            if let Some(first) = seen.insert(local, i) {
+                cx.err(
+                    &format!("{base}/localPort"),
+                    format!("local port {local} is also forwards[{first}]'s"),
+                    Some("give each forward its own `localPort`".into()),
+                );
+            }
+            if local == loaded.project.registry.host_port {
+                cx.err(
+                    &format!("{base}/localPort"),
+                    format!("local port {local} is the registry's hostPort"),
+                    Some("pick another `localPort`".into()),
+                );
+            }
         }
     }
 }

@@ -3,6 +3,7 @@
 //! [`guard::GuardedContext`]: no path reaches a cluster without passing the guard.
 
 pub mod deploy;
+pub mod forward;
 pub mod guard;
 pub mod heal;
 pub mod job;

@@ -597,6 +597,149 @@ pub fn resolve(
     Ok(out)
 }
 
+/// A Service of the render: namespace, name, its TCP ports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Svc {
+    pub namespace: String,
+    pub name: String,
+    pub ports: Vec<u16>,
+}
+
+impl Svc {
+    /// The Services of a render (those with a cluster IP: a headless one has no port to forward).
+    pub fn of(docs: &[Value]) -> Vec<Svc> {
+        docs.iter()
+            .filter(|d| d["kind"] == "Service" && d["spec"]["clusterIP"] != "None")
+            .map(|d| Svc {
+                namespace: d["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or("default")
+                    .to_string(),
+                name: d["metadata"]["name"].as_str().unwrap_or("").to_string(),
+                ports: d["spec"]["ports"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|p| p["protocol"].as_str().unwrap_or("TCP") == "TCP")
+                    .filter_map(|p| p["port"].as_u64().and_then(|n| u16::try_from(n).ok()))
+                    .collect(),
+            })
+            .collect()
+    }
+}
+
+/// One reference to an in-cluster Service in an env value: bytes `start..end` of the value
+/// (`postgres:5432`, or the host of `http://api.shop.svc.cluster.local/`) name `port` of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostRef {
+    pub start: usize,
+    pub end: usize,
+    pub namespace: String,
+    pub service: String,
+    pub port: u16,
+}
+
+/// The Service references in `value`, for a pod in `ns`: `HOST:PORT` with PORT one of the
+/// Service's ports, or `scheme://HOST` without a port where the scheme's default port (http,
+/// ws: 80; https, wss: 443) is one. HOST is `svc` (same namespace), `svc.ns`, `svc.ns.svc` or
+/// `svc.ns.svc.cluster.local`, standing alone (not part of a longer name).
+pub fn host_refs(value: &str, services: &[Svc], ns: &str) -> Vec<HostRef> {
+    let b = value.as_bytes();
+    let boundary_before = |i: usize| i == 0 || b"/@=,;( \"'\t".contains(&b[i - 1]);
+    let mut out: Vec<HostRef> = Vec::new();
+    let mut forms: Vec<(String, &Svc)> = Vec::new();
+    for s in services {
+        for f in [
+            format!("{}.{}.svc.cluster.local", s.name, s.namespace),
+            format!("{}.{}.svc", s.name, s.namespace),
+            format!("{}.{}", s.name, s.namespace),
+        ] {
+            forms.push((f, s));
+        }
+        if s.namespace == ns {
+            forms.push((s.name.clone(), s));
+        }
+    }
+    // Longest first: `api.shop` is not read as `api` followed by `.shop`.
+    forms.sort_by_key(|(f, _)| std::cmp::Reverse(f.len()));
+    let mut i = 0;
+    while i < b.len() {
+        let mut hit = None;
+        if boundary_before(i) {
+            for (f, s) in &forms {
+                if !value[i..].starts_with(f.as_str()) {
+                    continue;
+                }
+                let end = i + f.len();
+                if end < b.len() && b[end] == b':' {
+                    let digits: String = value[end + 1..]
+                        .chars()
+                        .take_while(char::is_ascii_digit)
+                        .collect();
+                    let after = end + 1 + digits.len();
+                    let port_ok = digits.parse::<u16>().ok().filter(|p| s.ports.contains(p));
+                    let clean_end = after >= b.len() || !b[after].is_ascii_alphanumeric();
+                    if let (Some(p), true) = (port_ok, clean_end) {
+                        hit = Some(HostRef {
+                            start: i,
+                            end: after,
+                            namespace: s.namespace.clone(),
+                            service: s.name.clone(),
+                            port: p,
+                        });
+                        break;
+                    }
+                } else if end >= b.len() || b"/?#\"' ,;".contains(&b[end]) {
+                    // No port: only after a scheme whose default port the Service serves.
+                    let scheme = value[..i].strip_suffix("://").map(|x| {
+                        let start = x
+                            .rfind(|c: char| !c.is_ascii_alphanumeric() && c != '+')
+                            .map_or(0, |p| p + 1);
+                        x[start..].to_ascii_lowercase()
+                    });
+                    let default = match scheme.as_deref() {
+                        Some("http" | "ws") => Some(80),
+                        Some("https" | "wss") => Some(443),
+                        _ => None,
+                    };
+                    if let Some(p) = default.filter(|p| s.ports.contains(p)) {
+                        hit = Some(HostRef {
+                            start: i,
+                            end,
+                            namespace: s.namespace.clone(),
+                            service: s.name.clone(),
+                            port: p,
+                        });
+                        break;
+                    }
+                }
+            }
+        }
+        match hit {
+            Some(h) => {
+                i = h.end;
+                out.push(h);
+            }
+            None => i += value[i..].chars().next().map_or(1, char::len_utf8),
+        }
+    }
+    out
+}
+
+/// `value` with each reference replaced by `127.0.0.1:<local port>`.
+pub fn rewrite(value: &str, refs: &[HostRef], local: &dyn Fn(&HostRef) -> Option<u16>) -> String {
+    let mut out = String::new();
+    let mut at = 0;
+    for r in refs {
+        let Some(l) = local(r) else { continue };
+        out.push_str(&value[at..r.start]);
+        out.push_str(&format!("127.0.0.1:{l}"));
+        at = r.end;
+    }
+    out.push_str(&value[at..]);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -755,6 +898,62 @@ mod tests {
         assert!(
             err.contains("no container `sidecar`; it has gateway"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn service_hosts_in_env_values_are_found() {
+        let svcs = vec![
+            Svc {
+                namespace: "swarm".into(),
+                name: "postgres".into(),
+                ports: vec![5432],
+            },
+            Svc {
+                namespace: "swarm".into(),
+                name: "api".into(),
+                ports: vec![80, 9090],
+            },
+            Svc {
+                namespace: "other".into(),
+                name: "cache".into(),
+                ports: vec![6379],
+            },
+        ];
+        let f = |v: &str| -> Vec<(String, u16)> {
+            host_refs(v, &svcs, "swarm")
+                .into_iter()
+                .map(|r| (v[r.start..r.end].to_string(), r.port))
+                .collect()
+        };
+        assert_eq!(
+            f("postgres://app:pw@postgres:5432/app"),
+            [("postgres:5432".to_string(), 5432)]
+        );
+        assert_eq!(
+            f("http://api.swarm.svc.cluster.local/v1"),
+            [("api.swarm.svc.cluster.local".to_string(), 80)]
+        );
+        assert_eq!(f("http://api"), [("api".to_string(), 80)]);
+        assert_eq!(
+            f("api:9090,cache.other:6379"),
+            [
+                ("api:9090".to_string(), 9090),
+                ("cache.other:6379".to_string(), 6379)
+            ]
+        );
+        // Not references: another port, a longer name, a bare word, another namespace unqualified.
+        assert!(f("postgres:5433").is_empty());
+        assert!(f("mypostgres:5432").is_empty());
+        assert!(f("api-gateway:80").is_empty());
+        assert!(f("postgres").is_empty());
+        assert!(f("cache:6379").is_empty());
+        assert!(f("https://api/").is_empty()); // api serves no 443
+        let v = "postgres://app:pw@postgres:5432/app";
+        let refs = host_refs(v, &svcs, "swarm");
+        assert_eq!(
+            rewrite(v, &refs, &|_| Some(40001)),
+            "postgres://app:pw@127.0.0.1:40001/app"
         );
     }
 

@@ -157,6 +157,9 @@ pub struct Store {
     logs: BTreeMap<(String, String, String, bool), String>, // (ns, pod, container, previous)
     /// Lines with the kubelet's timestamps (ns, pod, container) → [(RFC 3339, text)].
     timed_logs: BTreeMap<(String, String, String), Vec<(String, String)>>,
+    /// (namespace, pod, port) → the address that plays the container's port for a
+    /// port-forward (a listener the test runs).
+    forward_targets: BTreeMap<(String, String, u16), std::net::SocketAddr>,
     /// Number of client requests that changed stored state.
     pub writes: u64,
     requests: Vec<Request>,
@@ -344,6 +347,12 @@ impl Store {
         }
     }
 
+    /// Make `addr` play port `port` of pod `ns/pod` for port-forwards.
+    pub fn serve_pod_port(&mut self, ns: &str, pod: &str, port: u16, addr: std::net::SocketAddr) {
+        self.forward_targets
+            .insert((ns.into(), pod.into(), port), addr);
+    }
+
     /// What `kubectl logs` returns for a container (`previous`: the last terminated run).
     pub fn set_logs(&mut self, ns: &str, pod: &str, container: &str, previous: bool, text: &str) {
         self.logs.insert(
@@ -421,6 +430,7 @@ impl ApiStandIn {
                     rv: 1,
                     logs: BTreeMap::new(),
                     timed_logs: BTreeMap::new(),
+                    forward_targets: BTreeMap::new(),
                     writes: 0,
                     requests: Vec::new(),
                 },
@@ -738,6 +748,191 @@ pub fn ns_name(obj: &Value) -> (String, String) {
     )
 }
 
+// ---- port-forward ----------------------------------------------------------------------
+
+/// A pod's port-forward as the kubelet serves it over WebSocket (k8s.io/kubelet
+/// pkg/cri/streaming/portforward/websocket.go): subprotocol `v4.channel.k8s.io`; per
+/// requested port a data channel 2n and an error channel 2n+1, the first frame on each
+/// carrying the port as a little-endian u16; every binary frame's first byte is its channel.
+/// Frames per RFC 6455 (client frames masked, server frames not). A pod that does not
+/// exist is a 404 before the upgrade; a port nothing listens on is a message on the error
+/// channel, as the kubelet reports a refused connection.
+fn port_forward(mut w: TcpStream, req: &Req, shared: &Arc<(Mutex<Inner>, Condvar)>) {
+    use base64::Engine as _;
+    use sha1::Digest as _;
+    let segs: Vec<&str> = req.path.trim_matches('/').split('/').collect();
+    let (ns, pod) = match segs.as_slice() {
+        ["api", "v1", "namespaces", ns, "pods", pod, "portforward"] => {
+            (ns.to_string(), pod.to_string())
+        }
+        _ => {
+            let (c, v) = status(404, "NotFound", "not a pod portforward path", json!([]));
+            let _ = respond(&mut w, c, "application/json", v.to_string().as_bytes());
+            return;
+        }
+    };
+    let ports: Vec<u16> = req
+        .query
+        .get("ports")
+        .map(|p| p.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+        .unwrap_or_default();
+    let (exists, targets) = {
+        let i = shared.0.lock().unwrap();
+        let exists = i.store.get("v1", "Pod", &ns, &pod).is_some();
+        let t: Vec<Option<std::net::SocketAddr>> = ports
+            .iter()
+            .map(|p| {
+                i.store
+                    .forward_targets
+                    .get(&(ns.clone(), pod.clone(), *p))
+                    .copied()
+            })
+            .collect();
+        (exists, t)
+    };
+    if !exists {
+        let (c, v) = status(
+            404,
+            "NotFound",
+            &format!("pods \"{pod}\" not found"),
+            json!([]),
+        );
+        let _ = respond(&mut w, c, "application/json", v.to_string().as_bytes());
+        return;
+    }
+    let key = req.ws_key.clone().unwrap_or_default();
+    let mut h = sha1::Sha1::new();
+    h.update(key.as_bytes());
+    h.update(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
+    let accept = base64::engine::general_purpose::STANDARD.encode(h.finalize());
+    let head = format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\nSec-WebSocket-Protocol: v4.channel.k8s.io\r\n\r\n");
+    if w.write_all(head.as_bytes()).is_err() {
+        return;
+    }
+    let writer = Arc::new(Mutex::new(w));
+    let send = |ch: u8, data: &[u8]| -> bool {
+        let mut payload = vec![ch];
+        payload.extend_from_slice(data);
+        ws_write(&mut writer.lock().unwrap(), 0x2, &payload).is_ok()
+    };
+    for (i, p) in ports.iter().enumerate() {
+        let le = p.to_le_bytes();
+        if !send(2 * i as u8, &le) || !send(2 * i as u8 + 1, &le) {
+            return;
+        }
+    }
+    // One port per connection is what ktwin asks for; more are served the same way.
+    let mut conns: Vec<Option<TcpStream>> = Vec::new();
+    for (i, t) in targets.iter().enumerate() {
+        match t.and_then(|a| TcpStream::connect(a).ok()) {
+            Some(c) => {
+                let mut from = c.try_clone().unwrap();
+                let wr = writer.clone();
+                let ch = 2 * i as u8;
+                std::thread::spawn(move || {
+                    let mut buf = vec![0u8; 32 * 1024];
+                    loop {
+                        match from.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => {
+                                let mut payload = vec![ch];
+                                payload.extend_from_slice(&buf[..n]);
+                                if ws_write(&mut wr.lock().unwrap(), 0x2, &payload).is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                    // The container closed its end: close the WebSocket.
+                    let _ = ws_write(&mut wr.lock().unwrap(), 0x8, &[]);
+                });
+                conns.push(Some(c));
+            }
+            None => {
+                let msg = format!(
+                    "error forwarding port {} to pod {pod}, uid : failed to connect: connection refused",
+                    ports[i]
+                );
+                let _ = send(2 * i as u8 + 1, msg.as_bytes());
+                let _ = ws_write(&mut writer.lock().unwrap(), 0x8, &[]);
+                conns.push(None);
+            }
+        }
+    }
+    // Client → container.
+    let Ok(mut r) = writer.lock().unwrap().try_clone() else {
+        return;
+    };
+    while let Some((op, payload)) = ws_read(&mut r) {
+        match op {
+            0x8 => break,
+            0x2 if !payload.is_empty() => {
+                let idx = payload[0] as usize / 2;
+                if payload[0] % 2 == 0 {
+                    if let Some(Some(c)) = conns.get_mut(idx) {
+                        if c.write_all(&payload[1..]).is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    for c in conns.into_iter().flatten() {
+        let _ = c.shutdown(std::net::Shutdown::Write);
+    }
+}
+
+/// One server frame (FIN set, unmasked).
+fn ws_write(w: &mut TcpStream, opcode: u8, payload: &[u8]) -> std::io::Result<()> {
+    let mut f = vec![0x80 | opcode];
+    match payload.len() {
+        n if n < 126 => f.push(n as u8),
+        n if n < 65536 => {
+            f.push(126);
+            f.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            f.push(127);
+            f.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    f.extend_from_slice(payload);
+    w.write_all(&f)?;
+    w.flush()
+}
+
+/// One client frame, unmasked (continuations are not used by the clients the tests run).
+fn ws_read(r: &mut TcpStream) -> Option<(u8, Vec<u8>)> {
+    let mut h = [0u8; 2];
+    r.read_exact(&mut h).ok()?;
+    let opcode = h[0] & 0x0f;
+    let masked = h[1] & 0x80 != 0;
+    let mut len = u64::from(h[1] & 0x7f);
+    if len == 126 {
+        let mut b = [0u8; 2];
+        r.read_exact(&mut b).ok()?;
+        len = u64::from(u16::from_be_bytes(b));
+    } else if len == 127 {
+        let mut b = [0u8; 8];
+        r.read_exact(&mut b).ok()?;
+        len = u64::from_be_bytes(b);
+    }
+    let mut mask = [0u8; 4];
+    if masked {
+        r.read_exact(&mut mask).ok()?;
+    }
+    let mut payload = vec![0u8; usize::try_from(len).ok()?];
+    r.read_exact(&mut payload).ok()?;
+    if masked {
+        for (i, b) in payload.iter_mut().enumerate() {
+            *b ^= mask[i % 4];
+        }
+    }
+    Some((opcode, payload))
+}
+
 // ---- field ownership -------------------------------------------------------------------
 
 const UNOWNED: &[&[&str]] = &[
@@ -1047,6 +1242,8 @@ struct Req {
     raw_query: String,
     content_type: String,
     body: Vec<u8>,
+    /// `Sec-WebSocket-Key` of an upgrade request.
+    ws_key: Option<String>,
 }
 
 fn pct_decode(s: &str) -> String {
@@ -1091,6 +1288,7 @@ fn read_req(r: &mut BufReader<TcpStream>) -> Option<Req> {
     let target = parts.next()?.to_string();
     let mut len = 0usize;
     let mut content_type = String::new();
+    let mut ws_key = None;
     loop {
         let mut h = String::new();
         if r.read_line(&mut h).ok()? == 0 {
@@ -1104,6 +1302,7 @@ fn read_req(r: &mut BufReader<TcpStream>) -> Option<Req> {
             match k.to_ascii_lowercase().as_str() {
                 "content-length" => len = v.trim().parse().ok()?,
                 "content-type" => content_type = v.trim().to_string(),
+                "sec-websocket-key" => ws_key = Some(v.trim().to_string()),
                 _ => {}
             }
         }
@@ -1129,6 +1328,7 @@ fn read_req(r: &mut BufReader<TcpStream>) -> Option<Req> {
         raw_query,
         content_type,
         body,
+        ws_key,
     })
 }
 
@@ -1152,6 +1352,10 @@ fn serve(conn: TcpStream, shared: Arc<(Mutex<Inner>, Condvar)>) {
     };
     let mut r = BufReader::new(conn);
     while let Some(req) = read_req(&mut r) {
+        if req.path.ends_with("/portforward") && req.ws_key.is_some() {
+            port_forward(w, &req, &shared);
+            return;
+        }
         let watch = matches!(
             req.query.get("watch").map(String::as_str),
             Some("true" | "1")

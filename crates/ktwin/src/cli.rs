@@ -203,6 +203,7 @@ The exit code is the command's; signals reach it; temp files end with it.
 Examples:
   ktwin exec -- kubectl get pods                   kubectl, on the twin only
   ktwin exec --as gateway -- cargo run -p gateway   the gateway's env, on the host
+  ktwin exec --as gateway --forward -- ./gateway     ... its Services reached through local forwards
   ktwin exec --as deployment/gateway/app --print-env"
     )]
     Exec(ExecArgs),
@@ -537,6 +538,11 @@ pub struct ExecArgs {
     /// Print the env (KEY=value lines; secrets as <redacted>) instead of running a command.
     #[arg(long)]
     pub print_env: bool,
+    /// Forward every in-cluster Service the env refers to (`postgres:5432`,
+    /// `http://api.shop.svc.cluster.local`) to a local port and rewrite those values to
+    /// `127.0.0.1:<port>`, for as long as the command runs. No root, no /etc/hosts.
+    #[arg(long, requires = "as_workload", conflicts_with = "print_env")]
+    pub forward: bool,
     /// With --print-env: print secret values too.
     #[arg(long, requires = "print_env")]
     pub show_secrets: bool,

@@ -392,3 +392,68 @@ fn logs_follow_pods_across_a_rollout_without_repeats() {
     );
     assert_eq!(d.stop(), 0);
 }
+
+/// A "container port": answers each connection with `reply`, then closes.
+fn container(reply: &'static str) -> std::net::SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut c in l.incoming().flatten() {
+            let _ = std::io::Write::write_all(&mut c, reply.as_bytes());
+        }
+    });
+    addr
+}
+
+fn web_pod(name: &str, created: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "shop", "labels": {"app": "web"}, "creationTimestamp": created},
+        "spec": {"containers": [{"name": "app", "image": "nginx:1.27"}]},
+        "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}})
+}
+
+fn ask(port: u16) -> String {
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut s = String::new();
+    let _ = std::io::Read::read_to_string(&mut c, &mut s);
+    s
+}
+
+#[test]
+fn a_forward_is_listening_at_ready_and_follows_the_rollout() {
+    let local = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let d = Dev::start(&["--no-logs"], |tp, api| {
+        let text = std::fs::read_to_string(tp.path().join("ktwin.yaml")).unwrap();
+        tp.write(
+            "ktwin.yaml",
+            &format!("{text}    forwards: [{{service: web, port: 80, localPort: {local}}}]\n"),
+        );
+        api.put(web_pod("web-a", "2026-12-01T10:00:00Z"));
+        api.with(|s| s.serve_pod_port("shop", "web-a", 80, container("from a")));
+    });
+    let ready = d.wait_for(|e| e["event"] == "ready", "ready");
+    let listening = d.wait_for(
+        |e| e["event"] == "forward" && e["state"] == "listening",
+        "forward listening",
+    );
+    assert!(listening < ready, "{:#?}", d.events());
+    assert_eq!(d.events()[listening]["localPort"], local);
+    assert_eq!(ask(local), "from a");
+    // The rollout replaced the pod: the same local port reaches the new one.
+    d.api.put(web_pod("web-b", "2026-12-01T10:05:00Z"));
+    d.api
+        .with(|s| s.serve_pod_port("shop", "web-b", 80, container("from b")));
+    assert!(d.api.with(|s| s.delete("v1", "Pod", "shop", "web-a")));
+    assert_eq!(ask(local), "from b");
+    let c = d.wait_for(
+        |e| e["event"] == "forward" && e["state"] == "connected" && e["pod"] == "web-b",
+        "connected to web-b",
+    );
+    assert_eq!(d.events()[c]["service"], "web");
+    assert_eq!(d.stop(), 0);
+}

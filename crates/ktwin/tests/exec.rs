@@ -223,6 +223,63 @@ fn print_env_redacts_secrets_unless_asked() {
 }
 
 #[test]
+fn forward_rewrites_service_hosts_to_local_forwards_for_the_childs_life() {
+    let w = World::new();
+    // The postgres pod, Ready, its port played by a listener here.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for c in l.incoming().flatten() {
+            let mut c = c;
+            let _ = std::io::Write::write_all(&mut c, b"pg says hi");
+        }
+    });
+    w._api.put(json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "postgres-0", "namespace": "swarm", "labels": {"app": "postgres"}},
+        "spec": {"containers": [{"name": "pg", "image": "postgres:16"}]},
+        "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}}));
+    w._api.put(json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "postgres", "namespace": "swarm"},
+        "spec": {"clusterIP": "10.43.7.9", "selector": {"app": "postgres"}, "ports": [{"name": "pg", "port": 5432}]}}));
+    w._api
+        .with(|s| s.serve_pod_port("swarm", "postgres-0", 5432, addr));
+    let o = w.ktwin(&[
+        "exec",
+        "--as",
+        "gateway",
+        "--forward",
+        "--",
+        "bash",
+        "-c",
+        "echo \"$DB_URL\" > url.txt; echo \"$POSTGRES_SERVICE_HOST:$POSTGRES_SERVICE_PORT\" > link.txt; p=${DB_URL##*127.0.0.1:}; p=${p%%/*}; exec 3<>/dev/tcp/127.0.0.1/$p; cat <&3 > got.txt",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let url = w.read("url.txt");
+    assert!(
+        url.starts_with("postgres://app:Zq9secretPW@127.0.0.1:"),
+        "{url}"
+    );
+    let port = url
+        .trim()
+        .trim_start_matches("postgres://app:Zq9secretPW@127.0.0.1:")
+        .trim_end_matches("/app");
+    assert_eq!(w.read("link.txt").trim(), format!("127.0.0.1:{port}"));
+    // Through the forward to the pod's port.
+    assert_eq!(w.read("got.txt"), "pg says hi");
+    // The rewrite list names the variable and the Service, never the value.
+    let t = text(&o);
+    assert!(
+        t.contains(&format!(
+            "DB_URL: service/postgres (swarm) port 5432 → 127.0.0.1:{port}"
+        )),
+        "{t}"
+    );
+    assert!(!t.contains("Zq9secretPW"), "{t}");
+    // The forward ended with the child.
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port.parse::<u16>().unwrap())).is_err());
+}
+
+#[test]
 fn sigterm_to_ktwin_reaches_the_child() {
     let w = World::new();
     let mut child = w

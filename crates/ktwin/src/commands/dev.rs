@@ -132,6 +132,22 @@ impl Out {
                 }
             }
             "warning" => format!("warning: {}", s("message")),
+            "forward" => match s("state").as_str() {
+                "listening" => format!(
+                    "forward: 127.0.0.1:{} → service/{} ({}) port {}",
+                    fields["localPort"],
+                    s("service"),
+                    s("namespace"),
+                    fields["port"]
+                ),
+                "error" => format!(
+                    "forward 127.0.0.1:{} (service/{}): {}",
+                    fields["localPort"],
+                    s("service"),
+                    s("message")
+                ),
+                _ => return,
+            },
             other => format!("{other}: {fields}"),
         };
         printer::err(&text);
@@ -551,7 +567,7 @@ pub async fn run(cli: &Cli, a: &DevArgs) -> Result<u8, Failure> {
             );
         });
         Some(tokio::spawn(ktwin_kube::logs::follow_session(
-            client,
+            client.clone(),
             wrx,
             jiff::Timestamp::now(),
             std::time::Duration::from_secs(1),
@@ -561,6 +577,19 @@ pub async fn run(cli: &Cli, a: &DevArgs) -> Result<u8, Failure> {
     let stopped = tokio::select! {
         _ = lp.cycle(&mut s, &[]) => false,
         _ = stop_rx.wait_for(|v| *v) => true,
+    };
+    // Forwards: bound once the first cycle has deployed, before `ready`.
+    let forwards = if stopped {
+        Vec::new()
+    } else {
+        start_forwards(
+            &plan,
+            &a.env,
+            s.rendered.as_deref().unwrap_or(&[]),
+            &client,
+            out,
+        )
+        .await
     };
     if !stopped {
         out.emit(
@@ -615,12 +644,101 @@ pub async fn run(cli: &Cli, a: &DevArgs) -> Result<u8, Failure> {
     if let Some(l) = logs {
         l.abort();
     }
+    for f in forwards {
+        f.abort();
+    }
     if a.cleanup {
         cleanup(&mut lp).await?;
     } else if !out.json {
         printer::err("stopped watching; the twin keeps running (`ktwin down` deletes it)");
     }
     Ok(0)
+}
+
+/// The environment's `forwards:`, each listening on 127.0.0.1 and reporting as `forward`
+/// events; one that cannot bind is an `error` and the others still run.
+async fn start_forwards(
+    plan: &Plan,
+    env: &str,
+    rendered: &[Value],
+    client: &ktwin_kube::Client,
+    out: Out,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    use ktwin_kube::forward::{bind, serve, Event as Fwd, Spec};
+    let Some(e) = plan.project().environments.get(env) else {
+        return Vec::new();
+    };
+    let default_ns = e.namespace.clone().unwrap_or_else(|| "default".into());
+    let report = Arc::new(move |ev: Fwd| {
+        let (spec, port, state, extra) = match ev {
+            Fwd::Listening { spec, local_port } => (spec, local_port, "listening", json!({})),
+            Fwd::Connected {
+                spec,
+                local_port,
+                pod,
+            } => (spec, local_port, "connected", json!({"pod": pod})),
+            Fwd::Failed {
+                spec,
+                local_port,
+                message,
+            } => (spec, local_port, "error", json!({"message": message})),
+        };
+        let mut f = json!({"service": spec.service, "namespace": spec.namespace, "port": spec.port,
+                           "localPort": port, "state": state});
+        if let (Some(m), Value::Object(x)) = (f.as_object_mut(), extra) {
+            m.extend(x);
+        }
+        out.emit("forward", f);
+    });
+    let mut tasks = Vec::new();
+    for f in &e.forwards {
+        // Unset: the namespace of the rendered Service of that name, when there is one.
+        let namespaces: Vec<&str> = rendered
+            .iter()
+            .filter(|d| d["kind"] == "Service" && d["metadata"]["name"] == f.service.as_str())
+            .filter_map(|d| d["metadata"]["namespace"].as_str())
+            .collect();
+        let namespace = match (&f.namespace, namespaces.as_slice()) {
+            (Some(ns), _) => ns.clone(),
+            (None, [one]) => one.to_string(),
+            (None, []) => default_ns.clone(),
+            (None, many) => {
+                out.emit(
+                    "error",
+                    json!({"phase": "forward", "message": format!(
+                        "forward of service {}: it is rendered in {}; set the forward's `namespace`",
+                        f.service, many.join(", "))}),
+                );
+                continue;
+            }
+        };
+        let spec = Spec {
+            namespace,
+            service: f.service.clone(),
+            port: f.port,
+            local_port: f.local_port.unwrap_or(f.port),
+        };
+        match bind(&spec).await {
+            Ok((l, port)) => {
+                report(Fwd::Listening {
+                    spec: spec.clone(),
+                    local_port: port,
+                });
+                tasks.push(tokio::spawn(serve(
+                    client.clone(),
+                    spec,
+                    l,
+                    port,
+                    report.clone(),
+                )))
+            }
+            Err(err) => out.emit(
+                "error",
+                json!({"phase": "forward", "message": err.to_string()}),
+            ),
+        }
+    }
+    tasks
 }
 
 /// `--cleanup`: prune everything this project's environment deployed, as a deploy of nothing

@@ -274,6 +274,11 @@ pub async fn run(cli: &Cli, a: &ExecArgs) -> Result<u8, Failure> {
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(mounts_dir.path(), std::fs::Permissions::from_mode(0o700));
     }
+    let mut pod_env = pod_env;
+    let forwards = match (&mut pod_env, &picked) {
+        (Some(e), Some((docs, _, _))) if a.forward => forward_env(e, docs, &g).await?,
+        _ => Vec::new(),
+    };
     let mut cmd = ktwin_engine::runner::Cmd::new(&a.command[0]).args(&a.command[1..]);
     cmd = cmd
         .env("KUBECONFIG", &kubeconfig.path)
@@ -297,9 +302,136 @@ pub async fn run(cli: &Cli, a: &ExecArgs) -> Result<u8, Failure> {
         ));
     }
     let code = run_child(&cmd).await?;
+    for f in forwards {
+        f.abort();
+    }
     drop(kubeconfig);
     drop(mounts_dir);
     Ok(code)
+}
+
+/// `--forward`: a local forward per Service port the env refers to, and those values (and the
+/// forwarded Services' link variables) rewritten to `127.0.0.1:<port>`. The rewrite list goes
+/// to stderr by variable name — never a value.
+async fn forward_env(
+    e: &mut PodEnv,
+    docs: &[Value],
+    g: &ktwin_kube::GuardedContext,
+) -> Result<Vec<tokio::task::JoinHandle<()>>, Failure> {
+    use ktwin_kube::forward::{bind, serve, Event as Fwd, Spec};
+    use ktwin_manifest::podenv::{host_refs, rewrite, Svc};
+    let services = Svc::of(docs);
+    let mut wanted: BTreeMap<(String, String, u16), u16> = BTreeMap::new();
+    let refs: Vec<Vec<ktwin_manifest::podenv::HostRef>> = e
+        .vars
+        .iter()
+        .map(|v| {
+            if v.source.starts_with("Service link ") {
+                Vec::new()
+            } else {
+                host_refs(&v.value, &services, &e.namespace)
+            }
+        })
+        .collect();
+    for r in refs.iter().flatten() {
+        wanted.insert((r.namespace.clone(), r.service.clone(), r.port), 0);
+    }
+    if wanted.is_empty() {
+        printer::err("--forward: the env refers to no in-cluster Service; nothing forwarded");
+        return Ok(Vec::new());
+    }
+    let client = ktwin_kube::connect(g).await.map_err(kube_failure)?;
+    let mut tasks = Vec::new();
+    let report = std::sync::Arc::new(|ev: Fwd| {
+        if let Fwd::Failed {
+            spec,
+            local_port,
+            message,
+        } = ev
+        {
+            printer::err(&format!(
+                "forward 127.0.0.1:{local_port} ({}): {message}",
+                spec.describe()
+            ));
+        }
+    });
+    for ((ns, svc, port), local) in wanted.iter_mut() {
+        let spec = Spec {
+            namespace: ns.clone(),
+            service: svc.clone(),
+            port: *port,
+            local_port: 0,
+        };
+        let (l, p) = bind(&spec).await.map_err(kube_failure)?;
+        *local = p;
+        tasks.push(tokio::spawn(serve(
+            client.clone(),
+            spec,
+            l,
+            p,
+            report.clone(),
+        )));
+    }
+    let local_of = |ns: &str, svc: &str, port: u16| {
+        wanted
+            .get(&(ns.to_string(), svc.to_string(), port))
+            .copied()
+    };
+    for (v, rs) in e.vars.iter_mut().zip(&refs) {
+        if rs.is_empty() {
+            continue;
+        }
+        let to = rewrite(&v.value, rs, &|r| {
+            local_of(&r.namespace, &r.service, r.port)
+        });
+        let what: Vec<String> = rs
+            .iter()
+            .filter_map(|r| {
+                local_of(&r.namespace, &r.service, r.port).map(|l| {
+                    format!(
+                        "service/{} ({}) port {} → 127.0.0.1:{l}",
+                        r.service, r.namespace, r.port
+                    )
+                })
+            })
+            .collect();
+        printer::err(&format!("{}: {}", v.name, what.join(", ")));
+        v.value = to;
+    }
+    // The link variables of the forwarded Services point at the forwards too.
+    for v in e.vars.iter_mut() {
+        let Some(svc) = v.source.strip_prefix("Service link ") else {
+            continue;
+        };
+        let ns = e.namespace.clone();
+        let fwd: Vec<(u16, u16)> = wanted
+            .iter()
+            .filter(|((n, s, _), _)| *n == ns && s == svc)
+            .map(|((_, _, p), l)| (*p, *l))
+            .collect();
+        if fwd.is_empty() {
+            continue;
+        }
+        let value = v.value.clone();
+        if let Ok(p) = value.parse::<u16>() {
+            if let Some((_, l)) = fwd.iter().find(|(sp, _)| *sp == p) {
+                v.value = l.to_string();
+            }
+        } else if let Some(rest) = value.strip_prefix("tcp://") {
+            if let Some((_, port)) = rest.rsplit_once(':') {
+                if let Some((_, l)) = port
+                    .parse::<u16>()
+                    .ok()
+                    .and_then(|p| fwd.iter().find(|(sp, _)| *sp == p))
+                {
+                    v.value = format!("tcp://127.0.0.1:{l}");
+                }
+            }
+        } else if value.parse::<std::net::IpAddr>().is_ok() {
+            v.value = "127.0.0.1".into();
+        }
+    }
+    Ok(tasks)
 }
 
 /// Run the child with this terminal; SIGINT reaches it from the terminal (same process
