@@ -11,12 +11,14 @@
 #   Then: ktwin up (which ends with a deploy of local) → ktwin status healthy → a second
 #   deploy is all "unchanged" → docker restart of one agent/worker node container →
 #   ktwin heal → ktwin status healthy again within 3 minutes → a second heal: "nothing to
-#   heal" → ktwin down.
+#   heal" → ktwin down. Then: ktwin run lobster-task runs to its result; ktwin exec --as
+#   gateway gets its env and reaches only the twin; ktwin dev rebuilds an edit of the
+#   gateway page and the new pods serve it on localhost:8080.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 provider=${KTWIN_E2E_PROVIDER:-k3d}
 missing=()
-for t in docker kubectl "$provider"; do command -v "$t" >/dev/null || missing+=("$t"); done
+for t in docker kubectl curl "$provider"; do command -v "$t" >/dev/null || missing+=("$t"); done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "e2e: missing ${missing[*]}; install them to run tier 3 (see README, Testing)" >&2
   exit 2

@@ -65,10 +65,11 @@ pub enum JobError {
     Input(String),
 }
 
-/// The Job spec a ktwin.yaml template writes (only what it sets; `harden` adds the rest).
-pub fn from_template(t: &JobTemplate) -> Value {
+/// The Job spec the ktwin.yaml template `name` writes (only what it sets; [`generate`] adds
+/// the rest). Its one container is called after the template.
+pub fn from_template(name: &str, t: &JobTemplate) -> Value {
     let mut c = Map::new();
-    c.insert("name".into(), json!("job"));
+    c.insert("name".into(), json!(name));
     if !t.command.is_empty() {
         c.insert("command".into(), json!(t.command));
     }
@@ -504,7 +505,7 @@ mod tests {
     #[test]
     fn every_default_is_set_and_recorded() {
         let g = generate(
-            from_template(&template()),
+            from_template("agent-runner", &template()),
             &inputs(&[], &[], true),
             Some("SandboxExecutionResult"),
         )
@@ -580,7 +581,12 @@ mod tests {
                 .collect(),
         );
         t.automount_service_account_token = Some(true);
-        let g = generate(from_template(&t), &inputs(&[], &[], false), None).unwrap();
+        let g = generate(
+            from_template("agent-runner", &t),
+            &inputs(&[], &[], false),
+            None,
+        )
+        .unwrap();
         let pod = &g.job["spec"]["template"]["spec"];
         assert_eq!(g.job["spec"]["backoffLimit"], 2);
         assert_eq!(pod["securityContext"]["runAsUser"], 4242);
@@ -598,7 +604,12 @@ mod tests {
     fn set_env_overrides_and_small_payloads_go_in_env() {
         let set = vec![("EXECUTION_BACKEND".to_string(), "local".to_string())];
         let pay = vec![("TASK_PROMPT_B64".to_string(), b"hello".to_vec())];
-        let g = generate(from_template(&template()), &inputs(&set, &pay, false), None).unwrap();
+        let g = generate(
+            from_template("agent-runner", &template()),
+            &inputs(&set, &pay, false),
+            None,
+        )
+        .unwrap();
         let env = &g.job["spec"]["template"]["spec"]["containers"][0]["env"];
         assert_eq!(
             *env,
@@ -614,7 +625,12 @@ mod tests {
     fn a_payload_over_the_budget_goes_to_a_secret_the_job_owns() {
         let big = vec![b'x'; ENV_BUDGET];
         let pay = vec![("TASK_PROMPT_B64".to_string(), big.clone())];
-        let g = generate(from_template(&template()), &inputs(&[], &pay, false), None).unwrap();
+        let g = generate(
+            from_template("agent-runner", &template()),
+            &inputs(&[], &pay, false),
+            None,
+        )
+        .unwrap();
         let env = &g.job["spec"]["template"]["spec"]["containers"][0]["env"];
         assert_eq!(
             env[1],
@@ -631,9 +647,13 @@ mod tests {
         assert_eq!(s["metadata"]["ownerReferences"][0]["kind"], "Job");
         // Over a Secret's 1 MiB: an error that says what to do.
         let huge = vec![("P".to_string(), vec![b'x'; SECRET_MAX])];
-        let e = generate(from_template(&template()), &inputs(&[], &huge, false), None)
-            .unwrap_err()
-            .to_string();
+        let e = generate(
+            from_template("agent-runner", &template()),
+            &inputs(&[], &huge, false),
+            None,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("1 MiB"), "{e}");
     }
 

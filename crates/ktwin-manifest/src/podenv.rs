@@ -606,10 +606,11 @@ pub struct Svc {
 }
 
 impl Svc {
-    /// The Services of a render (those with a cluster IP: a headless one has no port to forward).
+    /// The Services of a render (a headless one too: its name resolves to its pods, and a
+    /// forward goes to a pod either way).
     pub fn of(docs: &[Value]) -> Vec<Svc> {
         docs.iter()
-            .filter(|d| d["kind"] == "Service" && d["spec"]["clusterIP"] != "None")
+            .filter(|d| d["kind"] == "Service")
             .map(|d| Svc {
                 namespace: d["metadata"]["namespace"]
                     .as_str()

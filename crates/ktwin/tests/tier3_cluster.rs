@@ -226,3 +226,105 @@ fn deploy_status_restart_a_node_heal_and_healthy_again() {
     );
     ok(&run(ktwin, &["down"], d));
 }
+
+/// The tier-3 twins of run.rs and exec.rs: a hardened one-off Job runs to its result on the
+/// twin; a host process gets the gateway's env and reaches the twin's API (only) through
+/// ktwin's KUBECONFIG, and postgres through a forward.
+#[test]
+#[ignore = "needs cluster"]
+fn run_a_job_and_exec_a_host_process_against_the_twin() {
+    let (_tp, dir) = swarm();
+    let d = dir.as_path();
+    let ktwin = env!("CARGO_BIN_EXE_ktwin");
+    ok(&run(ktwin, &["up"], d));
+    std::fs::write(d.join("prompt.md"), "sweep tank 3").unwrap();
+    let o = run(
+        ktwin,
+        &[
+            "run",
+            "lobster-task",
+            "--env-b64",
+            "TASK_PROMPT_B64=@prompt.md",
+            "-o",
+            "json",
+        ],
+        d,
+    );
+    let out = ok(&o);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["outcome"], "succeeded", "{out}");
+    assert_eq!(v["exitCode"], 0, "{out}");
+    assert_eq!(v["result"][0]["ok"], true, "{out}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("task: sweep tank 3"));
+
+    let env = ok(&run(
+        ktwin,
+        &[
+            "exec",
+            "--as",
+            "gateway",
+            "--",
+            "sh",
+            "-c",
+            "echo $LOG_LEVEL $POD_NAMESPACE",
+        ],
+        d,
+    ));
+    assert_eq!(env.trim(), "debug swarm");
+    let ns = ok(&run(
+        ktwin,
+        &["exec", "--", "kubectl", "get", "ns", "swarm", "-o", "name"],
+        d,
+    ));
+    assert_eq!(ns.trim(), "namespace/swarm");
+    ok(&run(ktwin, &["down"], d));
+}
+
+/// The tier-3 twin of dev.rs: an edit of the gateway's page is rebuilt, rolled out, and
+/// served on localhost:8080 by the new pods.
+#[test]
+#[ignore = "needs cluster"]
+fn dev_edit_is_served_by_new_pods() {
+    use std::io::{BufRead, BufReader};
+    let (_tp, dir) = swarm();
+    let d = dir.as_path();
+    let ktwin = env!("CARGO_BIN_EXE_ktwin");
+    let mut child = Command::new(ktwin)
+        .args(["dev", "--no-logs", "-o", "json"])
+        .current_dir(d)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next = |what: &str| loop {
+        let l = lines.next().expect("ktwin dev ended").unwrap();
+        let v: serde_json::Value = serde_json::from_str(&l).unwrap();
+        if v["event"] == what {
+            return v;
+        }
+    };
+    next("ready");
+    std::fs::write(
+        d.join("containers/gateway/app/index.html"),
+        "edited by tier 3\n",
+    )
+    .unwrap();
+    let c = next("cycle");
+    assert_eq!(c["images"], 1, "{c}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let o = run("curl", &["-fsS", "http://127.0.0.1:8080/"], d);
+        if String::from_utf8_lossy(&o.stdout).contains("edited by tier 3") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the edit is not served"
+        );
+        std::thread::sleep(std::time::Duration::from_secs(2));
+    }
+    // Ctrl-C (this test started it: its PID) leaves the twin running.
+    ok(&run("kill", &["-INT", &child.id().to_string()], d));
+    assert!(child.wait().unwrap().success());
+    ok(&run(ktwin, &["down"], d));
+}

@@ -123,7 +123,7 @@ pub async fn run(cli: &Cli, a: &RunArgs) -> Result<u8, Failure> {
             .unwrap_or(0);
         (
             name.clone(),
-            from_template(t),
+            from_template(&name, t),
             t.result_marker.clone(),
             Some(t.image.clone()),
             t.namespace.clone(),
