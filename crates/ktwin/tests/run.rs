@@ -297,6 +297,21 @@ fn a_run_that_succeeds_prints_its_log_then_its_result() {
         .filter_map(|m| m["manager"].as_str())
         .collect();
     assert_eq!(managers, ["ktwin-run"]);
+    // `jobs logs` reads the run's log again, with its result.
+    let name = jobs[0]["metadata"]["name"].as_str().unwrap().to_string();
+    let o = w.ktwin(&["jobs", "logs", &name]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.starts_with("starting\n"), "{}", text(&o));
+    assert!(
+        out.ends_with("result: {\"ok\":true,\"files\":3}\n"),
+        "{}",
+        text(&o)
+    );
+    let o = w.ktwin(&["jobs", "list", "-o", "json"]);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v[0]["state"], "succeeded", "{v}");
+    assert_eq!(v[0]["template"], "agent-runner");
 
     // -o json: one object at the end, the log on stderr.
     let o = w.ktwin(&["run", "agent-runner", "--no-build", "-o", "json"]);
