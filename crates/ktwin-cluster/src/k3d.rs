@@ -85,6 +85,18 @@ impl ClusterProvider for K3d {
         if !ports.is_empty() {
             cfg["ports"] = Value::Array(ports);
         }
+        // Sync (mount mode): the project directory on every server and agent (never the
+        // load balancer) at the same path, so a pod's hostPath under it works on any node.
+        if let Some(dir) = p.source_mount() {
+            let mut filters = vec!["server:*"];
+            if agents > 0 {
+                filters.push("agent:*");
+            }
+            cfg["volumes"] = json!([{
+                "volume": format!("{}:{}", dir.display(), ktwin_config::SOURCE_MOUNT),
+                "nodeFilters": filters,
+            }]);
+        }
         cfg["options"] = json!({
             "k3s": k3s,
             "kubeconfig": {"updateDefaultKubeconfig": true, "switchCurrentContext": false}

@@ -78,6 +78,15 @@ impl ClusterProvider for Kind {
                 nodes.push(n);
             }
         }
+        // Sync (mount mode): the project directory on every node at the same path.
+        if let Some(dir) = p.source_mount() {
+            for n in &mut nodes {
+                n["extraMounts"] = json!([{
+                    "hostPath": dir.display().to_string(),
+                    "containerPath": ktwin_config::SOURCE_MOUNT,
+                }]);
+            }
+        }
         json!({
             "kind": "Cluster",
             "apiVersion": "kind.x-k8s.io/v1alpha4",

@@ -32,6 +32,7 @@ pub fn spec_of(p: &Project) -> Value {
         })).collect::<Vec<_>>(),
         "ports": p.cluster.ports.iter().map(|x| format!("127.0.0.1:{}->{}/{}", x.host_port, x.node_port, match x.protocol { ktwin_config::Protocol::Tcp => "TCP", ktwin_config::Protocol::Udp => "UDP" })).collect::<Vec<_>>(),
         "registry": format!("{}:{}", p.registry.name, p.registry.host_port),
+        "sourceMount": p.source_mount().map(|d| d.display().to_string()),
     })
 }
 
@@ -85,6 +86,13 @@ pub fn drift(stored: &Value, desired: &Value) -> Drift {
         "registry (mirrors are part of the node config)",
         stored["registry"].to_string(),
         desired["registry"].to_string(),
+    );
+    // A spec stored before sync existed has no such key: no mount either.
+    let mount = |v: &Value| v["sourceMount"].as_str().unwrap_or("none").to_string();
+    recreate(
+        "project mount for sync (mounts are fixed at node create)",
+        mount(stored),
+        mount(desired),
     );
     if shape(stored) == shape(desired) {
         let pools = |v: &Value| -> BTreeMap<String, (Value, Value)> {

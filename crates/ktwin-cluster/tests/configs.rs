@@ -158,3 +158,47 @@ fn version_gates() {
         .to_string()
         .contains("could not read"));
 }
+
+#[test]
+fn sync_in_mount_mode_mounts_the_project_into_every_node() {
+    let text = "apiVersion: ktwin.dev/v1alpha1\nkind: Project\nname: sy\ncluster:\n  agents: [{name: a, count: 2}]\nimages:\n  - image: ghcr.io/acme/app\n    context: app\n    sync: [{src: 'src/**/*.py', dest: /app/src}]\n";
+    let p = ktwin_config::load::parse(Path::new("/work/sy/ktwin.yaml"), text.into()).unwrap().project;
+    let k3d = provider_for(Provider::K3d).render_config(&p);
+    assert_valid_k3d(&k3d);
+    assert_eq!(
+        k3d["volumes"],
+        serde_json::json!([{"volume": "/work/sy:/ktwin/src", "nodeFilters": ["server:*", "agent:*"]}])
+    );
+    let kind = provider_for(Provider::Kind).render_config(&p);
+    let nodes = kind["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 3);
+    for n in nodes {
+        assert_eq!(
+            n["extraMounts"],
+            serde_json::json!([{"hostPath": "/work/sy", "containerPath": "/ktwin/src"}])
+        );
+    }
+    // Adding the mount to an existing twin is recreate-class; copy mode mounts nothing.
+    let before = ktwin_config::load::parse(
+        Path::new("/work/sy/ktwin.yaml"),
+        text.replace("    sync: [{src: 'src/**/*.py', dest: /app/src}]\n", ""),
+    )
+    .unwrap()
+    .project;
+    let d = ktwin_cluster::up::drift(&ktwin_cluster::up::spec_of(&before), &ktwin_cluster::up::spec_of(&p));
+    assert_eq!(d.recreate, ["project mount for sync (mounts are fixed at node create): none → /work/sy"]);
+    let copy = ktwin_config::load::parse(Path::new("/work/sy/ktwin.yaml"), format!("{text}syncMode: copy\n"))
+        .unwrap()
+        .project;
+    assert!(provider_for(Provider::K3d).render_config(&copy)["volumes"].is_null());
+    // A single-server twin: no agent filter (k3d would match nothing with it).
+    let one = ktwin_config::load::parse(
+        Path::new("/work/sy/ktwin.yaml"),
+        text.replace("  agents: [{name: a, count: 2}]\n", "  servers: 1\n"),
+    )
+    .unwrap()
+    .project;
+    let cfg = provider_for(Provider::K3d).render_config(&one);
+    assert_valid_k3d(&cfg);
+    assert_eq!(cfg["volumes"][0]["nodeFilters"], serde_json::json!(["server:*"]));
+}

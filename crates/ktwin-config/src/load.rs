@@ -90,7 +90,7 @@ pub fn read(path: &Path) -> Result<Loaded, ConfigError> {
 /// Parse without the checks that touch the file system (used by tests and `schema`).
 pub fn parse(path: &Path, text: String) -> Result<Loaded, ConfigError> {
     let pos = PosIndex::build(&text);
-    let project: Project = match serde_saphyr::from_str_with_options(&text, yaml_options()) {
+    let mut project: Project = match serde_saphyr::from_str_with_options(&text, yaml_options()) {
         Ok(p) => p,
         Err(e) => return Err(ConfigError::Invalid(vec![serde_diag(path, &text, &e)])),
     };
@@ -98,6 +98,7 @@ pub fn parse(path: &Path, text: String) -> Result<Loaded, ConfigError> {
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
+    project.source_dir = Some(dir.clone());
     Ok(Loaded {
         project,
         path: path.to_path_buf(),

@@ -41,6 +41,17 @@ pub struct Project {
     /// One-off Job templates `ktwin run NAME` starts, hardened by default.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub jobs: IndexMap<String, JobTemplate>,
+    /// How `images[].sync` reaches containers: `mount` (default) or `copy`.
+    #[serde(default, skip_serializing_if = "is_default_sync")]
+    pub sync_mode: SyncMode,
+    /// The directory ktwin.yaml is in (set by the loader; not part of the file).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub source_dir: Option<std::path::PathBuf>,
+}
+
+fn is_default_sync(m: &SyncMode) -> bool {
+    *m == SyncMode::Mount
 }
 
 /// A one-off Job `ktwin run` creates from this template. Every field but `image` is optional;
@@ -238,7 +249,49 @@ pub struct Image {
     pub build_args: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// Files `ktwin dev` brings into running containers of this image without a rebuild.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sync: Vec<SyncRule>,
 }
+
+/// One sync rule: `src` (relative to the image's context; a path, or a glob such as
+/// `app/**/*.py`) appears at `dest` in the container.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SyncRule {
+    pub src: String,
+    /// An absolute path in the container.
+    pub dest: String,
+    /// `none` (default): the process sees the new files; `process`: the container is
+    /// restarted (a rollout restart of the workloads that run the image).
+    #[serde(default)]
+    pub restart: SyncRestart,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncRestart {
+    #[default]
+    None,
+    Process,
+}
+
+/// How `images[].sync` reaches containers.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncMode {
+    /// The project directory is mounted into every node at cluster create (`/ktwin/src`) and
+    /// each rule's files into the containers of its image: zero copy, and it works for
+    /// distroless, non-root and read-only-root images. Adding it to an existing twin is a
+    /// recreate.
+    #[default]
+    Mount,
+    /// Copied into running containers (tar over the exec API); the image needs `tar`.
+    Copy,
+}
+
+/// Where the project directory is mounted on every node in `mount` sync mode.
+pub const SOURCE_MOUNT: &str = "/ktwin/src";
 
 impl Environment {
     /// The kustomize flags for this environment: its own, else the project's.
@@ -572,6 +625,15 @@ pub struct DoctorIgnore {
 }
 
 impl Project {
+    /// The host directory every node mounts at [`SOURCE_MOUNT`]: the project's, when some
+    /// image syncs files in `mount` mode.
+    pub fn source_mount(&self) -> Option<&std::path::Path> {
+        if self.sync_mode == SyncMode::Mount && self.images.iter().any(|i| !i.sync.is_empty()) {
+            self.source_dir.as_deref()
+        } else {
+            None
+        }
+    }
     pub fn cluster_name(&self) -> &str {
         self.cluster.name.as_deref().unwrap_or(&self.name)
     }

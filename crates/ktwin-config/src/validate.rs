@@ -131,6 +131,7 @@ pub fn validate(loaded: &Loaded) -> Vec<SourceDiag> {
     check_images(&mut cx);
     check_jobs(&mut cx);
     check_forwards(&mut cx);
+    check_sync(&mut cx);
     for (env_name, env) in &p.environments {
         check_env(&mut cx, env_name, env);
     }
@@ -241,6 +242,38 @@ fn check_ports(cx: &mut Ctx<'_>) {
                 format!("hostPort {} is the registry's port", port.host_port),
                 Some("change this hostPort or `registry.hostPort`".into()),
             );
+        }
+    }
+}
+
+fn check_sync(cx: &mut Ctx<'_>) {
+    let loaded = cx.loaded;
+    for (i, img) in loaded.project.images.iter().enumerate() {
+        for (j, r) in img.sync.iter().enumerate() {
+            let base = format!("/images/{i}/sync/{j}");
+            let src = std::path::Path::new(&r.src);
+            if r.src.is_empty()
+                || src.is_absolute()
+                || src.components().any(|c| matches!(c, std::path::Component::ParentDir))
+            {
+                cx.err(
+                    &format!("{base}/src"),
+                    format!("sync src `{}` must be a path inside the image's context", r.src),
+                    Some("write it relative to the context, e.g. `app/**/*.py` or `target/debug/gateway`".into()),
+                );
+            }
+            if !r.dest.starts_with('/') {
+                cx.err(
+                    &format!("{base}/dest"),
+                    format!("sync dest `{}` must be an absolute path in the container", r.dest),
+                    Some("e.g. `/app`".into()),
+                );
+            }
+            if r.src.contains(['*', '?', '[', '{']) {
+                if let Err(e) = globset::Glob::new(&r.src) {
+                    cx.err(&format!("{base}/src"), format!("sync src `{}` is not a glob: {e}", r.src), None);
+                }
+            }
         }
     }
 }

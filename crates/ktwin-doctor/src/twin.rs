@@ -184,6 +184,8 @@ impl Twin {
             doctor: Default::default(),
             kustomize: None,
             jobs: Default::default(),
+            sync_mode: Default::default(),
+            source_dir: None,
         };
         Twin::from_project(&p, "local", None, None)
     }

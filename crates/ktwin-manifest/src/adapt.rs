@@ -33,6 +33,153 @@ pub struct LocalTwin<'a> {
     pub declared_secrets: HashSet<(String, String)>,
     /// One node only: a ReadWriteOnce volume serves every pod (see `adapt.rwxToRwo`).
     pub single_node: bool,
+    /// Normalised repository → its sync rules as mounts (sync mode `mount`).
+    pub sync: HashMap<String, Vec<SyncMount>>,
+}
+
+/// A sync rule as the local adaptation mounts it: the node path under the project mount, the
+/// container path, and whether it is a directory (a glob mounts its static prefix).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncMount {
+    pub src: String,
+    pub node_path: String,
+    pub dest: String,
+    pub directory: bool,
+}
+
+/// The mounts of `images`' sync rules under `project_dir` mounted at `node_root`.
+pub fn sync_mounts(
+    images: &[ktwin_config::desired::ImagePlan],
+    project_dir: &std::path::Path,
+    node_root: &str,
+) -> HashMap<String, Vec<SyncMount>> {
+    let mut out = HashMap::new();
+    for i in images {
+        let mut v = Vec::new();
+        for r in &i.spec.sync {
+            let glob = r.src.contains(['*', '?', '[', '{']);
+            // A glob mounts the directory before its first pattern component.
+            let prefix: std::path::PathBuf = if glob {
+                std::path::Path::new(&r.src)
+                    .components()
+                    .take_while(|c| !c.as_os_str().to_string_lossy().contains(['*', '?', '[', '{']))
+                    .collect()
+            } else {
+                std::path::PathBuf::from(&r.src)
+            };
+            let abs = i.context.join(&prefix);
+            let Ok(rel) = abs.strip_prefix(project_dir) else {
+                continue;
+            };
+            let node_path = if rel.as_os_str().is_empty() {
+                node_root.to_string()
+            } else {
+                format!("{node_root}/{}", rel.display())
+            };
+            v.push(SyncMount {
+                src: r.src.clone(),
+                node_path,
+                dest: r.dest.clone(),
+                directory: glob || abs.is_dir(),
+            });
+        }
+        if !v.is_empty() {
+            // Under the repository as written and as the image adaptation rewrites it.
+            if let Ok(local) = ImageRef::parse(&i.reference) {
+                out.insert(local.repository_key(), v.clone());
+            }
+            out.insert(i.repo.repository_key(), v);
+        }
+    }
+    out
+}
+
+/// Mount each sync rule of the container's image into it (hostPath under the project mount
+/// every node has). Recorded per volume and mount.
+fn adapt_sync(d: &mut Document, twin: &LocalTwin<'_>, rec: &mut Recorder) {
+    let Some(ptr) = pod_spec_pointer(d.kind()) else {
+        return;
+    };
+    let obj = d.obj_ref();
+    let Some(spec) = d.value.pointer_mut(ptr).and_then(Value::as_object_mut) else {
+        return;
+    };
+    let mut wanted: Vec<(usize, Vec<SyncMount>)> = Vec::new();
+    for (i, c) in spec
+        .get("containers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let Some(r) = c["image"].as_str().and_then(|x| ImageRef::parse(x).ok()) else {
+            continue;
+        };
+        if let Some(m) = twin.sync.get(&r.repository_key()) {
+            wanted.push((i, m.clone()));
+        }
+    }
+    for (ci, mounts) in wanted {
+        for (k, m) in mounts.iter().enumerate() {
+            let vname = format!("ktwin-sync-{k}");
+            let volumes = spec
+                .entry("volumes")
+                .or_insert_with(|| json!([]))
+                .as_array_mut();
+            let Some(volumes) = volumes else { return };
+            if !volumes.iter().any(|v| v["name"] == vname.as_str()) {
+                let v = json!({"name": vname, "hostPath": {"path": m.node_path,
+                    "type": if m.directory { "Directory" } else { "File" }}});
+                volumes.push(v.clone());
+                rec.push(
+                    &obj,
+                    Change::partial(
+                        &format!("{ptr}/volumes/{}", volumes.len() - 1),
+                        None,
+                        Some(v),
+                        format!("sync (mount): `{}` from the project, through the mount every node has", m.src),
+                        "images[].sync",
+                    ),
+                );
+            }
+            let Some(c) = spec
+                .get_mut("containers")
+                .and_then(|c| c.get_mut(ci))
+                .and_then(Value::as_object_mut)
+            else {
+                continue;
+            };
+            let cname = c.get("name").and_then(Value::as_str).unwrap_or("").to_string();
+            let Some(vms) = c
+                .entry("volumeMounts")
+                .or_insert_with(|| json!([]))
+                .as_array_mut()
+            else {
+                continue;
+            };
+            // A mount the manifests already have at that path wins over the sync.
+            if vms.iter().any(|x| x["mountPath"] == m.dest.as_str()) {
+                continue;
+            }
+            let vm = json!({"name": vname, "mountPath": m.dest});
+            vms.push(vm.clone());
+            let why = if m.directory {
+                format!("container `{cname}`: sync (mount) — `{}` is live at {} without a rebuild", m.src, m.dest)
+            } else {
+                format!("container `{cname}`: sync (mount) — `{}` at {}; a single file is mounted by inode, so a tool that replaces the file (most compilers) is seen after a restart: use `restart: process`", m.src, m.dest)
+            };
+            rec.push(
+                &obj,
+                Change::partial(
+                    &format!("{ptr}/containers/{ci}/volumeMounts/{}", vms.len() - 1),
+                    None,
+                    Some(vm),
+                    why,
+                    "images[].sync",
+                ),
+            );
+        }
+    }
 }
 
 fn ns_key(d: &Document) -> String {
@@ -114,6 +261,11 @@ pub fn adapt(
     }
     if a.volume_ownership {
         adapt_volume_ownership(docs, &local_path_classes, rec);
+    }
+    if !twin.sync.is_empty() {
+        for d in docs.iter_mut() {
+            adapt_sync(d, twin, rec);
+        }
     }
     Ok(())
 }

@@ -165,6 +165,17 @@ pub fn render_unadapted(
     render_env(&l, env_name, kustomizer, &[])
 }
 
+/// The sync mounts of the project's images (mount mode only; copy mode changes no object).
+fn sync_of(
+    loaded: &Loaded,
+    images: &[ImagePlan],
+) -> HashMap<String, Vec<crate::adapt::SyncMount>> {
+    match loaded.project.source_mount() {
+        Some(dir) => crate::adapt::sync_mounts(images, dir, ktwin_config::SOURCE_MOUNT),
+        None => HashMap::new(),
+    }
+}
+
 /// Adapt objects ktwin makes itself (a `ktwin run` Job) as the environment's render adapts
 /// its own: for `local`, images rewritten to the plan's references, pull policy, resources;
 /// elsewhere unchanged. The changes are returned for the record.
@@ -190,6 +201,7 @@ pub fn adapt_objects(
             },
             declared_secrets: HashSet::new(),
             single_node: ktwin_config::desired::single_node(&loaded.project),
+            sync: sync_of(loaded, images),
         };
         adapt(docs, &twin, &mut rec)?;
     }
@@ -280,6 +292,7 @@ pub fn render_env(
             },
             declared_secrets: declared,
             single_node: ktwin_config::desired::single_node(&loaded.project),
+            sync: sync_of(loaded, images),
         };
         adapt(&mut docs, &twin, &mut rec)?;
         apply_env_overrides(&mut docs, env, &mut rec)?;

@@ -287,3 +287,74 @@ fn an_edit_during_a_build_stops_it_and_builds_the_new_content() {
 fn evs_after(dev: &DevProc, from: usize, to: usize) -> Vec<Value> {
     dev.events()[from..=to].to_vec()
 }
+
+#[test]
+#[ignore = "tier 2: needs a Docker engine; scripts/test.sh runs it via scripts/test-env.sh"]
+fn a_synced_file_needs_no_build_and_the_workload_mounts_it() {
+    let mut r = Reg::new();
+    let repo = r.repo("sync");
+    let image = format!("ghcr.io/{repo}");
+    std::fs::create_dir_all(r.tp.path().join("app/static")).unwrap();
+    r.tp.write("app/static/index.html", "v1");
+    r.tp.write("app/server.txt", "server v1");
+    r.tp.write("app/Dockerfile", "FROM scratch\nCOPY . /app/\n");
+    r.tp.write(
+        "k8s/deploy.yaml",
+        &format!("apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: app, namespace: dev}}\nspec:\n  selector: {{matchLabels: {{app: app}}}}\n  template:\n    metadata: {{labels: {{app: app}}}}\n    spec:\n      containers: [{{name: app, image: '{image}:1.0'}}]\n"),
+    );
+    r.write_config_with(
+        r.port,
+        &format!("images:\n  - image: {image}\n    context: app\n    sync: [{{src: 'static/**', dest: /app/static}}]\nenvironments:\n  local:\n    manifests: [k8s]\n"),
+    );
+    let up = r.ktwin(&["registry", "up"]);
+    assert!(up.status.success(), "{}", out(&up));
+    r.images
+        .push(format!("localhost:{}/{repo}:ktwin-engine", r.port));
+    let (kube, stubs) = DevProc::api(&r);
+    let dev = DevProc::start(&r, &kube, &stubs);
+    let ready = dev.wait(0, "ready");
+    let first = dev.events()[..ready].to_vec();
+    let tag1 = first
+        .iter()
+        .find(|e| e["event"] == "build")
+        .and_then(|e| e["tag"].as_str())
+        .unwrap_or_else(|| panic!("{first:#?}"))
+        .to_string();
+    r.images.push(format!("localhost:{}/{repo}:{tag1}", r.port));
+    // The workload mounts the synced directory from the project mount every node has.
+    let d = kube.get("apps/v1", "Deployment", "dev", "app").unwrap();
+    let spec = &d["spec"]["template"]["spec"];
+    assert_eq!(
+        spec["volumes"][0],
+        serde_json::json!({"name": "ktwin-sync-0", "hostPath": {"path": "/ktwin/src/app/static", "type": "Directory"}})
+    );
+    assert_eq!(
+        spec["containers"][0]["volumeMounts"][0],
+        serde_json::json!({"name": "ktwin-sync-0", "mountPath": "/app/static"})
+    );
+
+    // A synced file: no build, nothing sent, a `sync` event.
+    let n = dev.events().len();
+    r.tp.write("app/static/index.html", "v2");
+    let c = dev.wait(n, "cycle");
+    let evs = dev.events()[n..=c].to_vec();
+    assert!(!evs.iter().any(|e| e["event"] == "build" || e["event"] == "apply" && e["action"] != "unchanged"), "{evs:#?}");
+    let sync: Vec<&Value> = evs.iter().filter(|e| e["event"] == "sync").collect();
+    assert_eq!(sync.len(), 1, "{evs:#?}");
+    assert_eq!(sync[0]["image"], image.as_str());
+    assert_eq!(sync[0]["files"], 1);
+    assert_eq!(sync[0]["mode"], "mount");
+
+    // A file outside the sync rules: a build of everything changed since the last one.
+    let n = dev.events().len();
+    r.tp.write("app/server.txt", "server v2");
+    let c = dev.wait(n, "cycle");
+    let evs = dev.events()[n..=c].to_vec();
+    let b: Vec<&Value> = evs.iter().filter(|e| e["event"] == "build").collect();
+    assert_eq!(b.len(), 1, "{evs:#?}");
+    assert_eq!(b[0]["outcome"], "built");
+    let tag2 = b[0]["tag"].as_str().unwrap().to_string();
+    r.images.push(format!("localhost:{}/{repo}:{tag2}", r.port));
+    assert_ne!(tag1, tag2);
+    assert_eq!(dev.stop(), Some(0));
+}

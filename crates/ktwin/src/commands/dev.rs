@@ -132,6 +132,13 @@ impl Out {
                 }
             }
             "warning" => format!("warning: {}", s("message")),
+            "sync" => format!(
+                "{}: {} file(s) synced (mount) into {} pod(s){}",
+                s("image"),
+                fields["files"],
+                fields["pods"],
+                if fields["restart"] == "rollout" { "; restarting them" } else { "" }
+            ),
             "forward" => match s("state").as_str() {
                 "listening" => format!(
                     "forward: 127.0.0.1:{} → service/{} ({}) port {}",
@@ -210,6 +217,25 @@ struct Session {
     applied: Option<Applied>,
     /// The last rendered objects (for a content comparison before any deploy).
     rendered: Option<Vec<Value>>,
+    /// Per image, the paths inside its context changed since its last build (sync decides
+    /// on all of them, not on the last batch alone).
+    since_build: BTreeMap<String, std::collections::BTreeSet<PathBuf>>,
+}
+
+/// Whether `path` (absolute) is covered by one of `image`'s sync rules; and whether that rule
+/// asks for a restart.
+fn synced(image: &ImagePlan, path: &std::path::Path) -> Option<bool> {
+    let rel = path.strip_prefix(&image.context).ok()?;
+    image.spec.sync.iter().find_map(|r| {
+        let hit = if r.src.contains(['*', '?', '[', '{']) {
+            globset::Glob::new(&r.src)
+                .ok()
+                .is_some_and(|g| g.compile_matcher().is_match(rel))
+        } else {
+            rel.starts_with(&r.src)
+        };
+        hit.then_some(r.restart == ktwin_config::SyncRestart::Process)
+    })
 }
 
 /// Whether the builds of a cycle went stale: asked by the builds while they run. Once the
@@ -275,6 +301,48 @@ struct Loop<'a> {
 }
 
 impl Loop<'_> {
+    /// A sync-only change of `image` (mount mode): the files are already in the containers;
+    /// say so, and restart the workloads that run it when a rule asks.
+    async fn sync(&mut self, s: &Session, image: &ImagePlan, files: usize, restart: bool) {
+        let workloads: Vec<Value> = s
+            .rendered
+            .iter()
+            .flatten()
+            .filter(|d| ktwin_kube::rollout::is_workload(d["kind"].as_str().unwrap_or("")))
+            .filter(|d| d.to_string().contains(&format!("\"{}\"", image.reference)))
+            .cloned()
+            .collect();
+        let client = self.disc_client();
+        let mut pods = 0;
+        for w in &workloads {
+            if let Ok(Some(p)) = ktwin_kube::pods_of(&client, w).await {
+                pods += p.len();
+            }
+        }
+        self.out.emit(
+            "sync",
+            json!({"image": image.image, "files": files, "pods": pods, "mode": "mount",
+                   "restart": if restart { "rollout" } else { "none" }}),
+        );
+        if restart {
+            let at = now();
+            for w in &workloads {
+                match ktwin_kube::logs::restart(&mut self.disc, w, &at).await {
+                    Ok(()) => self.out.emit(
+                        "rollout",
+                        json!({"workload": ktwin_kube::describe(w), "state": "progressing",
+                               "reason": "restarted: a synced file asks for `restart: process`"}),
+                    ),
+                    Err(e) => self.out.error("sync", &kube_failure(e)),
+                }
+            }
+        }
+    }
+
+    fn disc_client(&self) -> ktwin_kube::Client {
+        self.disc.client().clone()
+    }
+
     /// One cycle; `paths` is what changed (empty for the first).
     async fn cycle(&mut self, s: &mut Session, paths: &[PathBuf]) {
         let started = Instant::now();
@@ -308,18 +376,36 @@ impl Loop<'_> {
         if let Ok(mut c) = self.contexts.lock() {
             *c = fresh.iter().map(|i| i.context.clone()).collect();
         }
+        for i in &fresh {
+            let e = s.since_build.entry(i.image.clone()).or_default();
+            e.extend(paths.iter().filter(|p| p.starts_with(&i.context)).cloned());
+        }
+        let mount_sync = plan.project().source_mount().is_some();
         let mut effective = Vec::new();
         let mut to_build = Vec::new();
+        let mut syncs: Vec<(ImagePlan, usize, bool)> = Vec::new();
         for i in fresh {
             let wanted = self.wanted.as_ref().is_none_or(|w| w.contains(&i.image));
+            let changed = s.since_build.get(&i.image).cloned().unwrap_or_default();
+            let covered: Option<Vec<bool>> = changed.iter().map(|p| synced(&i, p)).collect();
             match s.good.get(&i.image) {
                 Some(g) if g.reference == i.reference => effective.push(i),
                 Some(g) if !wanted => effective.push(g.clone()),
+                // Only synced files changed: the running containers see them through the
+                // mount; the image stays at its last build.
+                Some(g) if mount_sync && !changed.is_empty() && covered.is_some() => {
+                    let restart = covered.unwrap_or_default().iter().any(|r| *r);
+                    syncs.push((g.clone(), changed.len(), restart));
+                    effective.push(g.clone());
+                }
                 _ => {
                     to_build.push(i.clone());
                     effective.push(i);
                 }
             }
+        }
+        for (g, files, restart) in &syncs {
+            self.sync(s, g, *files, *restart).await;
         }
         let mut built = 0;
         if !to_build.is_empty() {
@@ -364,6 +450,7 @@ impl Loop<'_> {
                 }
                 if let Some(p) = to_build.iter().find(|p| p.image == r.image) {
                     s.good.insert(p.image.clone(), p.clone());
+                    s.since_build.remove(&p.image);
                 }
             }
             if self.stopping.load(Ordering::SeqCst) {
@@ -425,8 +512,8 @@ impl Loop<'_> {
         if s.rendered.as_ref() == Some(&docs) && built == 0 {
             self.out.emit(
                 "cycle",
-                json!({"noop": true, "images": 0, "sent": 0, "unchanged": docs.len(), "pruned": 0,
-                       "seconds": started.elapsed().as_secs_f64()}),
+                json!({"noop": syncs.is_empty(), "synced": syncs.len(), "images": 0, "sent": 0,
+                       "unchanged": docs.len(), "pruned": 0, "seconds": started.elapsed().as_secs_f64()}),
             );
             return;
         }
