@@ -162,7 +162,9 @@ fn version_gates() {
 #[test]
 fn sync_in_mount_mode_mounts_the_project_into_every_node() {
     let text = "apiVersion: ktwin.dev/v1alpha1\nkind: Project\nname: sy\ncluster:\n  agents: [{name: a, count: 2}]\nimages:\n  - image: ghcr.io/acme/app\n    context: app\n    sync: [{src: 'src/**/*.py', dest: /app/src}]\n";
-    let p = ktwin_config::load::parse(Path::new("/work/sy/ktwin.yaml"), text.into()).unwrap().project;
+    let p = ktwin_config::load::parse(Path::new("/work/sy/ktwin.yaml"), text.into())
+        .unwrap()
+        .project;
     let k3d = provider_for(Provider::K3d).render_config(&p);
     assert_valid_k3d(&k3d);
     assert_eq!(
@@ -185,11 +187,20 @@ fn sync_in_mount_mode_mounts_the_project_into_every_node() {
     )
     .unwrap()
     .project;
-    let d = ktwin_cluster::up::drift(&ktwin_cluster::up::spec_of(&before), &ktwin_cluster::up::spec_of(&p));
-    assert_eq!(d.recreate, ["project mount for sync (mounts are fixed at node create): none → /work/sy"]);
-    let copy = ktwin_config::load::parse(Path::new("/work/sy/ktwin.yaml"), format!("{text}syncMode: copy\n"))
-        .unwrap()
-        .project;
+    let d = ktwin_cluster::up::drift(
+        &ktwin_cluster::up::spec_of(&before),
+        &ktwin_cluster::up::spec_of(&p),
+    );
+    assert_eq!(
+        d.recreate,
+        ["project mount for sync (mounts are fixed at node create): none → /work/sy"]
+    );
+    let copy = ktwin_config::load::parse(
+        Path::new("/work/sy/ktwin.yaml"),
+        format!("{text}syncMode: copy\n"),
+    )
+    .unwrap()
+    .project;
     assert!(provider_for(Provider::K3d).render_config(&copy)["volumes"].is_null());
     // A single-server twin: no agent filter (k3d would match nothing with it).
     let one = ktwin_config::load::parse(
@@ -200,5 +211,8 @@ fn sync_in_mount_mode_mounts_the_project_into_every_node() {
     .project;
     let cfg = provider_for(Provider::K3d).render_config(&one);
     assert_valid_k3d(&cfg);
-    assert_eq!(cfg["volumes"][0]["nodeFilters"], serde_json::json!(["server:*"]));
+    assert_eq!(
+        cfg["volumes"][0]["nodeFilters"],
+        serde_json::json!(["server:*"])
+    );
 }

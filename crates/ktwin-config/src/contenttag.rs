@@ -331,6 +331,7 @@ mod tests {
             dockerfile: "Dockerfile".into(),
             build_args: BTreeMap::new(),
             target: None,
+            sync: vec![],
         }
     }
 

@@ -254,7 +254,9 @@ fn check_sync(cx: &mut Ctx<'_>) {
             let src = std::path::Path::new(&r.src);
             if r.src.is_empty()
                 || src.is_absolute()
-                || src.components().any(|c| matches!(c, std::path::Component::ParentDir))
+                || src
+                    .components()
+                    .any(|c| matches!(c, std::path::Component::ParentDir))
             {
                 cx.err(
                     &format!("{base}/src"),
@@ -265,13 +267,20 @@ fn check_sync(cx: &mut Ctx<'_>) {
             if !r.dest.starts_with('/') {
                 cx.err(
                     &format!("{base}/dest"),
-                    format!("sync dest `{}` must be an absolute path in the container", r.dest),
+                    format!(
+                        "sync dest `{}` must be an absolute path in the container",
+                        r.dest
+                    ),
                     Some("e.g. `/app`".into()),
                 );
             }
             if r.src.contains(['*', '?', '[', '{']) {
                 if let Err(e) = globset::Glob::new(&r.src) {
-                    cx.err(&format!("{base}/src"), format!("sync src `{}` is not a glob: {e}", r.src), None);
+                    cx.err(
+                        &format!("{base}/src"),
+                        format!("sync src `{}` is not a glob: {e}", r.src),
+                        None,
+                    );
                 }
             }
         }

@@ -11,6 +11,7 @@ pub mod live;
 pub mod logs;
 pub mod rollout;
 pub mod status;
+pub mod sync;
 
 use std::collections::HashMap;
 

@@ -62,7 +62,11 @@ pub fn sync_mounts(
             let prefix: std::path::PathBuf = if glob {
                 std::path::Path::new(&r.src)
                     .components()
-                    .take_while(|c| !c.as_os_str().to_string_lossy().contains(['*', '?', '[', '{']))
+                    .take_while(|c| {
+                        !c.as_os_str()
+                            .to_string_lossy()
+                            .contains(['*', '?', '[', '{'])
+                    })
                     .collect()
             } else {
                 std::path::PathBuf::from(&r.src)
@@ -137,7 +141,10 @@ fn adapt_sync(d: &mut Document, twin: &LocalTwin<'_>, rec: &mut Recorder) {
                         &format!("{ptr}/volumes/{}", volumes.len() - 1),
                         None,
                         Some(v),
-                        format!("sync (mount): `{}` from the project, through the mount every node has", m.src),
+                        format!(
+                            "sync (mount): `{}` from the project, through the mount every node has",
+                            m.src
+                        ),
                         "images[].sync",
                     ),
                 );
@@ -149,7 +156,11 @@ fn adapt_sync(d: &mut Document, twin: &LocalTwin<'_>, rec: &mut Recorder) {
             else {
                 continue;
             };
-            let cname = c.get("name").and_then(Value::as_str).unwrap_or("").to_string();
+            let cname = c
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
             let Some(vms) = c
                 .entry("volumeMounts")
                 .or_insert_with(|| json!([]))
@@ -164,7 +175,10 @@ fn adapt_sync(d: &mut Document, twin: &LocalTwin<'_>, rec: &mut Recorder) {
             let vm = json!({"name": vname, "mountPath": m.dest});
             vms.push(vm.clone());
             let why = if m.directory {
-                format!("container `{cname}`: sync (mount) — `{}` is live at {} without a rebuild", m.src, m.dest)
+                format!(
+                    "container `{cname}`: sync (mount) — `{}` is live at {} without a rebuild",
+                    m.src, m.dest
+                )
             } else {
                 format!("container `{cname}`: sync (mount) — `{}` at {}; a single file is mounted by inode, so a tool that replaces the file (most compilers) is seen after a restart: use `restart: process`", m.src, m.dest)
             };

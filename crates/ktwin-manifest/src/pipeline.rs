@@ -166,10 +166,7 @@ pub fn render_unadapted(
 }
 
 /// The sync mounts of the project's images (mount mode only; copy mode changes no object).
-fn sync_of(
-    loaded: &Loaded,
-    images: &[ImagePlan],
-) -> HashMap<String, Vec<crate::adapt::SyncMount>> {
+fn sync_of(loaded: &Loaded, images: &[ImagePlan]) -> HashMap<String, Vec<crate::adapt::SyncMount>> {
     match loaded.project.source_mount() {
         Some(dir) => crate::adapt::sync_mounts(images, dir, ktwin_config::SOURCE_MOUNT),
         None => HashMap::new(),

@@ -160,6 +160,9 @@ pub struct Store {
     /// (namespace, pod, port) → the address that plays the container's port for a
     /// port-forward (a listener the test runs).
     forward_targets: BTreeMap<(String, String, u16), std::net::SocketAddr>,
+    /// (namespace, pod, container) → the directory that plays its file system for exec, and
+    /// whether its image has `tar`.
+    container_fs: BTreeMap<(String, String, String), (PathBuf, bool)>,
     /// Number of client requests that changed stored state.
     pub writes: u64,
     requests: Vec<Request>,
@@ -353,6 +356,22 @@ impl Store {
             .insert((ns.into(), pod.into(), port), addr);
     }
 
+    /// Make `root` play the file system of `container` in `ns/pod` for exec; `has_tar`: its
+    /// image has a `tar` (exec of `tar` runs the host's, confined to `root`).
+    pub fn serve_container_fs(
+        &mut self,
+        ns: &str,
+        pod: &str,
+        container: &str,
+        root: &Path,
+        has_tar: bool,
+    ) {
+        self.container_fs.insert(
+            (ns.into(), pod.into(), container.into()),
+            (root.to_path_buf(), has_tar),
+        );
+    }
+
     /// What `kubectl logs` returns for a container (`previous`: the last terminated run).
     pub fn set_logs(&mut self, ns: &str, pod: &str, container: &str, previous: bool, text: &str) {
         self.logs.insert(
@@ -431,6 +450,7 @@ impl ApiStandIn {
                     logs: BTreeMap::new(),
                     timed_logs: BTreeMap::new(),
                     forward_targets: BTreeMap::new(),
+                    container_fs: BTreeMap::new(),
                     writes: 0,
                     requests: Vec::new(),
                 },
@@ -882,6 +902,149 @@ fn port_forward(mut w: TcpStream, req: &Req, shared: &Arc<(Mutex<Inner>, Condvar
     for c in conns.into_iter().flatten() {
         let _ = c.shutdown(std::net::Shutdown::Write);
     }
+}
+
+/// Exec in a container as the API server and kubelet serve it over WebSocket: subprotocol
+/// `v5.channel.k8s.io` (k8s.io/apimachinery pkg/util/remotecommand: channels 0 stdin,
+/// 1 stdout, 2 stderr, 3 status as a JSON `Status`; v5 adds the close signal
+/// `[255, channel]` for stdin EOF). Only `tar` runs, and only in a container whose file
+/// system the test registered; an image without it gets the runtime's "executable file not
+/// found" failure, which is what a distroless image answers.
+fn exec(mut w: TcpStream, req: &Req, shared: &Arc<(Mutex<Inner>, Condvar)>) {
+    use base64::Engine as _;
+    use sha1::Digest as _;
+    let segs: Vec<&str> = req.path.trim_matches('/').split('/').collect();
+    let ["api", "v1", "namespaces", ns, "pods", pod, "exec"] = segs.as_slice() else {
+        let (c, v) = status(404, "NotFound", "not a pod exec path", json!([]));
+        let _ = respond(&mut w, c, "application/json", v.to_string().as_bytes());
+        return;
+    };
+    let (ns, pod) = (ns.to_string(), pod.to_string());
+    let mut command = Vec::new();
+    let mut container = String::new();
+    for kv in req.raw_query.split('&') {
+        match kv.split_once('=') {
+            Some(("command", v)) => command.push(pct_decode(v)),
+            Some(("container", v)) => container = pct_decode(v),
+            _ => {}
+        }
+    }
+    let (exists, fs) = {
+        let i = shared.0.lock().unwrap();
+        (
+            i.store.get("v1", "Pod", &ns, &pod).is_some(),
+            i.store
+                .container_fs
+                .get(&(ns.clone(), pod.clone(), container.clone()))
+                .cloned(),
+        )
+    };
+    if !exists {
+        let (c, v) = status(
+            404,
+            "NotFound",
+            &format!("pods \"{pod}\" not found"),
+            json!([]),
+        );
+        let _ = respond(&mut w, c, "application/json", v.to_string().as_bytes());
+        return;
+    }
+    let key = req.ws_key.clone().unwrap_or_default();
+    let mut h = sha1::Sha1::new();
+    h.update(key.as_bytes());
+    h.update(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
+    let accept = base64::engine::general_purpose::STANDARD.encode(h.finalize());
+    let head = format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\nSec-WebSocket-Protocol: v5.channel.k8s.io\r\n\r\n");
+    if w.write_all(head.as_bytes()).is_err() {
+        return;
+    }
+    let Ok(mut r) = w.try_clone() else { return };
+    let finish = |w: &mut TcpStream, stderr: &[u8], st: Value| {
+        if !stderr.is_empty() {
+            let mut p = vec![2u8];
+            p.extend_from_slice(stderr);
+            let _ = ws_write(w, 0x2, &p);
+        }
+        let mut p = vec![3u8];
+        p.extend_from_slice(st.to_string().as_bytes());
+        let _ = ws_write(w, 0x2, &p);
+        let _ = ws_write(w, 0x8, &[]);
+    };
+    let runnable = matches!(
+        (command.first().map(String::as_str), &fs),
+        (Some("tar"), Some((_, true)))
+    );
+    if !runnable {
+        let exe = command.first().cloned().unwrap_or_default();
+        finish(
+            &mut w,
+            b"",
+            json!({"metadata": {}, "status": "Failure", "reason": "InternalError",
+            "message": format!("Internal error occurred: error executing command in container: failed to exec in container: failed to start exec: OCI runtime exec failed: exec failed: unable to start container process: exec: \"{exe}\": executable file not found in $PATH: unknown")}),
+        );
+        return;
+    }
+    let (root, _) = fs.expect("runnable");
+    // `-C DIR` is read inside the container's root.
+    let mut args: Vec<String> = Vec::new();
+    let mut it = command.iter().skip(1);
+    while let Some(a) = it.next() {
+        if a == "-C" {
+            let d = it.next().cloned().unwrap_or_default();
+            args.push("-C".into());
+            args.push(root.join(d.trim_start_matches('/')).display().to_string());
+        } else {
+            args.push(a.clone());
+        }
+    }
+    let mut child = match std::process::Command::new("tar")
+        .args(&args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            finish(
+                &mut w,
+                b"",
+                json!({"status": "Failure", "message": e.to_string()}),
+            );
+            return;
+        }
+    };
+    let mut stdin = child.stdin.take();
+    while let Some((op, payload)) = ws_read(&mut r) {
+        match op {
+            0x8 => break,
+            0x2 if payload.first() == Some(&0) => {
+                if let Some(s) = stdin.as_mut() {
+                    let _ = s.write_all(&payload[1..]);
+                }
+            }
+            // v5: the client closed stdin.
+            0x2 if payload.as_slice() == [255, 0] => {
+                stdin = None;
+                break;
+            }
+            _ => {}
+        }
+    }
+    drop(stdin);
+    let out = child.wait_with_output();
+    let (code, stderr) = match out {
+        Ok(o) => (o.status.code().unwrap_or(1), o.stderr),
+        Err(e) => (1, e.to_string().into_bytes()),
+    };
+    let st = if code == 0 {
+        json!({"metadata": {}, "status": "Success"})
+    } else {
+        json!({"metadata": {}, "status": "Failure", "reason": "NonZeroExitCode",
+            "message": format!("command terminated with non-zero exit code: error executing command {command:?}, exit code {code}"),
+            "details": {"causes": [{"reason": "ExitCode", "message": code.to_string()}]}})
+    };
+    finish(&mut w, &stderr, st);
 }
 
 /// One server frame (FIN set, unmasked).
@@ -1354,6 +1517,10 @@ fn serve(conn: TcpStream, shared: Arc<(Mutex<Inner>, Condvar)>) {
     while let Some(req) = read_req(&mut r) {
         if req.path.ends_with("/portforward") && req.ws_key.is_some() {
             port_forward(w, &req, &shared);
+            return;
+        }
+        if req.path.ends_with("/exec") && req.ws_key.is_some() {
+            exec(w, &req, &shared);
             return;
         }
         let watch = matches!(

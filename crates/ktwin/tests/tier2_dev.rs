@@ -338,7 +338,11 @@ fn a_synced_file_needs_no_build_and_the_workload_mounts_it() {
     r.tp.write("app/static/index.html", "v2");
     let c = dev.wait(n, "cycle");
     let evs = dev.events()[n..=c].to_vec();
-    assert!(!evs.iter().any(|e| e["event"] == "build" || e["event"] == "apply" && e["action"] != "unchanged"), "{evs:#?}");
+    assert!(
+        !evs.iter()
+            .any(|e| e["event"] == "build" || e["event"] == "apply" && e["action"] != "unchanged"),
+        "{evs:#?}"
+    );
     let sync: Vec<&Value> = evs.iter().filter(|e| e["event"] == "sync").collect();
     assert_eq!(sync.len(), 1, "{evs:#?}");
     assert_eq!(sync[0]["image"], image.as_str());
@@ -356,5 +360,85 @@ fn a_synced_file_needs_no_build_and_the_workload_mounts_it() {
     let tag2 = b[0]["tag"].as_str().unwrap().to_string();
     r.images.push(format!("localhost:{}/{repo}:{tag2}", r.port));
     assert_ne!(tag1, tag2);
+    assert_eq!(dev.stop(), Some(0));
+}
+
+#[test]
+#[ignore = "tier 2: needs a Docker engine; scripts/test.sh runs it via scripts/test-env.sh"]
+fn copy_mode_puts_synced_files_into_running_containers_or_rebuilds() {
+    let mut r = Reg::new();
+    let repo = r.repo("copy");
+    let image = format!("ghcr.io/{repo}");
+    std::fs::create_dir_all(r.tp.path().join("app/static")).unwrap();
+    r.tp.write("app/static/index.html", "v1");
+    r.tp.write("app/Dockerfile", "FROM scratch\nCOPY . /app/\n");
+    r.tp.write(
+        "k8s/deploy.yaml",
+        &format!("apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: app, namespace: dev}}\nspec:\n  selector: {{matchLabels: {{app: app}}}}\n  template:\n    metadata: {{labels: {{app: app}}}}\n    spec:\n      containers: [{{name: app, image: '{image}:1.0'}}]\n"),
+    );
+    r.write_config_with(
+        r.port,
+        &format!("syncMode: copy\nimages:\n  - image: {image}\n    context: app\n    sync: [{{src: 'static/**', dest: /srv/static}}]\nenvironments:\n  local:\n    manifests: [k8s]\n"),
+    );
+    let up = r.ktwin(&["registry", "up"]);
+    assert!(up.status.success(), "{}", out(&up));
+    r.images
+        .push(format!("localhost:{}/{repo}:ktwin-engine", r.port));
+    let (kube, stubs) = DevProc::api(&r);
+    let dev = DevProc::start(&r, &kube, &stubs);
+    let ready = dev.wait(0, "ready");
+    let tag1 = dev.events()[..ready]
+        .iter()
+        .find(|e| e["event"] == "build")
+        .and_then(|e| e["tag"].as_str())
+        .unwrap()
+        .to_string();
+    let ref1 = format!("localhost:{}/{repo}:{tag1}", r.port);
+    r.images.push(ref1.clone());
+    // Copy mode changes no object: no project mount in the workload.
+    let d = kube.get("apps/v1", "Deployment", "dev", "app").unwrap();
+    assert!(d["spec"]["template"]["spec"]["volumes"].is_null(), "{d}");
+    // A running pod of it, its file system played by a directory here.
+    let fs = tempfile::tempdir().unwrap();
+    kube.put(serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "app-1", "namespace": "dev", "labels": {"app": "app"}},
+        "spec": {"containers": [{"name": "app", "image": ref1}]},
+        "status": {"phase": "Running"}}));
+    kube.with(|s| s.serve_container_fs("dev", "app-1", "app", fs.path(), true));
+
+    let n = dev.events().len();
+    r.tp.write("app/static/index.html", "v2");
+    let c = dev.wait(n, "cycle");
+    let evs = dev.events()[n..=c].to_vec();
+    assert!(!evs.iter().any(|e| e["event"] == "build"), "{evs:#?}");
+    let sync: Vec<&Value> = evs.iter().filter(|e| e["event"] == "sync").collect();
+    assert_eq!(sync.len(), 1, "{evs:#?}");
+    assert_eq!(sync[0]["mode"], "copy");
+    assert_eq!(sync[0]["pods"], 1);
+    assert_eq!(
+        std::fs::read_to_string(fs.path().join("srv/static/index.html")).unwrap(),
+        "v2"
+    );
+
+    // An image without tar: the error says so, and the change is rebuilt instead.
+    kube.with(|s| s.serve_container_fs("dev", "app-1", "app", fs.path(), false));
+    let n = dev.events().len();
+    r.tp.write("app/static/index.html", "v3");
+    let c = dev.wait(n, "cycle");
+    let evs = dev.events()[n..=c].to_vec();
+    let err: Vec<&Value> = evs.iter().filter(|e| e["event"] == "error").collect();
+    assert_eq!(err.len(), 1, "{evs:#?}");
+    assert_eq!(err[0]["phase"], "sync");
+    assert!(
+        err[0]["message"].as_str().unwrap().contains("no `tar`"),
+        "{evs:#?}"
+    );
+    let b: Vec<&Value> = evs.iter().filter(|e| e["event"] == "build").collect();
+    assert_eq!(b.len(), 1, "{evs:#?}");
+    r.images.push(format!(
+        "localhost:{}/{repo}:{}",
+        r.port,
+        b[0]["tag"].as_str().unwrap()
+    ));
     assert_eq!(dev.stop(), Some(0));
 }

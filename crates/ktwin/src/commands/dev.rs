@@ -133,11 +133,16 @@ impl Out {
             }
             "warning" => format!("warning: {}", s("message")),
             "sync" => format!(
-                "{}: {} file(s) synced (mount) into {} pod(s){}",
+                "{}: {} file(s) synced ({}) into {} pod(s){}",
                 s("image"),
                 fields["files"],
+                s("mode"),
                 fields["pods"],
-                if fields["restart"] == "rollout" { "; restarting them" } else { "" }
+                if fields["restart"] == "rollout" {
+                    "; restarting them"
+                } else {
+                    ""
+                }
             ),
             "forward" => match s("state").as_str() {
                 "listening" => format!(
@@ -222,19 +227,39 @@ struct Session {
     since_build: BTreeMap<String, std::collections::BTreeSet<PathBuf>>,
 }
 
-/// Whether `path` (absolute) is covered by one of `image`'s sync rules; and whether that rule
-/// asks for a restart.
-fn synced(image: &ImagePlan, path: &std::path::Path) -> Option<bool> {
+/// Where `path` (absolute) appears in the container by one of `image`'s sync rules, and
+/// whether that rule asks for a restart; `None` when no rule covers it. A glob's files keep
+/// their place below its static prefix (what the mount mode mounts at `dest`); a directory's
+/// below it; a single file is `dest` itself.
+fn synced(image: &ImagePlan, path: &std::path::Path) -> Option<(String, bool)> {
     let rel = path.strip_prefix(&image.context).ok()?;
     image.spec.sync.iter().find_map(|r| {
-        let hit = if r.src.contains(['*', '?', '[', '{']) {
-            globset::Glob::new(&r.src)
-                .ok()
-                .is_some_and(|g| g.compile_matcher().is_match(rel))
-        } else {
-            rel.starts_with(&r.src)
+        let restart = r.restart == ktwin_config::SyncRestart::Process;
+        let under = |base: &std::path::Path| -> Option<String> {
+            let rest = rel.strip_prefix(base).ok()?;
+            Some(if rest.as_os_str().is_empty() {
+                r.dest.clone()
+            } else {
+                format!("{}/{}", r.dest.trim_end_matches('/'), rest.display())
+            })
         };
-        hit.then_some(r.restart == ktwin_config::SyncRestart::Process)
+        if r.src.contains(['*', '?', '[', '{']) {
+            let g = globset::Glob::new(&r.src).ok()?.compile_matcher();
+            if !g.is_match(rel) {
+                return None;
+            }
+            let prefix: PathBuf = std::path::Path::new(&r.src)
+                .components()
+                .take_while(|c| {
+                    !c.as_os_str()
+                        .to_string_lossy()
+                        .contains(['*', '?', '[', '{'])
+                })
+                .collect();
+            under(&prefix).map(|d| (d, restart))
+        } else {
+            under(std::path::Path::new(&r.src)).map(|d| (d, restart))
+        }
     })
 }
 
@@ -282,6 +307,15 @@ impl Staleness<'_> {
     }
 }
 
+/// A copy-mode sync to make: the image at its last build, the plan a failed copy rebuilds,
+/// (source, container path) of each changed file, and whether a rule asks for a restart.
+struct Copy {
+    good: ImagePlan,
+    fresh: ImagePlan,
+    files: Vec<(PathBuf, String)>,
+    restart: bool,
+}
+
 struct Loop<'a> {
     cli: &'a Cli,
     a: &'a DevArgs,
@@ -303,15 +337,82 @@ struct Loop<'a> {
 impl Loop<'_> {
     /// A sync-only change of `image` (mount mode): the files are already in the containers;
     /// say so, and restart the workloads that run it when a rule asks.
-    async fn sync(&mut self, s: &Session, image: &ImagePlan, files: usize, restart: bool) {
-        let workloads: Vec<Value> = s
-            .rendered
+    /// Copy mode: `files` (source path, container path) into every running container that
+    /// runs `image`. Deleted files are left (tar cannot remove); the count is of files copied.
+    async fn copy(
+        &mut self,
+        s: &Session,
+        image: &ImagePlan,
+        files: &[(PathBuf, String)],
+    ) -> Result<usize, Failure> {
+        use std::os::unix::fs::PermissionsExt;
+        let mut put = Vec::new();
+        for (src, dest) in files {
+            let Ok(meta) = std::fs::metadata(src) else {
+                continue; // deleted: tar cannot remove it
+            };
+            if !meta.is_file() {
+                continue;
+            }
+            let bytes = std::fs::read(src)
+                .map_err(|e| Failure::input(format!("cannot read {}: {e}", src.display()), None))?;
+            put.push(ktwin_kube::sync::CopyFile {
+                dest: dest.clone(),
+                bytes,
+                mode: meta.permissions().mode() & 0o7777,
+            });
+        }
+        if put.is_empty() {
+            return Ok(0);
+        }
+        let client = self.disc_client();
+        for w in self.workloads_running(s, image) {
+            let pods = ktwin_kube::pods_of(&client, &w)
+                .await
+                .map_err(|e| kube_failure(ktwin_kube::api_err(ktwin_kube::describe(&w), &e)))?
+                .unwrap_or_default();
+            for p in pods {
+                if p["status"]["phase"] != "Running"
+                    || !p["metadata"]["deletionTimestamp"].is_null()
+                {
+                    continue;
+                }
+                let ns = p["metadata"]["namespace"].as_str().unwrap_or("default");
+                let pod = p["metadata"]["name"].as_str().unwrap_or("");
+                for c in p["spec"]["containers"].as_array().into_iter().flatten() {
+                    if c["image"] != image.reference.as_str() {
+                        continue;
+                    }
+                    let cname = c["name"].as_str().unwrap_or("");
+                    ktwin_kube::sync::copy_into(&client, ns, pod, cname, &put)
+                        .await
+                        .map_err(|e| Failure::input(e.to_string(), None))?;
+                }
+            }
+        }
+        Ok(put.len())
+    }
+
+    /// The rendered workloads whose pods run `image` at its reference.
+    fn workloads_running(&self, s: &Session, image: &ImagePlan) -> Vec<Value> {
+        s.rendered
             .iter()
             .flatten()
             .filter(|d| ktwin_kube::rollout::is_workload(d["kind"].as_str().unwrap_or("")))
             .filter(|d| d.to_string().contains(&format!("\"{}\"", image.reference)))
             .cloned()
-            .collect();
+            .collect()
+    }
+
+    async fn sync(
+        &mut self,
+        s: &Session,
+        image: &ImagePlan,
+        files: usize,
+        restart: bool,
+        mode: &str,
+    ) {
+        let workloads = self.workloads_running(s, image);
         let client = self.disc_client();
         let mut pods = 0;
         for w in &workloads {
@@ -321,7 +422,7 @@ impl Loop<'_> {
         }
         self.out.emit(
             "sync",
-            json!({"image": image.image, "files": files, "pods": pods, "mode": "mount",
+            json!({"image": image.image, "files": files, "pods": pods, "mode": mode,
                    "restart": if restart { "rollout" } else { "none" }}),
         );
         if restart {
@@ -380,22 +481,39 @@ impl Loop<'_> {
             let e = s.since_build.entry(i.image.clone()).or_default();
             e.extend(paths.iter().filter(|p| p.starts_with(&i.context)).cloned());
         }
-        let mount_sync = plan.project().source_mount().is_some();
+        let mode = plan.project().sync_mode;
         let mut effective = Vec::new();
         let mut to_build = Vec::new();
         let mut syncs: Vec<(ImagePlan, usize, bool)> = Vec::new();
+        let mut copies: Vec<Copy> = Vec::new();
         for i in fresh {
             let wanted = self.wanted.as_ref().is_none_or(|w| w.contains(&i.image));
             let changed = s.since_build.get(&i.image).cloned().unwrap_or_default();
-            let covered: Option<Vec<bool>> = changed.iter().map(|p| synced(&i, p)).collect();
+            let covered: Option<Vec<(String, bool)>> =
+                changed.iter().map(|p| synced(&i, p)).collect();
             match s.good.get(&i.image) {
                 Some(g) if g.reference == i.reference => effective.push(i),
                 Some(g) if !wanted => effective.push(g.clone()),
                 // Only synced files changed: the running containers see them through the
                 // mount; the image stays at its last build.
-                Some(g) if mount_sync && !changed.is_empty() && covered.is_some() => {
-                    let restart = covered.unwrap_or_default().iter().any(|r| *r);
-                    syncs.push((g.clone(), changed.len(), restart));
+                Some(g) if !changed.is_empty() && covered.is_some() => {
+                    let covered = covered.unwrap_or_default();
+                    let restart = covered.iter().any(|(_, r)| *r);
+                    match mode {
+                        ktwin_config::SyncMode::Mount => {
+                            syncs.push((g.clone(), changed.len(), restart))
+                        }
+                        ktwin_config::SyncMode::Copy => copies.push(Copy {
+                            good: g.clone(),
+                            fresh: i.clone(),
+                            files: changed
+                                .iter()
+                                .cloned()
+                                .zip(covered.into_iter().map(|(d, _)| d))
+                                .collect(),
+                            restart,
+                        }),
+                    }
                     effective.push(g.clone());
                 }
                 _ => {
@@ -405,7 +523,29 @@ impl Loop<'_> {
             }
         }
         for (g, files, restart) in &syncs {
-            self.sync(s, g, *files, *restart).await;
+            self.sync(s, g, *files, *restart, "mount").await;
+        }
+        // Copy mode: into the running containers; one that fails is rebuilt instead.
+        for Copy {
+            good: g,
+            fresh: fresh_plan,
+            files,
+            restart,
+        } in copies
+        {
+            match self.copy(s, &g, &files).await {
+                Ok(n) => {
+                    s.since_build.remove(&g.image);
+                    self.sync(s, &g, n, restart, "copy").await;
+                }
+                Err(f) => {
+                    self.out.error("sync", &f);
+                    if let Some(e) = effective.iter_mut().find(|e| e.image == g.image) {
+                        *e = fresh_plan.clone();
+                    }
+                    to_build.push(fresh_plan);
+                }
+            }
         }
         let mut built = 0;
         if !to_build.is_empty() {
