@@ -486,3 +486,12 @@ mod tests {
         assert_eq!(s.calls(), ["k3d cluster create a b"]);
     }
 }
+
+/// The path of `program` on PATH, if it is installed.
+pub fn which_program(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(program))
+            .find(|p| p.is_file())
+    })
+}

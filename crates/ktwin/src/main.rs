@@ -1,5 +1,6 @@
 //! ktwin: a local twin of your production Kubernetes system.
 
+mod board;
 mod cli;
 mod commands;
 mod kustomize;

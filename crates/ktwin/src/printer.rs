@@ -21,6 +21,19 @@ pub fn err(s: &str) {
     }
 }
 
+/// Write to stderr as is (terminal control for `dev`'s status board).
+pub fn err_raw(s: &str) {
+    let mut e = std::io::stderr().lock();
+    let _ = e.write_all(s.as_bytes());
+    let _ = e.flush();
+}
+
+/// The terminal's (rows, columns) on stderr, when it is one.
+pub fn terminal_size() -> Option<(u16, u16)> {
+    let t = console::Term::stderr();
+    t.is_term().then(|| t.size())
+}
+
 pub fn stderr_is_tty() -> bool {
     std::io::stderr().is_terminal()
 }

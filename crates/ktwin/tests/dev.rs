@@ -457,3 +457,92 @@ fn a_forward_is_listening_at_ready_and_follows_the_rollout() {
     assert_eq!(d.events()[c]["service"], "web");
     assert_eq!(d.stop(), 0);
 }
+
+/// On a terminal (a pty from util-linux `script`), text mode pins a status board above the
+/// scrolling events: a scroll region below it, the workloads' ready/desired and restarts, the
+/// last error; Ctrl-C typed into the terminal gives the whole screen back.
+#[test]
+fn on_a_terminal_a_status_board_sits_above_the_log() {
+    if ktwin_testkit::which_program("script").is_none() {
+        eprintln!("skipped: util-linux `script` is not installed (it provides the pty)");
+        return;
+    }
+    let tp = TempProject::new();
+    let api = ApiStandIn::start();
+    let kubeconfig = api.kubeconfig(tp.path(), &["k3d-shop"]);
+    tp.write(
+        "ktwin.yaml",
+        "apiVersion: ktwin.dev/v1alpha1\nkind: Project\nname: shop\nenvironments:\n  local:\n    manifests: [k8s]\n",
+    );
+    tp.write("k8s/app.yaml", &app(2));
+    api.controller(healthy_workloads);
+    api.put(web_pod("web-a", "2026-12-01T10:00:00Z"));
+    let stubs = StubBin::new();
+    let own = std::fs::read_to_string(&kubeconfig).unwrap();
+    stubs.add_rules("k3d", &[("kubeconfig get shop", &own, 0)]);
+    let state = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_ktwin");
+    let inner = format!("stty rows 30 cols 100; exec {bin} dev --no-up --no-logs --timeout 5s");
+    let mut c = ktwin_with_stubs("script", tp.path(), &stubs, state.path());
+    let mut child = c
+        .args(["-qfec", &inner, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let screen = Arc::new(Mutex::new(String::new()));
+    let sc = screen.clone();
+    let mut so = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = std::io::Read::read(&mut so, &mut buf) {
+            if n == 0 {
+                break;
+            }
+            sc.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !screen.lock().unwrap().contains("1/2 ready") {
+        assert!(
+            Instant::now() < deadline,
+            "no board: {:?}",
+            screen.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let s = screen.lock().unwrap().clone();
+    // Two workload-ish lines + the error line + the rule; events scroll below, rows 5..30.
+    assert!(s.contains("\x1b[2J"), "{s:?}");
+    assert!(s.contains(";30r"), "no scroll region: {s:?}");
+    assert!(
+        s.contains("workload deployment/web (shop)  1/2 ready, 0 restart(s)"),
+        "{s:?}"
+    );
+    assert!(s.contains("last error: none"), "{s:?}");
+    assert!(s.contains("ready: watching"), "{s:?}");
+    // Ctrl-C, typed.
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"\x03").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            assert!(st.success(), "{st:?}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "ktwin dev did not stop on Ctrl-C"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    // The scroll region is reset on the way out.
+    assert!(
+        screen.lock().unwrap().contains("\x1b[r"),
+        "{:?}",
+        screen.lock().unwrap()
+    );
+}

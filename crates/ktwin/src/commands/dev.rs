@@ -33,6 +33,8 @@ use crate::watch;
 struct Out {
     json: bool,
     colour: bool,
+    /// The status board is drawn (text mode on a terminal).
+    board: bool,
 }
 
 /// `2026-12-01T10:00:00.123Z`.
@@ -43,6 +45,9 @@ fn now() -> String {
 impl Out {
     /// One event: `{"t", "event", ...fields}` as a line of NDJSON, or its text.
     fn emit(&self, event: &str, fields: Value) {
+        if self.board {
+            self.to_board(event, &fields);
+        }
         if self.json {
             let mut o = serde_json::Map::new();
             o.insert("t".into(), json!(now()));
@@ -163,6 +168,46 @@ impl Out {
             other => format!("{other}: {fields}"),
         };
         printer::err(&text);
+    }
+
+    /// Keep the board's lines current.
+    fn to_board(&self, event: &str, f: &Value) {
+        let s = |k: &str| f[k].as_str().unwrap_or("").to_string();
+        match event {
+            "build" => {
+                let at = jiff::Zoned::now().strftime("%H:%M:%S").to_string();
+                crate::board::image(
+                    &s("image"),
+                    format!(
+                        "{}  {} {:.1}s at {at}",
+                        s("tag"),
+                        s("outcome"),
+                        f["seconds"].as_f64().unwrap_or(0.0)
+                    ),
+                );
+            }
+            "sync" => crate::board::image(
+                &s("image"),
+                format!("{} file(s) synced ({})", f["files"], s("mode")),
+            ),
+            "error" => crate::board::error(Some(format!("{}: {}", s("phase"), s("message")))),
+            "cycle" if f["cancelled"] != true => crate::board::error(None),
+            "forward" if s("state") != "connected" => crate::board::forward(
+                &format!("{}", f["localPort"]),
+                format!(
+                    "127.0.0.1:{} → service/{} port {}  {}{}",
+                    f["localPort"],
+                    s("service"),
+                    f["port"],
+                    s("state"),
+                    f["message"]
+                        .as_str()
+                        .map(|m| format!(": {m}"))
+                        .unwrap_or_default()
+                ),
+            ),
+            _ => {}
+        }
     }
 
     fn error(&self, phase: &str, f: &Failure) {
@@ -715,9 +760,10 @@ impl Loop<'_> {
 }
 
 pub async fn run(cli: &Cli, a: &DevArgs) -> Result<u8, Failure> {
-    let out = Out {
+    let mut out = Out {
         json: a.output == StatusFormat::Json,
         colour: printer::stdout_is_tty() && a.output == StatusFormat::Text,
+        board: false,
     };
     // A broken project at the start is an error like everywhere else (exit 2).
     let mut plan = Plan::resolve(cli, &a.env, a.context.as_deref())?;
@@ -805,6 +851,34 @@ pub async fn run(cli: &Cli, a: &DevArgs) -> Result<u8, Failure> {
         _ = lp.cycle(&mut s, &[]) => false,
         _ = stop_rx.wait_for(|v| *v) => true,
     };
+    // The board (a terminal, text mode): images, workloads, forwards and the last error above
+    // the scrolling events and logs; its workload lines kept current every 2 s.
+    let mut board_task = None;
+    if !stopped && a.output == StatusFormat::Text && printer::stderr_is_tty() {
+        let workloads = s.rendered.as_ref().map_or(0, |d| {
+            d.iter()
+                .filter(|x| ktwin_kube::rollout::is_workload(x["kind"].as_str().unwrap_or("")))
+                .count()
+        });
+        let env_forwards = plan
+            .project()
+            .environments
+            .get(&a.env)
+            .map_or(0, |e| e.forwards.len());
+        let want = (plan.images()?.len() + workloads + env_forwards + 1) as u16;
+        let rows = printer::terminal_size().map_or(0, |(r, _)| r);
+        if crate::board::start(want.min(rows / 3)) {
+            out.board = true;
+            lp.out = out;
+            for (image, p) in &s.good {
+                crate::board::image(image, p.tag.to_string());
+            }
+            board_task = Some(tokio::spawn(board_workloads(
+                client.clone(),
+                lp.workloads.subscribe(),
+            )));
+        }
+    }
     // Forwards: bound once the first cycle has deployed, before `ready`.
     let forwards = if stopped {
         Vec::new()
@@ -874,12 +948,69 @@ pub async fn run(cli: &Cli, a: &DevArgs) -> Result<u8, Failure> {
     for f in forwards {
         f.abort();
     }
+    if let Some(t) = board_task {
+        t.abort();
+        crate::board::stop();
+    }
     if a.cleanup {
         cleanup(&mut lp).await?;
     } else if !out.json {
         printer::err("stopped watching; the twin keeps running (`ktwin down` deletes it)");
     }
     Ok(0)
+}
+
+/// The board's workload lines: ready/desired and restarts of the session's workloads' pods.
+async fn board_workloads(
+    client: ktwin_kube::Client,
+    mut workloads: tokio::sync::watch::Receiver<Vec<Value>>,
+) {
+    loop {
+        let ws = workloads.borrow_and_update().clone();
+        let mut lines = BTreeMap::new();
+        for w in &ws {
+            let desired = w["spec"]["replicas"].as_i64().unwrap_or(1);
+            let Ok(Some(pods)) = ktwin_kube::pods_of(&client, w).await else {
+                continue;
+            };
+            let live: Vec<&Value> = pods
+                .iter()
+                .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+                .collect();
+            let ready = live
+                .iter()
+                .filter(|p| {
+                    p["status"]["conditions"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                })
+                .count();
+            let restarts: i64 = live
+                .iter()
+                .flat_map(|p| {
+                    p["status"]["containerStatuses"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                })
+                .filter_map(|c| c["restartCount"].as_i64())
+                .sum();
+            let kind = w["kind"].as_str().unwrap_or("").to_lowercase();
+            let desired = if kind == "daemonset" {
+                live.len() as i64
+            } else {
+                desired
+            };
+            lines.insert(
+                ktwin_kube::describe(w),
+                format!("{ready}/{desired} ready, {restarts} restart(s)"),
+            );
+        }
+        crate::board::workloads(lines);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), workloads.changed()).await;
+    }
 }
 
 /// The environment's `forwards:`, each listening on 127.0.0.1 and reporting as `forward`
