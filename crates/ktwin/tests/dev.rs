@@ -462,9 +462,9 @@ fn a_forward_is_listening_at_ready_and_follows_the_rollout() {
 /// scrolling events: a scroll region below it, the workloads' ready/desired and restarts, the
 /// last error; Ctrl-C typed into the terminal gives the whole screen back.
 #[test]
+#[allow(clippy::print_stderr)] // a skipped test says so
 fn on_a_terminal_a_status_board_sits_above_the_log() {
     if ktwin_testkit::which_program("script").is_none() {
-        #[allow(clippy::print_stderr)] // a skipped test says so
         eprintln!("skipped: util-linux `script` is not installed (it provides the pty)");
         return;
     }
