@@ -46,7 +46,7 @@ impl Out {
     /// One event: `{"t", "event", ...fields}` as a line of NDJSON, or its text.
     fn emit(&self, event: &str, fields: Value) {
         if self.board {
-            self.to_board(event, &fields);
+            self.update_board(event, &fields);
         }
         if self.json {
             let mut o = serde_json::Map::new();
@@ -171,7 +171,7 @@ impl Out {
     }
 
     /// Keep the board's lines current.
-    fn to_board(&self, event: &str, f: &Value) {
+    fn update_board(&self, event: &str, f: &Value) {
         let s = |k: &str| f[k].as_str().unwrap_or("").to_string();
         match event {
             "build" => {
