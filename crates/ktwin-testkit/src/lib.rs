@@ -462,6 +462,15 @@ impl Drop for Containerd {
     }
 }
 
+/// The path of `program` on PATH, if it is installed.
+pub fn which_program(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(program))
+            .find(|p| p.is_file())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -485,13 +494,4 @@ mod tests {
         assert_eq!(String::from_utf8_lossy(&out.stdout), "v5.8.3\n");
         assert_eq!(s.calls(), ["k3d cluster create a b"]);
     }
-}
-
-/// The path of `program` on PATH, if it is installed.
-pub fn which_program(program: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join(program))
-            .find(|p| p.is_file())
-    })
 }
