@@ -15,8 +15,11 @@ use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use notify::{Event, EventKind, RecursiveMode, Watcher};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
-/// Quiet time that ends a batch, and the longest a batch is collected.
+/// Quiet time that ends a batch, and the longest a batch is collected. After a file of the
+/// batch was closed from writing (inotify's IN_CLOSE_WRITE: the writer is done with it) the
+/// batch ends after a shorter quiet.
 pub const QUIET: Duration = Duration::from_millis(50);
+const QUIET_AFTER_CLOSE: Duration = Duration::from_millis(20);
 const BATCH_MAX: Duration = Duration::from_secs(2);
 const POLL_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -80,8 +83,15 @@ impl Filter {
 }
 
 /// A running watch: its paths arrive on `rx`.
+/// What the OS said about a path: it changed, or a writer closed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    Changed,
+    ClosedWrite,
+}
+
 pub struct Watch {
-    rx: UnboundedReceiver<PathBuf>,
+    rx: UnboundedReceiver<(PathBuf, Seen)>,
     /// How many relevant paths have arrived so far (a build asks whether it went stale).
     pub seen: Arc<AtomicU64>,
     _watcher: Box<dyn Watcher + Send>,
@@ -91,11 +101,26 @@ pub struct Watch {
 
 fn handler(
     filter: Arc<Filter>,
-    tx: UnboundedSender<PathBuf>,
+    tx: UnboundedSender<(PathBuf, Seen)>,
     seen: Arc<AtomicU64>,
 ) -> impl notify::EventHandler {
     move |ev: notify::Result<Event>| {
         let Ok(ev) = ev else { return };
+        // A writer closed the file: a hint that shortens the batch's quiet, never a change by
+        // itself (`touch` closes a file it opened for writing, and changes nothing).
+        if matches!(
+            ev.kind,
+            EventKind::Access(notify::event::AccessKind::Close(
+                notify::event::AccessMode::Write
+            ))
+        ) {
+            for p in ev.paths {
+                if filter.relevant(&p) {
+                    let _ = tx.send((p, Seen::ClosedWrite));
+                }
+            }
+            return;
+        }
         // A change of content, a new, removed or renamed path; not an access, nor a metadata
         // change (`touch`).
         let matters = matches!(
@@ -114,7 +139,7 @@ fn handler(
         }
         for p in ev.paths {
             if filter.relevant(&p) {
-                let _ = tx.send(p);
+                let _ = tx.send((p, Seen::Changed));
                 seen.fetch_add(1, Ordering::SeqCst);
             }
         }
@@ -173,15 +198,35 @@ pub fn start(root: &Path, filter: Filter, poll: bool) -> Result<Watch, String> {
 }
 
 impl Watch {
+    /// The next changed path (close hints before any change are dropped).
+    async fn next_change(&mut self) -> Option<PathBuf> {
+        loop {
+            match self.rx.recv().await? {
+                (p, Seen::Changed) => return Some(p),
+                (_, Seen::ClosedWrite) => continue,
+            }
+        }
+    }
+
     /// The next batch of changed paths: everything that arrives until the tree has been quiet
-    /// for 50 ms (at most 2 s after the first), sorted and unique. `None` when the watch ended.
+    /// for 50 ms — 20 ms once the last change's file was closed by its writer — and at most
+    /// 2 s after the first; sorted and unique. `None` when the watch ended.
     pub async fn next_batch(&mut self) -> Option<Vec<PathBuf>> {
-        let first = self.rx.recv().await?;
+        let first = self.next_change().await?;
         let mut paths = vec![first];
+        let mut quiet = QUIET;
         let started = Instant::now();
         while started.elapsed() < BATCH_MAX {
-            match tokio::time::timeout(QUIET, self.rx.recv()).await {
-                Ok(Some(p)) => paths.push(p),
+            match tokio::time::timeout(quiet, self.rx.recv()).await {
+                Ok(Some((p, Seen::Changed))) => {
+                    paths.push(p);
+                    quiet = QUIET;
+                }
+                Ok(Some((p, Seen::ClosedWrite))) => {
+                    if paths.last() == Some(&p) {
+                        quiet = QUIET_AFTER_CLOSE;
+                    }
+                }
                 Ok(None) | Err(_) => break,
             }
         }
@@ -192,7 +237,7 @@ impl Watch {
 
     /// One changed path, as it arrives (manual trigger: collected until Enter).
     pub async fn next(&mut self) -> Option<PathBuf> {
-        self.rx.recv().await
+        self.next_change().await
     }
 }
 

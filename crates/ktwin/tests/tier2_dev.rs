@@ -442,3 +442,72 @@ fn copy_mode_puts_synced_files_into_running_containers_or_rebuilds() {
     ));
     assert_eq!(dev.stop(), Some(0));
 }
+
+#[test]
+#[ignore = "tier 2: needs a Docker engine; scripts/test.sh runs it via scripts/test-env.sh"]
+fn a_broken_dockerfile_is_an_error_and_the_next_save_fixes_it() {
+    let mut r = Reg::new();
+    let repo = r.repo("broken");
+    let image = format!("ghcr.io/{repo}");
+    r.tp.write("app/app.txt", "v1");
+    r.tp.write("app/Dockerfile", "FROM scratch\nCOPY app.txt /app.txt\n");
+    r.tp.write(
+        "k8s/deploy.yaml",
+        &format!("apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: app, namespace: dev}}\nspec:\n  selector: {{matchLabels: {{app: app}}}}\n  template:\n    metadata: {{labels: {{app: app}}}}\n    spec:\n      containers: [{{name: app, image: '{image}:1.0'}}]\n"),
+    );
+    r.write_config_with(
+        r.port,
+        &format!("images:\n  - {{image: {image}, context: app}}\nenvironments:\n  local:\n    manifests: [k8s]\n"),
+    );
+    let up = r.ktwin(&["registry", "up"]);
+    assert!(up.status.success(), "{}", out(&up));
+    r.images
+        .push(format!("localhost:{}/{repo}:ktwin-engine", r.port));
+    let (kube, stubs) = DevProc::api(&r);
+    let dev = DevProc::start(&r, &kube, &stubs);
+    let ready = dev.wait(0, "ready");
+    let tag1 = dev.events()[..ready]
+        .iter()
+        .find(|e| e["event"] == "build")
+        .and_then(|e| e["tag"].as_str())
+        .unwrap()
+        .to_string();
+    r.images.push(format!("localhost:{}/{repo}:{tag1}", r.port));
+    let running = |kube: &ApiStandIn| {
+        kube.get("apps/v1", "Deployment", "dev", "app").unwrap()["spec"]["template"]["spec"]
+            ["containers"][0]["image"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    // A typo in the Dockerfile: an error with the engine's words, the twin keeps running tag1.
+    let n = dev.events().len();
+    r.tp.write("app/Dockerfile", "FROM scratch\nCOPPY app.txt /app.txt\n");
+    let e = dev.wait(n, "error");
+    let ev = dev.events()[e].clone();
+    assert_eq!(ev["phase"], "build", "{ev}");
+    assert!(
+        ev["message"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("coppy"),
+        "{ev}"
+    );
+    assert!(running(&kube).ends_with(&tag1));
+    // Fixed: built, applied with the new tag.
+    let n = dev.events().len();
+    r.tp.write(
+        "app/Dockerfile",
+        "FROM scratch\nCOPY app.txt /data/app.txt\n",
+    );
+    let c = dev.wait(n, "cycle");
+    let evs = dev.events()[n..=c].to_vec();
+    let b: Vec<&Value> = evs.iter().filter(|e| e["event"] == "build").collect();
+    assert_eq!(b.len(), 1, "{evs:#?}");
+    assert_eq!(b[0]["outcome"], "built");
+    let tag2 = b[0]["tag"].as_str().unwrap().to_string();
+    r.images.push(format!("localhost:{}/{repo}:{tag2}", r.port));
+    assert!(running(&kube).ends_with(&tag2));
+    assert_eq!(dev.stop(), Some(0));
+}

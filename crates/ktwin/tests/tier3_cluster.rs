@@ -328,3 +328,78 @@ fn dev_edit_is_served_by_new_pods() {
     assert!(child.wait().unwrap().success());
     ok(&run(ktwin, &["down"], d));
 }
+
+/// The tier-3 twin of sync (mount mode): the gateway's page directory synced; an edit is
+/// served by the same pods (no new pod, no build).
+#[test]
+#[ignore = "needs cluster"]
+fn dev_sync_mount_edit_is_seen_without_a_new_pod() {
+    use std::io::{BufRead, BufReader};
+    let (_tp, dir) = swarm();
+    let d = dir.as_path();
+    let f = d.join("ktwin.yaml");
+    let text = std::fs::read_to_string(&f).unwrap();
+    std::fs::write(
+        &f,
+        text.replace(
+            "    context: containers/gateway\n",
+            "    context: containers/gateway\n    sync: [{src: app, dest: /app}]\n",
+        ),
+    )
+    .unwrap();
+    let ktwin = env!("CARGO_BIN_EXE_ktwin");
+    let ctx = if std::env::var("KTWIN_E2E_PROVIDER").as_deref() == Ok("kind") {
+        "kind-swarm"
+    } else {
+        "k3d-swarm"
+    };
+    let pods = || {
+        ok(&run(
+            "kubectl",
+            &[
+                "--context",
+                ctx,
+                "-n",
+                "swarm",
+                "get",
+                "pods",
+                "-l",
+                "app=gateway",
+                "-o",
+                "name",
+            ],
+            d,
+        ))
+    };
+    let mut child = Command::new(ktwin)
+        .args(["dev", "--no-logs", "-o", "json"])
+        .current_dir(d)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next = |what: &str| loop {
+        let l = lines.next().expect("ktwin dev ended").unwrap();
+        let v: serde_json::Value = serde_json::from_str(&l).unwrap();
+        if v["event"] == what {
+            return v;
+        }
+    };
+    next("ready");
+    let before = pods();
+    std::fs::write(
+        d.join("containers/gateway/app/index.html"),
+        "synced by tier 3\n",
+    )
+    .unwrap();
+    let s = next("sync");
+    assert_eq!(s["mode"], "mount", "{s}");
+    let c = next("cycle");
+    assert_eq!(c["images"], 0, "{c}");
+    let o = run("curl", &["-fsS", "http://127.0.0.1:8080/"], d);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("synced by tier 3"));
+    assert_eq!(pods(), before, "the same pods serve it");
+    ok(&run("kill", &["-INT", &child.id().to_string()], d));
+    assert!(child.wait().unwrap().success());
+    ok(&run(ktwin, &["down"], d));
+}
