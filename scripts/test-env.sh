@@ -44,7 +44,11 @@ ktwin_test_env_cleanup() {
   if [ -n "$KTWIN_STARTED_DOCKERD_PID" ]; then
     _ktwin_root kill "$KTWIN_STARTED_DOCKERD_PID" 2>/dev/null || true
     for _ in $(seq 1 40); do kill -0 "$KTWIN_STARTED_DOCKERD_PID" 2>/dev/null || break; sleep 0.25; done
-    rm -rf "$KTWIN_DOCKERD_DIR"
+    # A network namespace a container left mounted under the exec root would make rm fail.
+    for _ns in "$KTWIN_DOCKERD_DIR"/exec/netns/*; do
+      if [ -e "$_ns" ]; then _ktwin_root umount "$_ns" 2>/dev/null || true; fi
+    done
+    rm -rf "$KTWIN_DOCKERD_DIR" || echo "test-env: could not remove $KTWIN_DOCKERD_DIR" >&2
   fi
 }
 
