@@ -182,9 +182,13 @@ async fn one(
         pod: pod.clone(),
     });
     let errors = pf.take_error(cport);
+    // Resolves only with a message: a closed error channel is no error.
     let err = async move {
         match errors {
-            Some(e) => e.await,
+            Some(e) => match e.await {
+                Some(m) => m,
+                None => std::future::pending().await,
+            },
             None => std::future::pending().await,
         }
     };
@@ -192,11 +196,9 @@ async fn one(
         let copy = tokio::io::copy_bidirectional(&mut tcp, &mut upstream);
         tokio::select! {
             _ = copy => {}
-            e = err => {
+            m = err => {
                 // The kubelet could not reach the container's port.
-                if let Some(m) = e {
-                    report(fail(format!("pod {pod}: {m}")));
-                }
+                report(fail(format!("pod {pod}: {m}")));
             }
         }
     }
@@ -215,6 +217,8 @@ pub async fn serve(
 ) {
     loop {
         let Ok((tcp, _)) = listener.accept().await else {
+            // Out of file descriptors or the like: wait instead of spinning.
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             continue;
         };
         let _ = tcp.set_nodelay(true);

@@ -107,16 +107,22 @@ pub async fn create(
             return Err(api_err(format!("secret/{name}-payload ({ns})"), &e));
         }
         let resume = json!({"spec": {"suspend": false}});
-        jobs.patch(
-            &name,
-            &PatchParams {
-                field_manager: Some(RUN_MANAGER.into()),
-                ..Default::default()
-            },
-            &Patch::Merge(&resume),
-        )
-        .await
-        .map_err(|e| api_err(&what, &e))?;
+        let resumed = jobs
+            .patch(
+                &name,
+                &PatchParams {
+                    field_manager: Some(RUN_MANAGER.into()),
+                    ..Default::default()
+                },
+                &Patch::Merge(&resume),
+            )
+            .await;
+        if let Err(e) = resumed {
+            // A suspended Job never finishes, so its TTL would never remove it: take it back
+            // (its Secret goes with it).
+            let _ = jobs.delete(&name, &foreground()).await;
+            return Err(api_err(&what, &e));
+        }
     }
     Ok(created)
 }
@@ -239,10 +245,14 @@ pub async fn attach(
                pod: Option<&Value>,
                log: String,
                problems: Vec<String>| {
+        // The run's container is the first of the spec; statuses are listed by name, not in
+        // spec order.
         let term = pod.and_then(|p| {
+            let first = p["spec"]["containers"][0]["name"].as_str()?;
             p["status"]["containerStatuses"]
-                .as_array()
-                .and_then(|c| c.first())
+                .as_array()?
+                .iter()
+                .find(|c| c["name"] == first)
                 .map(|c| c["state"]["terminated"].clone())
         });
         Ended {
@@ -342,12 +352,26 @@ pub async fn attach(
             );
             return Ok(end(Outcome::TimedOut, Some(why), last_pod, log, problems));
         }
-        tokio::select! {
-            _ = tokio::time::sleep(poll) => {}
-            _ = cancel_requested.wait_for(|v| *v) => {
-                cancel(client, ns, name).await?;
-                return Ok(end(Outcome::Cancelled, Some("cancelled (Ctrl-C): the job and its pods are deleted".into()), last_pod, log, problems));
-            }
+        let cancelled = tokio::select! {
+            _ = tokio::time::sleep(poll) => false,
+            r = cancel_requested.wait_for(|v| *v) => match r {
+                Ok(_) => true,
+                // No one can ask any more: never a cancel.
+                Err(_) => {
+                    tokio::time::sleep(poll).await;
+                    false
+                }
+            },
+        };
+        if cancelled {
+            cancel(client, ns, name).await?;
+            return Ok(end(
+                Outcome::Cancelled,
+                Some("cancelled (Ctrl-C): the job and its pods are deleted".into()),
+                last_pod,
+                log,
+                problems,
+            ));
         }
     }
 }

@@ -72,9 +72,15 @@ pub fn sync_mounts(
                 std::path::PathBuf::from(&r.src)
             };
             let abs = i.context.join(&prefix);
+            // Only what the project mount holds, and what exists: a hostPath of a missing
+            // path would keep the pod from starting (and `*OrCreate` would write into the
+            // repository). Such a rule gets no mount, and `ktwin dev` rebuilds for it.
             let Ok(rel) = abs.strip_prefix(project_dir) else {
                 continue;
             };
+            if !abs.exists() {
+                continue;
+            }
             let node_path = if rel.as_os_str().is_empty() {
                 node_root.to_string()
             } else {
@@ -125,7 +131,15 @@ fn adapt_sync(d: &mut Document, twin: &LocalTwin<'_>, rec: &mut Recorder) {
     }
     for (ci, mounts) in wanted {
         for (k, m) in mounts.iter().enumerate() {
-            let vname = format!("ktwin-sync-{k}");
+            // Per container and rule: two images' rules never share a volume.
+            let vname = format!("ktwin-sync-{ci}-{k}");
+            // A mount the manifests already have at that path wins over the sync.
+            let taken = spec["containers"][ci]["volumeMounts"]
+                .as_array()
+                .is_some_and(|v| v.iter().any(|x| x["mountPath"] == m.dest.as_str()));
+            if taken {
+                continue;
+            }
             let volumes = spec
                 .entry("volumes")
                 .or_insert_with(|| json!([]))
@@ -168,11 +182,8 @@ fn adapt_sync(d: &mut Document, twin: &LocalTwin<'_>, rec: &mut Recorder) {
             else {
                 continue;
             };
-            // A mount the manifests already have at that path wins over the sync.
-            if vms.iter().any(|x| x["mountPath"] == m.dest.as_str()) {
-                continue;
-            }
-            let vm = json!({"name": vname, "mountPath": m.dest});
+            // Read-only: a container never writes into the working tree through it.
+            let vm = json!({"name": vname, "mountPath": m.dest, "readOnly": true});
             vms.push(vm.clone());
             let why = if m.directory {
                 format!(
@@ -799,4 +810,106 @@ fn annotate_claim(
         ),
         "adapt.volumeOwnership",
     ))
+}
+
+#[cfg(test)]
+mod sync_tests {
+    use super::*;
+
+    fn doc(v: Value) -> Document {
+        Document {
+            value: v,
+            source: crate::doc::Source {
+                file: "k8s/app.yaml".into(),
+                line: 1,
+            },
+        }
+    }
+
+    #[test]
+    fn each_container_gets_its_own_read_only_mounts_and_taken_paths_win() {
+        let a = Adapt::default();
+        let m = |src: &str, node: &str, dest: &str| SyncMount {
+            src: src.into(),
+            node_path: node.into(),
+            dest: dest.into(),
+            directory: true,
+        };
+        let sync: HashMap<String, Vec<SyncMount>> = [
+            (
+                "ghcr.io/acme/web".to_string(),
+                vec![m("static", "/ktwin/src/web/static", "/srv")],
+            ),
+            (
+                "ghcr.io/acme/api".to_string(),
+                vec![
+                    m("app", "/ktwin/src/api/app", "/app"),
+                    m("conf", "/ktwin/src/api/conf", "/etc/api"),
+                ],
+            ),
+        ]
+        .into_iter()
+        .collect();
+        let twin = LocalTwin {
+            adapt: &a,
+            provider: Provider::K3d,
+            images: HashMap::new(),
+            declared_secrets: HashSet::new(),
+            single_node: true,
+            sync,
+        };
+        let mut d = doc(
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "both", "namespace": "shop"},
+            "spec": {"template": {"spec": {"containers": [
+                {"name": "web", "image": "ghcr.io/acme/web:1"},
+                {"name": "api", "image": "ghcr.io/acme/api:1", "volumeMounts": [{"name": "own", "mountPath": "/etc/api"}]}],
+              "volumes": [{"name": "own", "emptyDir": {}}]}}}}),
+        );
+        let mut rec = Recorder::default();
+        adapt_sync(&mut d, &twin, &mut rec);
+        let spec = &d.value["spec"]["template"]["spec"];
+        let vols: Vec<(&str, &str)> = spec["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|v| Some((v["name"].as_str()?, v["hostPath"]["path"].as_str()?)))
+            .collect();
+        // Container 0 (web) and container 1 (api) never share a volume name; the api's
+        // /etc/api is the manifests' own mount and gets no sync volume.
+        assert_eq!(
+            vols,
+            [
+                ("ktwin-sync-0-0", "/ktwin/src/web/static"),
+                ("ktwin-sync-1-0", "/ktwin/src/api/app")
+            ]
+        );
+        assert_eq!(
+            spec["containers"][0]["volumeMounts"],
+            json!([{"name": "ktwin-sync-0-0", "mountPath": "/srv", "readOnly": true}])
+        );
+        assert_eq!(
+            spec["containers"][1]["volumeMounts"],
+            json!([{"name": "own", "mountPath": "/etc/api"}, {"name": "ktwin-sync-1-0", "mountPath": "/app", "readOnly": true}])
+        );
+        assert!(rec.changes.iter().all(|c| c.knob == "images[].sync"));
+        assert_eq!(rec.changes.len(), 4);
+    }
+
+    #[test]
+    fn a_missing_source_or_one_outside_the_project_gets_no_mount() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("app/static")).unwrap();
+        std::fs::write(dir.path().join("app/Dockerfile"), "FROM scratch\n").unwrap();
+        let text = "apiVersion: ktwin.dev/v1alpha1\nkind: Project\nname: p\nimages:\n  - image: ghcr.io/acme/app\n    context: app\n    sync:\n      - {src: 'static/**', dest: /srv}\n      - {src: target/debug/app, dest: /usr/local/bin/app}\n";
+        let l = ktwin_config::load::parse(&dir.path().join("ktwin.yaml"), text.into()).unwrap();
+        let images = ktwin_config::desired::plan_images(&l).unwrap();
+        let m = sync_mounts(&images, dir.path(), "/ktwin/src");
+        let mounts = &m["ghcr.io/acme/app"];
+        // The binary is not built yet: no File hostPath that would keep the pod from starting.
+        assert_eq!(mounts.len(), 1, "{mounts:?}");
+        assert_eq!(mounts[0].node_path, "/ktwin/src/app/static");
+        assert!(mounts[0].directory);
+        let elsewhere = tempfile::tempdir().unwrap();
+        assert!(sync_mounts(&images, elsewhere.path(), "/ktwin/src").is_empty());
+    }
 }

@@ -113,6 +113,11 @@ impl World {
         self.cmd(args).output().unwrap()
     }
 
+    /// `ktwin exec --as gateway -- sh -c SCRIPT`.
+    fn exec_as_gateway(&self, script: &str) -> Output {
+        self.ktwin(&["exec", "--as", "gateway", "--", "sh", "-c", script])
+    }
+
     fn read(&self, f: &str) -> String {
         std::fs::read_to_string(self.tp.path().join(f)).unwrap_or_default()
     }
@@ -154,15 +159,9 @@ fn the_child_gets_a_kubeconfig_of_the_twin_only_which_goes_with_it() {
 #[test]
 fn as_a_workload_the_child_gets_its_env_and_config_files() {
     let w = World::new();
-    let o = w.ktwin(&[
-        "exec",
-        "--as",
-        "gateway",
-        "--",
-        "sh",
-        "-c",
+    let o = w.exec_as_gateway(
         "env > env.txt; cat \"$KTWIN_MOUNT_CONFIG/routes.yaml\" > routes.txt; cat \"$KTWIN_MOUNT_TLS/tls.key\" > key.txt; stat -c %a \"$KTWIN_MOUNT_TLS\" \"$KTWIN_MOUNT_TLS/tls.key\" > modes.txt; echo \"$KTWIN_MOUNT_TLS\" > mount.path",
-    ]);
+    );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let env = w.read("env.txt");
     for line in [
@@ -308,4 +307,22 @@ fn sigterm_to_ktwin_reaches_the_child() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(3));
     assert_eq!(w.read("term.txt").trim(), "got-term");
+}
+
+#[test]
+fn a_volume_mounted_twice_is_written_once() {
+    let w = World::new();
+    // One ConfigMap volume, mounted whole and as one file by subPath.
+    let app = std::fs::read_to_string(w.tp.path().join("k8s/app.yaml")).unwrap();
+    w.tp.write(
+        "k8s/app.yaml",
+        &app.replace(
+            "            - {name: config, mountPath: /etc/gateway}\n",
+            "            - {name: config, mountPath: /etc/gateway}\n            - {name: config, mountPath: /etc/routes.yaml, subPath: routes.yaml}\n",
+        ),
+    );
+    let o = w.exec_as_gateway("cat \"$KTWIN_MOUNT_CONFIG/routes.yaml\" > routes.txt");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(w.read("routes.txt"), "routes: []");
+    assert!(text(&o).contains("/etc/routes.yaml"), "{}", text(&o));
 }

@@ -326,11 +326,11 @@ fn a_synced_file_needs_no_build_and_the_workload_mounts_it() {
     let spec = &d["spec"]["template"]["spec"];
     assert_eq!(
         spec["volumes"][0],
-        serde_json::json!({"name": "ktwin-sync-0", "hostPath": {"path": "/ktwin/src/app/static", "type": "Directory"}})
+        serde_json::json!({"name": "ktwin-sync-0-0", "hostPath": {"path": "/ktwin/src/app/static", "type": "Directory"}})
     );
     assert_eq!(
         spec["containers"][0]["volumeMounts"][0],
-        serde_json::json!({"name": "ktwin-sync-0", "mountPath": "/app/static"})
+        serde_json::json!({"name": "ktwin-sync-0-0", "mountPath": "/app/static", "readOnly": true})
     );
 
     // A synced file: no build, nothing sent, a `sync` event.

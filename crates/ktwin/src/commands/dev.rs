@@ -272,14 +272,44 @@ struct Session {
     since_build: BTreeMap<String, std::collections::BTreeSet<PathBuf>>,
 }
 
-/// Where `path` (absolute) appears in the container by one of `image`'s sync rules, and
-/// whether that rule asks for a restart; `None` when no rule covers it. A glob's files keep
+/// The container paths at which the rendered workloads running `reference` mount a sync
+/// volume (what mount mode really delivers: a rule the adaptation could not mount is absent).
+fn mounted_dests(rendered: &[Value], reference: &str) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    for d in rendered {
+        let Some(ptr) = ktwin_manifest::doc::pod_spec_pointer(d["kind"].as_str().unwrap_or(""))
+        else {
+            continue;
+        };
+        let Some(spec) = d.pointer(ptr) else { continue };
+        for c in spec["containers"].as_array().into_iter().flatten() {
+            if c["image"] != reference {
+                continue;
+            }
+            for m in c["volumeMounts"].as_array().into_iter().flatten() {
+                if m["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("ktwin-sync-"))
+                {
+                    if let Some(p) = m["mountPath"].as_str() {
+                        out.insert(p.to_string());
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Where `path` (absolute) appears in the container by one of `image`'s sync rules, whether
+/// that rule asks for a restart, and the rule's `dest`; `None` when no rule covers it. A glob's files keep
 /// their place below its static prefix (what the mount mode mounts at `dest`); a directory's
 /// below it; a single file is `dest` itself.
-fn synced(image: &ImagePlan, path: &std::path::Path) -> Option<(String, bool)> {
+fn synced(image: &ImagePlan, path: &std::path::Path) -> Option<(String, bool, String)> {
     let rel = path.strip_prefix(&image.context).ok()?;
     image.spec.sync.iter().find_map(|r| {
         let restart = r.restart == ktwin_config::SyncRestart::Process;
+        let rule = r.dest.clone();
         let under = |base: &std::path::Path| -> Option<String> {
             let rest = rel.strip_prefix(base).ok()?;
             Some(if rest.as_os_str().is_empty() {
@@ -301,9 +331,9 @@ fn synced(image: &ImagePlan, path: &std::path::Path) -> Option<(String, bool)> {
                         .contains(['*', '?', '[', '{'])
                 })
                 .collect();
-            under(&prefix).map(|d| (d, restart))
+            under(&prefix).map(|d| (d, restart, rule))
         } else {
-            under(std::path::Path::new(&r.src)).map(|d| (d, restart))
+            under(std::path::Path::new(&r.src)).map(|d| (d, restart, rule))
         }
     })
 }
@@ -534,8 +564,24 @@ impl Loop<'_> {
         for i in fresh {
             let wanted = self.wanted.as_ref().is_none_or(|w| w.contains(&i.image));
             let changed = s.since_build.get(&i.image).cloned().unwrap_or_default();
-            let covered: Option<Vec<(String, bool)>> =
+            let covered: Option<Vec<(String, bool, String)>> =
                 changed.iter().map(|p| synced(&i, p)).collect();
+            // Synced only when the files really reach the containers: mount mode needs the
+            // local twin and a mount the render has for each rule involved; copy mode cannot
+            // keep files across a restart, so a rule that asks for one means a rebuild.
+            let delivered = covered.as_ref().is_some_and(|c| match mode {
+                ktwin_config::SyncMode::Mount => {
+                    let good_ref = s
+                        .good
+                        .get(&i.image)
+                        .map(|g| g.reference.clone())
+                        .unwrap_or_default();
+                    let mounted = mounted_dests(s.rendered.as_deref().unwrap_or(&[]), &good_ref);
+                    plan.local() && c.iter().all(|(_, _, rule)| mounted.contains(rule))
+                }
+                ktwin_config::SyncMode::Copy => c.iter().all(|(_, restart, _)| !restart),
+            });
+            let covered = covered.filter(|_| delivered);
             match s.good.get(&i.image) {
                 Some(g) if g.reference == i.reference => effective.push(i),
                 Some(g) if !wanted => effective.push(g.clone()),
@@ -543,7 +589,7 @@ impl Loop<'_> {
                 // mount; the image stays at its last build.
                 Some(g) if !changed.is_empty() && covered.is_some() => {
                     let covered = covered.unwrap_or_default();
-                    let restart = covered.iter().any(|(_, r)| *r);
+                    let restart = covered.iter().any(|(_, r, _)| *r);
                     match mode {
                         ktwin_config::SyncMode::Mount => {
                             syncs.push((g.clone(), changed.len(), restart))
@@ -554,7 +600,7 @@ impl Loop<'_> {
                             files: changed
                                 .iter()
                                 .cloned()
-                                .zip(covered.into_iter().map(|(d, _)| d))
+                                .zip(covered.into_iter().map(|(d, _, _)| d))
                                 .collect(),
                             restart,
                         }),
@@ -579,10 +625,9 @@ impl Loop<'_> {
         } in copies
         {
             match self.copy(s, &g, &files).await {
-                Ok(n) => {
-                    s.since_build.remove(&g.image);
-                    self.sync(s, &g, n, restart, "copy").await;
-                }
+                // `since_build` stays: the next copy puts every file changed since the
+                // build again (a replaced pod starts from the image).
+                Ok(n) => self.sync(s, &g, n, restart, "copy").await,
                 Err(f) => {
                     self.out.error("sync", &f);
                     if let Some(e) = effective.iter_mut().find(|e| e.image == g.image) {
@@ -801,10 +846,25 @@ pub async fn run(cli: &Cli, a: &DevArgs) -> Result<u8, Failure> {
     {
         let stopping = stopping.clone();
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
+            use tokio::signal::unix::{signal, SignalKind};
+            // Ctrl-C, or SIGTERM/SIGHUP (a closed terminal, a supervisor): the same clean stop.
+            let term = signal(SignalKind::terminate());
+            let hup = signal(SignalKind::hangup());
+            let (Ok(mut term), Ok(mut hup)) = (term, hup) else {
+                std::future::pending::<()>().await;
+                return;
+            };
+            let heard = tokio::select! {
+                r = tokio::signal::ctrl_c() => r.is_ok(),
+                _ = term.recv() => true,
+                _ = hup.recv() => true,
+            };
+            if heard {
                 stopping.store(true, Ordering::SeqCst);
                 let _ = stop_tx.send(true);
             }
+            // Keep the sender: a closed channel must not read as a stop.
+            std::future::pending::<()>().await;
         });
     }
     let client = connect(&g).await.map_err(kube_failure)?;

@@ -102,45 +102,88 @@ fn mount_var(volume: &str) -> String {
     format!("KTWIN_MOUNT_{up}")
 }
 
-/// Write each mount's files under a private directory (0700; Secret files 0600), returning
-/// the variables that name them.
+/// Write each volume's files once under a private directory (0700; Secret files 0600) — a
+/// volume mounted twice (`subPath`) is one directory — returning the variables that name them.
+/// A volume name that is not a plain name (the render is not validated by an API server) is
+/// left out with a note: nothing is written outside the directory.
 fn materialise(env: &PodEnv, dir: &Path) -> Result<Vec<(String, PathBuf, String)>, Failure> {
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     let io = |e: std::io::Error| Failure::input(format!("cannot write the mounts: {e}"), None);
+    let plain = |n: &str| {
+        !n.is_empty()
+            && n.len() <= 253
+            && n.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+            && n != "."
+            && n != ".."
+    };
+    let mut written: std::collections::BTreeSet<String> = Default::default();
     let mut out = Vec::new();
     for m in &env.mounts {
+        if !plain(&m.volume) {
+            printer::err(&format!(
+                "note: volume `{}` at {} is not a valid volume name; not materialised",
+                m.volume, m.mount_path
+            ));
+            continue;
+        }
         let vdir = dir.join(&m.volume);
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&vdir)
-            .map_err(io)?;
-        for f in &m.files {
-            // A key is a file name (the API refuses `..` and `/`-leading paths in items).
-            let rel = Path::new(&f.path);
-            if rel.is_absolute() || rel.components().any(|c| c.as_os_str() == "..") {
-                continue;
+        if written.insert(m.volume.clone()) {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&vdir)
+                .map_err(io)?;
+            for f in &m.files {
+                // A key is a file name (the API refuses `..` and `/`-leading paths in items).
+                let rel = Path::new(&f.path);
+                if rel.is_absolute()
+                    || rel
+                        .components()
+                        .any(|c| !matches!(c, std::path::Component::Normal(_)))
+                {
+                    continue;
+                }
+                let p = vdir.join(rel);
+                if let Some(parent) = p.parent() {
+                    std::fs::DirBuilder::new()
+                        .recursive(true)
+                        .mode(0o700)
+                        .create(parent)
+                        .map_err(io)?;
+                }
+                let mut o = std::fs::OpenOptions::new();
+                o.write(true)
+                    .create_new(true)
+                    .mode(if m.secret { 0o600 } else { 0o644 });
+                let mut file = o.open(&p).map_err(io)?;
+                std::io::Write::write_all(&mut file, &f.bytes).map_err(io)?;
             }
-            let p = vdir.join(rel);
-            if let Some(parent) = p.parent() {
-                std::fs::DirBuilder::new()
-                    .recursive(true)
-                    .mode(0o700)
-                    .create(parent)
-                    .map_err(io)?;
-            }
-            let mut o = std::fs::OpenOptions::new();
-            o.write(true)
-                .create_new(true)
-                .mode(if m.secret { 0o600 } else { 0o644 });
-            let mut file = o.open(&p).map_err(io)?;
-            std::io::Write::write_all(&mut file, &f.bytes).map_err(io)?;
         }
         let path = match &m.sub_path {
-            Some(sp) => vdir.join(sp),
-            None => vdir,
+            Some(sp)
+                if Path::new(sp)
+                    .components()
+                    .all(|c| matches!(c, std::path::Component::Normal(_))) =>
+            {
+                vdir.join(sp)
+            }
+            _ => vdir,
         };
-        out.push((mount_var(&m.volume), path, m.mount_path.clone()));
+        let var = mount_var(&m.volume);
+        if !out
+            .iter()
+            .any(|(v, _, _): &(String, PathBuf, String)| *v == var)
+        {
+            out.push((var, path, m.mount_path.clone()));
+        } else {
+            printer::err(&format!(
+                "{} → {} (volume {})",
+                m.mount_path,
+                path.display(),
+                m.volume
+            ));
+        }
     }
     Ok(out)
 }
@@ -157,6 +200,9 @@ fn shown_value(v: &str) -> String {
 }
 
 pub async fn run(cli: &Cli, a: &ExecArgs) -> Result<u8, Failure> {
+    // From the first step: a signal while the kubeconfig and mounts are being written must not
+    // end ktwin before it removes them (it is passed to the child once that runs).
+    let signals = Signals::new()?;
     if a.command.is_empty() && !a.print_env {
         return Err(Failure::input(
             "no command to run",
@@ -301,7 +347,7 @@ pub async fn run(cli: &Cli, a: &ExecArgs) -> Result<u8, Failure> {
             "`--print-env` lists them"
         ));
     }
-    let code = run_child(&cmd).await?;
+    let code = run_child(&cmd, signals).await?;
     for f in forwards {
         f.abort();
     }
@@ -434,21 +480,39 @@ async fn forward_env(
     Ok(tasks)
 }
 
+/// SIGINT, SIGTERM and SIGHUP, taken over from ktwin's start (a signal before the child
+/// runs is held and passed on once it does).
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> Result<Signals, Failure> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let sig =
+            |k| signal(k).map_err(|e| Failure::input(format!("cannot handle signals: {e}"), None));
+        Ok(Signals {
+            int: sig(SignalKind::interrupt())?,
+            term: sig(SignalKind::terminate())?,
+            hup: sig(SignalKind::hangup())?,
+        })
+    }
+}
+
 /// Run the child with this terminal; SIGINT reaches it from the terminal (same process
 /// group) while ktwin waits; SIGTERM and SIGHUP sent to ktwin are passed on. Its exit code,
 /// or 128 + the signal that ended it.
-async fn run_child(cmd: &ktwin_engine::runner::Cmd) -> Result<u8, Failure> {
+async fn run_child(cmd: &ktwin_engine::runner::Cmd, signals: Signals) -> Result<u8, Failure> {
     use std::os::unix::process::ExitStatusExt;
-    use tokio::signal::unix::{signal, SignalKind};
-    // Registered before the child starts: from here on ktwin itself does not die of the
-    // terminal's Ctrl-C (the child gets it too, and decides).
-    let sig =
-        |k| signal(k).map_err(|e| Failure::input(format!("cannot handle signals: {e}"), None));
-    let (mut int, mut term, mut hup) = (
-        sig(SignalKind::interrupt())?,
-        sig(SignalKind::terminate())?,
-        sig(SignalKind::hangup())?,
-    );
+    // Registered at ktwin's start: ktwin itself does not die of the terminal's Ctrl-C (the
+    // child gets it too, and decides).
+    let Signals {
+        mut int,
+        mut term,
+        mut hup,
+    } = signals;
     let mut c = cmd
         .command()
         .map_err(|e| Failure::input(e.to_string(), None))?;

@@ -226,6 +226,17 @@ pub async fn run(cli: &Cli, a: &RunArgs) -> Result<u8, Failure> {
         .await?
         .clone();
     let client = connect(&guarded).await.map_err(kube_failure)?;
+    // Heard from before the create: a Ctrl-C during it cancels the run once it exists.
+    let (tx, mut rx) = tokio::sync::watch::channel(false);
+    if !a.detach {
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                let _ = tx.send(true);
+            }
+            // Keep the sender: a closed channel is not a Ctrl-C.
+            std::future::pending::<()>().await;
+        });
+    }
     ktwin_kube::job::create(&client, &job, g.secret.as_ref())
         .await
         .map_err(kube_failure)?;
@@ -241,12 +252,6 @@ pub async fn run(cli: &Cli, a: &RunArgs) -> Result<u8, Failure> {
             "job/{name} ({namespace}) created; following its log (Ctrl-C deletes it)"
         ));
     }
-    let (tx, mut rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            let _ = tx.send(true);
-        }
-    });
     let json_out = output == RunFormat::Json;
     let report = |p: Progressed<'_>| match p {
         Progressed::Line(l) => {
