@@ -459,6 +459,23 @@ fn cancel_touches_only_this_projects_runs() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("no run `theirs`"), "{}", text(&o));
     assert!(w.api.get("batch/v1", "Job", "swarm", "theirs").is_some());
+    // One that copied a run's labels, but was not created by `ktwin run`: refused too.
+    w.api.put(serde_json::json!({"apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": "lookalike", "namespace": "swarm", "labels": {
+            "ktwin.dev/project": "swarm", "ktwin.dev/env": "local", "ktwin.dev/job": "agent-runner"}},
+        "spec": {"suspend": true, "template": {"spec": {"containers": [{"name": "x", "image": "busybox"}]}}}}));
+    w.api.with(|s| {
+        s.own(
+            "batch/v1",
+            "Job",
+            "swarm",
+            "lookalike",
+            "kubectl-client-side-apply",
+        )
+    });
+    let o = w.ktwin(&["jobs", "cancel", "lookalike"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(w.api.get("batch/v1", "Job", "swarm", "lookalike").is_some());
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! `ktwin jobs list|logs|cancel`: the runs `ktwin run` made for this project's environment.
-//! A name is looked up among them only, so `cancel` can never delete a Job ktwin did not run.
+//! A name is looked up among them only — their labels, and `ktwin run`'s field manager on the
+//! object — so `cancel` can never delete a Job ktwin did not run.
 
 use ktwin_kube::guard::Intent;
 use ktwin_kube::{connect, Client};
@@ -28,8 +29,15 @@ async fn find(plan: &Plan, c: &Client, a: &JobNameArgs) -> Result<Value, Failure
     let runs = ktwin_kube::job::list(c, &plan.project().name, &a.env)
         .await
         .map_err(kube_failure)?;
+    // Labels can be copied; the field manager says who created it.
+    let made_by_run = |j: &Value| {
+        j["metadata"]["managedFields"].as_array().is_some_and(|m| {
+            m.iter()
+                .any(|f| f["manager"] == ktwin_kube::job::RUN_MANAGER)
+        })
+    };
     runs.iter()
-        .find(|j| j["metadata"]["name"] == a.name.as_str())
+        .find(|j| j["metadata"]["name"] == a.name.as_str() && made_by_run(j))
         .cloned()
         .ok_or_else(|| {
             let names: Vec<&str> = runs
