@@ -121,8 +121,10 @@ fn handler(
             }
             return;
         }
-        // A change of content, a new, removed or renamed path; not an access, nor a metadata
-        // change (`touch`).
+        // A change of content, a new, removed or renamed path; not an access, nor an
+        // attribute change (inotify's `touch`). The polling watcher reports every file with a
+        // newer mtime as a write-time change (notify `poll.rs`: it compares mtimes before
+        // contents), so that one passes: the cycle then decides by content.
         let matters = matches!(
             ev.kind,
             EventKind::Create(_)
@@ -130,6 +132,9 @@ fn handler(
                 | EventKind::Modify(
                     notify::event::ModifyKind::Data(_)
                         | notify::event::ModifyKind::Name(_)
+                        | notify::event::ModifyKind::Metadata(
+                            notify::event::MetadataKind::WriteTime
+                        )
                         | notify::event::ModifyKind::Any
                 )
                 | EventKind::Any
@@ -156,6 +161,9 @@ pub fn start(root: &Path, filter: Filter, poll: bool) -> Result<Watch, String> {
     let filter = Arc::new(filter);
     let seen = Arc::new(AtomicU64::new(0));
     let polling_watcher = |why: String| -> Result<Watch, String> {
+        // Contents are compared too: the polling watcher keeps mtimes in whole seconds
+        // (notify `poll.rs`, `system_time_to_seconds`), so a second save within the same
+        // second is seen only by its bytes. The price is a read of the tree per poll.
         let cfg = notify::Config::default()
             .with_poll_interval(POLL_INTERVAL)
             .with_compare_contents(true);

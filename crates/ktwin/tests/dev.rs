@@ -547,3 +547,33 @@ fn on_a_terminal_a_status_board_sits_above_the_log() {
         screen.lock().unwrap()
     );
 }
+
+#[test]
+fn polling_sees_an_edit_and_a_touch_sends_nothing() {
+    // The fallback when the inotify watch limit is reached, asked for with --poll.
+    let d = Dev::start(&["--no-logs", "--poll"], |_, _| {});
+    assert!(
+        d.events().iter().any(|e| e["event"] == "ready"
+            && e["polling"].as_str().is_some_and(|p| p.contains("--poll"))),
+        "{:#?}",
+        d.events()
+    );
+    let n = d.events().len();
+    std::fs::write(d.tp.path().join("k8s/app.yaml"), app(4)).unwrap();
+    let evs = d.next_cycle(n);
+    assert!(
+        of(&evs, "apply")
+            .iter()
+            .any(|e| e["object"] == "deployment/web" && e["action"] == "configured"),
+        "{evs:#?}"
+    );
+    // A new mtime, the same bytes: polling sees the change, the content sends nothing.
+    d.api.reset_counts();
+    let n = d.events().len();
+    std::thread::sleep(Duration::from_millis(1100));
+    std::fs::write(d.tp.path().join("k8s/app.yaml"), app(4)).unwrap();
+    let evs = d.next_cycle(n);
+    assert_eq!(of(&evs, "cycle")[0]["noop"], true, "{evs:#?}");
+    assert!(d.api.writes() == 0, "{:?}", d.api.requests());
+    assert_eq!(d.stop(), 0);
+}
