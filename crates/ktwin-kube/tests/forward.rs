@@ -48,19 +48,15 @@ fn ask(port: u16) -> String {
     s
 }
 
-#[test]
-fn a_forward_keeps_serving_across_a_rollout() {
-    let api = ApiStandIn::start();
-    let dir = ktwin_testkit::TempProject::new();
-    let kc = api.kubeconfig(dir.path(), &["k3d-shop"]);
-    api.put(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "api", "namespace": "shop"},
-        "spec": {"selector": {"app": "api"}, "ports": [{"port": 8080, "targetPort": "http"}]}}));
-    api.put(pod("api-a", "2026-12-01T10:00:00Z", true));
-    api.with(|s| s.serve_pod_port("shop", "api-a", 9000, container("A")));
-    let events: Arc<Mutex<Vec<Event>>> = Arc::default();
+type Events = Arc<Mutex<Vec<Event>>>;
+
+/// Forward service/api (shop) port 8080 on a free local port, through the stand-in's
+/// kubeconfig `kc`; the runtime that serves it, the spec, the port and what it reports.
+fn forward_api_8080(kc: &std::path::Path) -> (tokio::runtime::Runtime, Spec, u16, Events) {
+    let events: Events = Arc::default();
     let ev = events.clone();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let text = std::fs::read_to_string(&kc).unwrap();
+    let text = std::fs::read_to_string(kc).unwrap();
     let g = ktwin_kube::guard::local("local", "k3d-shop", &text, "the test").unwrap();
     let spec = Spec {
         namespace: "shop".into(),
@@ -80,6 +76,20 @@ fn a_forward_keeps_serving_across_a_rollout() {
         ));
         port
     });
+    (rt, spec, port, events)
+}
+
+#[test]
+fn a_forward_keeps_serving_across_a_rollout() {
+    let api = ApiStandIn::start();
+    let dir = ktwin_testkit::TempProject::new();
+    let kc = api.kubeconfig(dir.path(), &["k3d-shop"]);
+    api.put(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "api", "namespace": "shop"},
+        "spec": {"selector": {"app": "api"}, "ports": [{"port": 8080, "targetPort": "http"}]}}));
+    api.put(pod("api-a", "2026-12-01T10:00:00Z", true));
+    api.with(|s| s.serve_pod_port("shop", "api-a", 9000, container("A")));
+    // `_rt` keeps the runtime (and the forward) alive to the end of the test.
+    let (_rt, _spec, port, events) = forward_api_8080(&kc);
     assert_eq!(ask(port), "A:hi");
 
     // The rollout: a new Ready pod, the old one gone.
@@ -128,29 +138,7 @@ fn a_port_nothing_listens_on_is_reported() {
     api.put(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "api", "namespace": "shop"},
         "spec": {"selector": {"app": "api"}, "ports": [{"port": 8080, "targetPort": 9000}]}}));
     api.put(pod("api-a", "2026-12-01T10:00:00Z", true));
-    let events: Arc<Mutex<Vec<Event>>> = Arc::default();
-    let ev = events.clone();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let text = std::fs::read_to_string(&kc).unwrap();
-    let g = ktwin_kube::guard::local("local", "k3d-shop", &text, "the test").unwrap();
-    let spec = Spec {
-        namespace: "shop".into(),
-        service: "api".into(),
-        port: 8080,
-        local_port: 0,
-    };
-    let port = rt.block_on(async {
-        let client = connect(&g).await.unwrap();
-        let (l, port) = bind(&spec).await.unwrap();
-        tokio::spawn(serve(
-            client,
-            spec.clone(),
-            l,
-            port,
-            Arc::new(move |e| ev.lock().unwrap().push(e)),
-        ));
-        port
-    });
+    let (rt, spec, port, events) = forward_api_8080(&kc);
     assert_eq!(ask(port), "");
     std::thread::sleep(Duration::from_millis(200));
     let evs = events.lock().unwrap().clone();

@@ -94,10 +94,6 @@ pub fn sync_mounts(
             });
         }
         if !v.is_empty() {
-            // Under the repository as written and as the image adaptation rewrites it.
-            if let Ok(local) = ImageRef::parse(&i.reference) {
-                out.insert(local.repository_key(), v.clone());
-            }
             out.insert(i.repo.repository_key(), v);
         }
     }
@@ -225,6 +221,13 @@ pub fn adapt(
         all: classes,
         local_path: local_path_classes,
     } = local_classes(twin.provider, docs);
+    // Sync first: it matches containers by the repository the manifests wrote, before the
+    // image adaptation rewrites it to the local registry.
+    if !twin.sync.is_empty() {
+        for d in docs.iter_mut() {
+            adapt_sync(d, twin, rec);
+        }
+    }
     for d in docs.iter_mut() {
         let Some(ptr) = pod_spec_pointer(d.kind()) else {
             continue;
@@ -286,11 +289,6 @@ pub fn adapt(
     }
     if a.volume_ownership {
         adapt_volume_ownership(docs, &local_path_classes, rec);
-    }
-    if !twin.sync.is_empty() {
-        for d in docs.iter_mut() {
-            adapt_sync(d, twin, rec);
-        }
     }
     Ok(())
 }

@@ -165,11 +165,32 @@ pub fn render_unadapted(
     render_env(&l, env_name, kustomizer, &[])
 }
 
-/// The sync mounts of the project's images (mount mode only; copy mode changes no object).
-fn sync_of(loaded: &Loaded, images: &[ImagePlan]) -> HashMap<String, Vec<crate::adapt::SyncMount>> {
-    match loaded.project.source_mount() {
-        Some(dir) => crate::adapt::sync_mounts(images, dir, ktwin_config::SOURCE_MOUNT),
-        None => HashMap::new(),
+/// What the local adaptation knows of the twin: the environment's knobs, the provider, the
+/// plan's image references, the Secrets `secrets:` declares, and (sync mode `mount`) the
+/// images' sync mounts.
+fn local_twin<'a>(
+    loaded: &Loaded,
+    env: &'a Environment,
+    images: &[ImagePlan],
+    declared_secrets: HashSet<(String, String)>,
+) -> LocalTwin<'a> {
+    LocalTwin {
+        adapt: &env.adapt,
+        provider: loaded.project.cluster.provider,
+        images: if env.adapt.images {
+            images
+                .iter()
+                .map(|i| (i.repo.repository_key(), i.reference.clone()))
+                .collect()
+        } else {
+            HashMap::new()
+        },
+        declared_secrets,
+        single_node: ktwin_config::desired::single_node(&loaded.project),
+        sync: match loaded.project.source_mount() {
+            Some(dir) => crate::adapt::sync_mounts(images, dir, ktwin_config::SOURCE_MOUNT),
+            None => HashMap::new(),
+        },
     }
 }
 
@@ -185,21 +206,7 @@ pub fn adapt_objects(
     let env = environment(loaded, env_name)?;
     let mut rec = Recorder::default();
     if env_name == LOCAL_ENV {
-        let twin = LocalTwin {
-            adapt: &env.adapt,
-            provider: loaded.project.cluster.provider,
-            images: if env.adapt.images {
-                images
-                    .iter()
-                    .map(|i| (i.repo.repository_key(), i.reference.clone()))
-                    .collect()
-            } else {
-                HashMap::new()
-            },
-            declared_secrets: HashSet::new(),
-            single_node: ktwin_config::desired::single_node(&loaded.project),
-            sync: sync_of(loaded, images),
-        };
+        let twin = local_twin(loaded, env, images, HashSet::new());
         adapt(docs, &twin, &mut rec)?;
     }
     Ok(rec.changes)
@@ -276,21 +283,7 @@ pub fn render_env(
     check_duplicates(&docs)?;
     let sources = docs.clone();
     if env_name == LOCAL_ENV {
-        let twin = LocalTwin {
-            adapt: &env.adapt,
-            provider: loaded.project.cluster.provider,
-            images: if env.adapt.images {
-                images
-                    .iter()
-                    .map(|i| (i.repo.repository_key(), i.reference.clone()))
-                    .collect()
-            } else {
-                HashMap::new()
-            },
-            declared_secrets: declared,
-            single_node: ktwin_config::desired::single_node(&loaded.project),
-            sync: sync_of(loaded, images),
-        };
+        let twin = local_twin(loaded, env, images, declared);
         adapt(&mut docs, &twin, &mut rec)?;
         apply_env_overrides(&mut docs, env, &mut rec)?;
     }

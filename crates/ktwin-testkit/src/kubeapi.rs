@@ -778,8 +778,6 @@ pub fn ns_name(obj: &Value) -> (String, String) {
 /// exist is a 404 before the upgrade; a port nothing listens on is a message on the error
 /// channel, as the kubelet reports a refused connection.
 fn port_forward(mut w: TcpStream, req: &Req, shared: &Arc<(Mutex<Inner>, Condvar)>) {
-    use base64::Engine as _;
-    use sha1::Digest as _;
     let segs: Vec<&str> = req.path.trim_matches('/').split('/').collect();
     let (ns, pod) = match segs.as_slice() {
         ["api", "v1", "namespaces", ns, "pods", pod, "portforward"] => {
@@ -820,13 +818,7 @@ fn port_forward(mut w: TcpStream, req: &Req, shared: &Arc<(Mutex<Inner>, Condvar
         let _ = respond(&mut w, c, "application/json", v.to_string().as_bytes());
         return;
     }
-    let key = req.ws_key.clone().unwrap_or_default();
-    let mut h = sha1::Sha1::new();
-    h.update(key.as_bytes());
-    h.update(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
-    let accept = base64::engine::general_purpose::STANDARD.encode(h.finalize());
-    let head = format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\nSec-WebSocket-Protocol: v4.channel.k8s.io\r\n\r\n");
-    if w.write_all(head.as_bytes()).is_err() {
+    if ws_upgrade(&mut w, req, "v4.channel.k8s.io").is_err() {
         return;
     }
     let writer = Arc::new(Mutex::new(w));
@@ -911,8 +903,6 @@ fn port_forward(mut w: TcpStream, req: &Req, shared: &Arc<(Mutex<Inner>, Condvar
 /// system the test registered; an image without it gets the runtime's "executable file not
 /// found" failure, which is what a distroless image answers.
 fn exec(mut w: TcpStream, req: &Req, shared: &Arc<(Mutex<Inner>, Condvar)>) {
-    use base64::Engine as _;
-    use sha1::Digest as _;
     let segs: Vec<&str> = req.path.trim_matches('/').split('/').collect();
     let ["api", "v1", "namespaces", ns, "pods", pod, "exec"] = segs.as_slice() else {
         let (c, v) = status(404, "NotFound", "not a pod exec path", json!([]));
@@ -949,13 +939,7 @@ fn exec(mut w: TcpStream, req: &Req, shared: &Arc<(Mutex<Inner>, Condvar)>) {
         let _ = respond(&mut w, c, "application/json", v.to_string().as_bytes());
         return;
     }
-    let key = req.ws_key.clone().unwrap_or_default();
-    let mut h = sha1::Sha1::new();
-    h.update(key.as_bytes());
-    h.update(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
-    let accept = base64::engine::general_purpose::STANDARD.encode(h.finalize());
-    let head = format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\nSec-WebSocket-Protocol: v5.channel.k8s.io\r\n\r\n");
-    if w.write_all(head.as_bytes()).is_err() {
+    if ws_upgrade(&mut w, req, "v5.channel.k8s.io").is_err() {
         return;
     }
     let Ok(mut r) = w.try_clone() else { return };
@@ -1045,6 +1029,20 @@ fn exec(mut w: TcpStream, req: &Req, shared: &Arc<(Mutex<Inner>, Condvar)>) {
             "details": {"causes": [{"reason": "ExitCode", "message": code.to_string()}]}})
     };
     finish(&mut w, &stderr, st);
+}
+
+/// Answer a WebSocket upgrade (RFC 6455 §4.2.2: `Sec-WebSocket-Accept` is the base64 SHA-1
+/// of the key and the protocol's GUID) with the subprotocol the API server picks.
+fn ws_upgrade(w: &mut TcpStream, req: &Req, protocol: &str) -> std::io::Result<()> {
+    use base64::Engine as _;
+    use sha1::Digest as _;
+    let key = req.ws_key.clone().unwrap_or_default();
+    let mut h = sha1::Sha1::new();
+    h.update(key.as_bytes());
+    h.update(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
+    let accept = base64::engine::general_purpose::STANDARD.encode(h.finalize());
+    let head = format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\nSec-WebSocket-Protocol: {protocol}\r\n\r\n");
+    w.write_all(head.as_bytes())
 }
 
 /// One server frame (FIN set, unmasked).

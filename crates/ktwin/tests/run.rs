@@ -422,6 +422,15 @@ fn a_big_payload_goes_to_a_secret_the_job_owns_and_cancel_takes_both() {
         .iter()
         .any(|p| p["metadata"]["labels"]["job-name"] == name.as_str()));
 
+    // What the run does not own: a Secret of the app, a claim with data.
+    w.api
+        .put(serde_json::json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "swarm-secrets", "namespace": "swarm"}, "data": {"K": "dg=="}}));
+    w.api.put(
+        serde_json::json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "data-postgres-0", "namespace": "swarm"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}),
+    );
     // `jobs list` shows it; cancel takes the Job, its pod and its Secret.
     let o = w.ktwin(&["jobs", "list"]);
     assert!(o.status.success(), "{}", text(&o));
@@ -439,6 +448,15 @@ fn a_big_payload_goes_to_a_secret_the_job_owns_and_cancel_takes_both() {
         "{:#?}",
         w.api.list("v1", "Pod")
     );
+    // …and nothing else.
+    assert!(w
+        .api
+        .get("v1", "Secret", "swarm", "swarm-secrets")
+        .is_some());
+    assert!(w
+        .api
+        .get("v1", "PersistentVolumeClaim", "swarm", "data-postgres-0")
+        .is_some());
     let del = w
         .api
         .requests()

@@ -120,6 +120,46 @@ impl Drop for DevProc {
     }
 }
 
+/// The start the tier-2 dev tests share, once each test has written its `app/` context: a
+/// Deployment `app` (namespace dev) of the image, ktwin.yaml with `config` (its `images:` and
+/// environments) after the registry, the registry up, `ktwin dev` running against the
+/// stand-in, and the tag its first cycle built.
+struct Started {
+    dev: DevProc,
+    kube: ApiStandIn,
+    _stubs: StubBin,
+    tag1: String,
+}
+
+fn start_dev(r: &mut Reg, repo: &str, image: &str, config: &str) -> Started {
+    r.tp.write(
+        "k8s/deploy.yaml",
+        &format!("apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: app, namespace: dev}}\nspec:\n  selector: {{matchLabels: {{app: app}}}}\n  template:\n    metadata: {{labels: {{app: app}}}}\n    spec:\n      containers: [{{name: app, image: '{image}:1.0'}}]\n"),
+    );
+    r.write_config_with(r.port, config);
+    let up = r.ktwin(&["registry", "up"]);
+    assert!(up.status.success(), "{}", out(&up));
+    r.images
+        .push(format!("localhost:{}/{repo}:ktwin-engine", r.port));
+    let (kube, stubs) = DevProc::api(r);
+    let dev = DevProc::start(r, &kube, &stubs);
+    let ready = dev.wait(0, "ready");
+    let first = dev.events()[..ready].to_vec();
+    let tag1 = first
+        .iter()
+        .find(|e| e["event"] == "build")
+        .and_then(|e| e["tag"].as_str())
+        .unwrap_or_else(|| panic!("{first:#?}"))
+        .to_string();
+    r.images.push(format!("localhost:{}/{repo}:{tag1}", r.port));
+    Started {
+        dev,
+        kube,
+        _stubs: stubs,
+        tag1,
+    }
+}
+
 fn five_mb(seed: u8) -> Vec<u8> {
     (0..5_000_000u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8 ^ seed)
@@ -212,29 +252,12 @@ fn an_edit_during_a_build_stops_it_and_builds_the_new_content() {
         "app/Dockerfile",
         "FROM scratch\nCOPY busybox /bin/busybox\nCOPY app.txt /app.txt\nRUN [\"/bin/busybox\", \"sleep\", \"6\"]\n",
     );
-    r.tp.write(
-        "k8s/deploy.yaml",
-        &format!("apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: app, namespace: dev}}\nspec:\n  selector: {{matchLabels: {{app: app}}}}\n  template:\n    metadata: {{labels: {{app: app}}}}\n    spec:\n      containers: [{{name: app, image: '{image}:1.0'}}]\n"),
-    );
-    r.write_config_with(
-        r.port,
-        &format!("images:\n  - {{image: {image}, context: app}}\nenvironments:\n  local:\n    manifests: [k8s]\n"),
-    );
-    let up = r.ktwin(&["registry", "up"]);
-    assert!(up.status.success(), "{}", out(&up));
-    r.images
-        .push(format!("localhost:{}/{repo}:ktwin-engine", r.port));
-    let (kube, stubs) = DevProc::api(&r);
-    let dev = DevProc::start(&r, &kube, &stubs);
-    let ready = dev.wait(0, "ready");
-    let first = dev.events()[..ready].to_vec();
-    let tag1 = first
-        .iter()
-        .find(|e| e["event"] == "build")
-        .and_then(|e| e["tag"].as_str())
-        .unwrap_or_else(|| panic!("{first:#?}"))
-        .to_string();
-    r.images.push(format!("localhost:{}/{repo}:{tag1}", r.port));
+    let Started {
+        dev,
+        kube,
+        tag1,
+        _stubs: _stubs_alive,
+    } = start_dev(&mut r, &repo, &image, &format!("images:\n  - {{image: {image}, context: app}}\nenvironments:\n  local:\n    manifests: [k8s]\n"));
 
     // v2 saved; its build starts; v3 saved while it runs.
     let n = dev.events().len();
@@ -298,29 +321,12 @@ fn a_synced_file_needs_no_build_and_the_workload_mounts_it() {
     r.tp.write("app/static/index.html", "v1");
     r.tp.write("app/server.txt", "server v1");
     r.tp.write("app/Dockerfile", "FROM scratch\nCOPY . /app/\n");
-    r.tp.write(
-        "k8s/deploy.yaml",
-        &format!("apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: app, namespace: dev}}\nspec:\n  selector: {{matchLabels: {{app: app}}}}\n  template:\n    metadata: {{labels: {{app: app}}}}\n    spec:\n      containers: [{{name: app, image: '{image}:1.0'}}]\n"),
-    );
-    r.write_config_with(
-        r.port,
-        &format!("images:\n  - image: {image}\n    context: app\n    sync: [{{src: 'static/**', dest: /app/static}}]\nenvironments:\n  local:\n    manifests: [k8s]\n"),
-    );
-    let up = r.ktwin(&["registry", "up"]);
-    assert!(up.status.success(), "{}", out(&up));
-    r.images
-        .push(format!("localhost:{}/{repo}:ktwin-engine", r.port));
-    let (kube, stubs) = DevProc::api(&r);
-    let dev = DevProc::start(&r, &kube, &stubs);
-    let ready = dev.wait(0, "ready");
-    let first = dev.events()[..ready].to_vec();
-    let tag1 = first
-        .iter()
-        .find(|e| e["event"] == "build")
-        .and_then(|e| e["tag"].as_str())
-        .unwrap_or_else(|| panic!("{first:#?}"))
-        .to_string();
-    r.images.push(format!("localhost:{}/{repo}:{tag1}", r.port));
+    let Started {
+        dev,
+        kube,
+        tag1,
+        _stubs: _stubs_alive,
+    } = start_dev(&mut r, &repo, &image, &format!("images:\n  - image: {image}\n    context: app\n    sync: [{{src: 'static/**', dest: /app/static}}]\nenvironments:\n  local:\n    manifests: [k8s]\n"));
     // The workload mounts the synced directory from the project mount every node has.
     let d = kube.get("apps/v1", "Deployment", "dev", "app").unwrap();
     let spec = &d["spec"]["template"]["spec"];
@@ -372,29 +378,13 @@ fn copy_mode_puts_synced_files_into_running_containers_or_rebuilds() {
     std::fs::create_dir_all(r.tp.path().join("app/static")).unwrap();
     r.tp.write("app/static/index.html", "v1");
     r.tp.write("app/Dockerfile", "FROM scratch\nCOPY . /app/\n");
-    r.tp.write(
-        "k8s/deploy.yaml",
-        &format!("apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: app, namespace: dev}}\nspec:\n  selector: {{matchLabels: {{app: app}}}}\n  template:\n    metadata: {{labels: {{app: app}}}}\n    spec:\n      containers: [{{name: app, image: '{image}:1.0'}}]\n"),
-    );
-    r.write_config_with(
-        r.port,
-        &format!("syncMode: copy\nimages:\n  - image: {image}\n    context: app\n    sync: [{{src: 'static/**', dest: /srv/static}}]\nenvironments:\n  local:\n    manifests: [k8s]\n"),
-    );
-    let up = r.ktwin(&["registry", "up"]);
-    assert!(up.status.success(), "{}", out(&up));
-    r.images
-        .push(format!("localhost:{}/{repo}:ktwin-engine", r.port));
-    let (kube, stubs) = DevProc::api(&r);
-    let dev = DevProc::start(&r, &kube, &stubs);
-    let ready = dev.wait(0, "ready");
-    let tag1 = dev.events()[..ready]
-        .iter()
-        .find(|e| e["event"] == "build")
-        .and_then(|e| e["tag"].as_str())
-        .unwrap()
-        .to_string();
+    let Started {
+        dev,
+        kube,
+        tag1,
+        _stubs: _stubs_alive,
+    } = start_dev(&mut r, &repo, &image, &format!("syncMode: copy\nimages:\n  - image: {image}\n    context: app\n    sync: [{{src: 'static/**', dest: /srv/static}}]\nenvironments:\n  local:\n    manifests: [k8s]\n"));
     let ref1 = format!("localhost:{}/{repo}:{tag1}", r.port);
-    r.images.push(ref1.clone());
     // Copy mode changes no object: no project mount in the workload.
     let d = kube.get("apps/v1", "Deployment", "dev", "app").unwrap();
     assert!(d["spec"]["template"]["spec"]["volumes"].is_null(), "{d}");
@@ -451,28 +441,12 @@ fn a_broken_dockerfile_is_an_error_and_the_next_save_fixes_it() {
     let image = format!("ghcr.io/{repo}");
     r.tp.write("app/app.txt", "v1");
     r.tp.write("app/Dockerfile", "FROM scratch\nCOPY app.txt /app.txt\n");
-    r.tp.write(
-        "k8s/deploy.yaml",
-        &format!("apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: app, namespace: dev}}\nspec:\n  selector: {{matchLabels: {{app: app}}}}\n  template:\n    metadata: {{labels: {{app: app}}}}\n    spec:\n      containers: [{{name: app, image: '{image}:1.0'}}]\n"),
-    );
-    r.write_config_with(
-        r.port,
-        &format!("images:\n  - {{image: {image}, context: app}}\nenvironments:\n  local:\n    manifests: [k8s]\n"),
-    );
-    let up = r.ktwin(&["registry", "up"]);
-    assert!(up.status.success(), "{}", out(&up));
-    r.images
-        .push(format!("localhost:{}/{repo}:ktwin-engine", r.port));
-    let (kube, stubs) = DevProc::api(&r);
-    let dev = DevProc::start(&r, &kube, &stubs);
-    let ready = dev.wait(0, "ready");
-    let tag1 = dev.events()[..ready]
-        .iter()
-        .find(|e| e["event"] == "build")
-        .and_then(|e| e["tag"].as_str())
-        .unwrap()
-        .to_string();
-    r.images.push(format!("localhost:{}/{repo}:{tag1}", r.port));
+    let Started {
+        dev,
+        kube,
+        tag1,
+        _stubs: _stubs_alive,
+    } = start_dev(&mut r, &repo, &image, &format!("images:\n  - {{image: {image}, context: app}}\nenvironments:\n  local:\n    manifests: [k8s]\n"));
     let running = |kube: &ApiStandIn| {
         kube.get("apps/v1", "Deployment", "dev", "app").unwrap()["spec"]["template"]["spec"]
             ["containers"][0]["image"]

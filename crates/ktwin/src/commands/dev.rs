@@ -440,7 +440,7 @@ impl Loop<'_> {
         if put.is_empty() {
             return Ok(0);
         }
-        let client = self.disc_client();
+        let client = self.disc.client().clone();
         for w in self.workloads_running(s, image) {
             let pods = ktwin_kube::pods_of(&client, &w)
                 .await
@@ -488,7 +488,7 @@ impl Loop<'_> {
         mode: &str,
     ) {
         let workloads = self.workloads_running(s, image);
-        let client = self.disc_client();
+        let client = self.disc.client().clone();
         let mut pods = 0;
         for w in &workloads {
             if let Ok(Some(p)) = ktwin_kube::pods_of(&client, w).await {
@@ -513,10 +513,6 @@ impl Loop<'_> {
                 }
             }
         }
-    }
-
-    fn disc_client(&self) -> ktwin_kube::Client {
-        self.disc.client().clone()
     }
 
     /// One cycle; `paths` is what changed (empty for the first).
