@@ -3,13 +3,18 @@
 # Distribution registry packaged as an image built FROM scratch, containerd and a static
 # busybox. Installs what is missing; starts dockerd only if no engine answers, and
 # ktwin_test_env_cleanup stops only what this script started.
-# Exports: DOCKER_HOST (when it started dockerd), KTWIN_REGISTRY_IMAGE, KTWIN_TIER2=1.
+# Also a rootful Podman API service (`podman system service`) on a socket and store of its own
+# under a temp dir, for the Podman pass of the tier-2 tests.
+# Exports: DOCKER_HOST (when it started dockerd), KTWIN_REGISTRY_IMAGE, KTWIN_TIER2=1,
+# KTWIN_PODMAN_HOST (the Podman service's socket URL) and CONTAINERS_CONF for it.
 
 _ktwin_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 _ktwin_missing=()
 command -v dockerd >/dev/null || _ktwin_missing+=(docker.io)
 command -v docker-registry >/dev/null || _ktwin_missing+=(docker-registry)
 command -v containerd >/dev/null || _ktwin_missing+=(containerd)
+command -v podman >/dev/null || _ktwin_missing+=(podman)
+command -v runc >/dev/null || _ktwin_missing+=(runc)
 [ -x /bin/busybox ] && file -L /bin/busybox 2>/dev/null | grep -q "statically linked" || _ktwin_missing+=(busybox-static)
 command -v file >/dev/null || _ktwin_missing+=(file)
 if [ ${#_ktwin_missing[@]} -gt 0 ]; then
@@ -40,7 +45,56 @@ if ! docker info >/dev/null 2>&1; then
   fi
 fi
 
+# Podman: its own store, run dir and socket under a temp dir, so runs never collide and
+# nothing of a user's Podman is touched. Test-only engine settings go in CONTAINERS_CONF:
+# this sandbox runs containers only with runc (crun stops at "cgroups in hybrid mode not
+# supported") and with default ulimits within its hard limits (soft = hard).
+KTWIN_STARTED_PODMAN_PID=""
+KTWIN_PODMAN_DIR=$(mktemp -d -t ktwin-podman-XXXXXX)
+cat > "$KTWIN_PODMAN_DIR/containers.conf" <<'CONF'
+[engine]
+runtime = "runc"
+[containers]
+default_ulimits = ["nofile=20000:20000", "nproc=2048:2048"]
+CONF
+export CONTAINERS_CONF="$KTWIN_PODMAN_DIR/containers.conf"
+_ktwin_podman_args=(--root "$KTWIN_PODMAN_DIR/root" --runroot "$KTWIN_PODMAN_DIR/run"
+  --tmpdir "$KTWIN_PODMAN_DIR/tmp")
+ktwin_podman_local() { # the same store, without the service (for cleanup only)
+  _ktwin_root env CONTAINERS_CONF="$CONTAINERS_CONF" podman "${_ktwin_podman_args[@]}" "$@"
+}
+_sudo=""; [ "$(id -u)" -eq 0 ] || _sudo=sudo
+# `env` execs podman, so $! is the service's own PID (or sudo's, which passes signals on).
+$_sudo env CONTAINERS_CONF="$CONTAINERS_CONF" podman "${_ktwin_podman_args[@]}" \
+  system service --time=0 "unix://$KTWIN_PODMAN_DIR/podman.sock" \
+  > "$KTWIN_PODMAN_DIR/service.log" 2>&1 &
+KTWIN_STARTED_PODMAN_PID=$!
+export KTWIN_PODMAN_HOST="unix://$KTWIN_PODMAN_DIR/podman.sock"
+for _ in $(seq 1 60); do
+  CONTAINER_HOST=$KTWIN_PODMAN_HOST podman --remote version >/dev/null 2>&1 && break
+  sleep 0.5
+done
+if ! CONTAINER_HOST=$KTWIN_PODMAN_HOST podman --remote version >/dev/null 2>&1; then
+  echo "test-env: the Podman service did not come up; its log:" >&2
+  tail -30 "$KTWIN_PODMAN_DIR/service.log" >&2
+  return 1 2>/dev/null || exit 1
+fi
+echo "test-env: Podman $(podman --version | awk '{print $3}') service on $KTWIN_PODMAN_HOST" >&2
+
 ktwin_test_env_cleanup() {
+  if [ -n "$KTWIN_STARTED_PODMAN_PID" ]; then
+    # Everything in this store is the tests' own (it was created empty above).
+    ktwin_podman_local rm -a -f -t 0 >/dev/null 2>&1 || true
+    _ktwin_root kill "$KTWIN_STARTED_PODMAN_PID" 2>/dev/null || true
+    for _ in $(seq 1 40); do kill -0 "$KTWIN_STARTED_PODMAN_PID" 2>/dev/null || break; sleep 0.25; done
+    ktwin_podman_local unmount -a -f >/dev/null 2>&1 || true
+    # A layer or shm mount left under the store would make rm fail.
+    grep -o " $KTWIN_PODMAN_DIR/[^ ]*" /proc/mounts | sort -r | while read -r _m; do
+      _ktwin_root umount "$_m" 2>/dev/null || true
+    done
+    rm -rf "$KTWIN_PODMAN_DIR" || echo "test-env: could not remove $KTWIN_PODMAN_DIR" >&2
+    KTWIN_STARTED_PODMAN_PID=""
+  fi
   if [ -n "$KTWIN_STARTED_DOCKERD_PID" ]; then
     _ktwin_root kill "$KTWIN_STARTED_DOCKERD_PID" 2>/dev/null || true
     for _ in $(seq 1 40); do kill -0 "$KTWIN_STARTED_DOCKERD_PID" 2>/dev/null || break; sleep 0.25; done
@@ -85,4 +139,6 @@ DOCKERFILE
   rm -rf "$_ctx"
   echo "test-env: built $KTWIN_REGISTRY_IMAGE from Debian's docker-registry" >&2
 fi
+# The same image in the Podman store (Podman names an image without a registry localhost/…).
+docker save "$KTWIN_REGISTRY_IMAGE" | CONTAINER_HOST=$KTWIN_PODMAN_HOST podman --remote load -q >/dev/null
 export KTWIN_TIER2=1

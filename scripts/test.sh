@@ -51,4 +51,10 @@ echo "== tier 2: real engine and registry" >&2
 # shellcheck source=scripts/test-env.sh
 source scripts/test-env.sh
 trap ktwin_test_env_cleanup EXIT
-cargo test -p ktwin --locked --test tier2_registry --test tier2_build --test tier2_images --test tier2_dev -- --ignored
+TIER2=(--test tier2_registry --test tier2_build --test tier2_images --test tier2_dev)
+cargo test -p ktwin --locked "${TIER2[@]}" -- --ignored
+# The same suites against a real rootful Podman: ktwin finds it through DOCKER_HOST as a
+# user's k3d does, and the tests' own engine calls go to `podman --remote`.
+echo "== tier 2 again: Podman $(podman --version | awk '{print $3}')" >&2
+DOCKER_HOST=$KTWIN_PODMAN_HOST KTWIN_TEST_ENGINE=podman \
+  cargo test -p ktwin --locked "${TIER2[@]}" -- --ignored

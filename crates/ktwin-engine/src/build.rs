@@ -175,7 +175,13 @@ fn wait_for_recorded(pid_file: &Path, progress: Progress) {
 fn inspect(engine: &Engine, reference: &str) -> Result<(String, Vec<String>), BuildError> {
     let out = engine.cmd(["image", "inspect", reference]).run()?;
     let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    let id = v[0]["Id"].as_str().unwrap_or_default().to_string();
+    // Docker gives the ID as a digest, Podman as bare hex.
+    let id = v[0]["Id"].as_str().unwrap_or_default();
+    let id = if id.is_empty() || id.starts_with("sha256:") {
+        id.to_string()
+    } else {
+        format!("sha256:{id}")
+    };
     let layers = v[0]["RootFS"]["Layers"]
         .as_array()
         .into_iter()

@@ -1,5 +1,6 @@
-//! Reading single layers straight from a local Docker engine's overlay2 store, when ktwin may
-//! read it (root, or rootless Docker whose data-root the user owns). A layer's tar is
+//! Reading single layers straight from a local engine's store, when ktwin may read it: Docker's
+//! overlay2 store (root, or rootless Docker whose data-root the user owns), or Podman's
+//! containers/storage overlay store (rootful Podman, read as root). A layer's tar is
 //! reassembled exactly as the engine's own export does: its tar-split record gives the raw
 //! tar headers, and file bodies come from the layer's diff directory. Every layer read this
 //! way is uploaded against its diffID, so a wrong byte is a refused upload, never a wrong
@@ -8,7 +9,18 @@
 //! Why: the engine's export copies the whole image into a temp dir before the first byte
 //! comes out (seconds for a large image) and always includes every layer; this reads only the
 //! layers the registry lacks.
+//!
+//! The two layouts (both keep the tar-split of every layer they applied):
+//! - Docker overlay2: `image/overlay2/imagedb/content/sha256/<image id>` is the config;
+//!   `image/overlay2/layerdb/sha256/<chain id>/{cache-id,tar-split.json.gz}` per layer, whose
+//!   files are in `overlay2/<cache-id>/diff`.
+//! - containers/storage overlay (Podman, Buildah, CRI-O): `overlay-images/images.json` lists
+//!   images with their top layer; `overlay-layers/layers.json` lists layers with `parent` and
+//!   `diff-digest` (the diffID); a layer's tar-split is `overlay-layers/<id>.tar-split.gz` and
+//!   its files are in `overlay/<id>/diff`; an image's config is the big-data item named by
+//!   its ID, stored as `overlay-images/<id>/=<base64 of "sha256:<id>">`.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Component, Path, PathBuf};
@@ -19,9 +31,23 @@ use sha2::{Digest as _, Sha256};
 
 use crate::engine::{Engine, EngineKind};
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    DockerOverlay2,
+    ContainersStorage,
+}
+
 #[derive(Debug, Clone)]
 pub struct LayerStore {
     root: PathBuf,
+    layout: Layout,
+}
+
+/// Where one layer's tar comes from: its tar-split record and its diff directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerSource {
+    split: PathBuf,
+    diff: PathBuf,
 }
 
 /// diffIDs → chainIDs (the layer store's keys).
@@ -40,13 +66,28 @@ pub fn chain_ids(diff_ids: &[String]) -> Vec<String> {
     out
 }
 
+#[derive(Deserialize)]
+struct CsImage {
+    id: String,
+    #[serde(default)]
+    layer: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct CsLayer {
+    id: String,
+    #[serde(default)]
+    parent: Option<String>,
+    #[serde(rename = "diff-digest", default)]
+    diff_digest: Option<String>,
+}
+
 impl LayerStore {
-    /// The store of a local Docker engine using overlay2, if this process can read it.
+    /// The store of a local engine on the same machine, if this process can read it.
     /// `KTWIN_LAYER_STORE=off` (the engine's `layer_store: false`) turns this path off
     /// (ktwin then uses the engine's export).
     pub fn detect(engine: &Engine) -> Option<LayerStore> {
         if !engine.layer_store
-            || engine.kind != EngineKind::Docker
             || engine
                 .host
                 .as_deref()
@@ -54,39 +95,75 @@ impl LayerStore {
         {
             return None;
         }
-        let out = engine
-            .cmd(["info", "-f", "{{.DockerRootDir}}\t{{.Driver}}"])
-            .run()
-            .ok()?;
+        let format = match engine.kind {
+            EngineKind::Docker => "{{.DockerRootDir}}\t{{.Driver}}\tfalse",
+            // A rootless store's files belong to subordinate IDs ktwin cannot read.
+            EngineKind::Podman => {
+                "{{.Store.GraphRoot}}\t{{.Store.GraphDriverName}}\t{{.Host.Security.Rootless}}"
+            }
+        };
+        let out = engine.cmd(["info", "-f", format]).run().ok()?;
         let text = String::from_utf8_lossy(&out.stdout);
-        let (root, driver) = text.trim().split_once('\t')?;
-        if driver != "overlay2" {
-            return None;
+        let mut f = text.trim().split('\t');
+        let (root, driver, rootless) = (f.next()?, f.next()?, f.next()?);
+        match (engine.kind, driver, rootless) {
+            (EngineKind::Docker, "overlay2", _) => LayerStore::at(Path::new(root)),
+            (EngineKind::Podman, "overlay", "false") => LayerStore::podman_at(Path::new(root)),
+            _ => None,
         }
-        LayerStore::at(Path::new(root))
     }
 
-    /// The store under a data-root, if readable.
+    /// Docker's overlay2 store under a data-root, if readable.
     pub fn at(root: &Path) -> Option<LayerStore> {
         std::fs::read_dir(root.join("image/overlay2/layerdb/sha256")).ok()?;
         Some(LayerStore {
             root: root.to_path_buf(),
+            layout: Layout::DockerOverlay2,
+        })
+    }
+
+    /// A containers/storage overlay store (Podman's graph root), if readable.
+    pub fn podman_at(root: &Path) -> Option<LayerStore> {
+        std::fs::metadata(root.join("overlay-layers/layers.json")).ok()?;
+        std::fs::read_dir(root.join("overlay")).ok()?;
+        Some(LayerStore {
+            root: root.to_path_buf(),
+            layout: Layout::ContainersStorage,
         })
     }
 
     /// The image config exactly as the engine stores it (its digest is the image ID).
     pub fn config(&self, image_id: &str) -> Option<Vec<u8>> {
         let hex = image_id.strip_prefix("sha256:")?;
-        std::fs::read(
-            self.root
+        let path = match self.layout {
+            Layout::DockerOverlay2 => self
+                .root
                 .join("image/overlay2/imagedb/content/sha256")
                 .join(hex),
-        )
-        .ok()
+            Layout::ContainersStorage => {
+                let key = base64::engine::general_purpose::STANDARD.encode(image_id);
+                self.root
+                    .join("overlay-images")
+                    .join(hex)
+                    .join(format!("={key}"))
+            }
+        };
+        std::fs::read(path).ok()
     }
 
-    /// A reader producing the layer's tar, byte for byte.
-    pub fn layer(&self, chain_id: &str) -> Option<LayerTar> {
+    /// Where each layer of the image comes from, base first, checked against its diffIDs;
+    /// `None` when the store does not hold exactly these layers.
+    pub fn layers(&self, image_id: &str, diff_ids: &[String]) -> Option<Vec<LayerSource>> {
+        match self.layout {
+            Layout::DockerOverlay2 => chain_ids(diff_ids)
+                .iter()
+                .map(|c| self.docker_layer(c))
+                .collect(),
+            Layout::ContainersStorage => self.podman_layers(image_id, diff_ids),
+        }
+    }
+
+    fn docker_layer(&self, chain_id: &str) -> Option<LayerSource> {
         let hex = chain_id.strip_prefix("sha256:")?;
         let meta = self.root.join("image/overlay2/layerdb/sha256").join(hex);
         let cache_id = std::fs::read_to_string(meta.join("cache-id")).ok()?;
@@ -95,13 +172,63 @@ impl LayerStore {
             .join("overlay2")
             .join(cache_id.trim())
             .join("diff");
-        if !diff.is_dir() {
+        Some(LayerSource {
+            split: meta.join("tar-split.json.gz"),
+            diff,
+        })
+    }
+
+    fn podman_layers(&self, image_id: &str, diff_ids: &[String]) -> Option<Vec<LayerSource>> {
+        let hex = image_id.strip_prefix("sha256:")?;
+        let images: Vec<CsImage> = serde_json::from_slice(
+            &std::fs::read(self.root.join("overlay-images/images.json")).ok()?,
+        )
+        .ok()?;
+        let top = images.into_iter().find(|i| i.id == hex)?.layer;
+        let layers: Vec<CsLayer> = serde_json::from_slice(
+            &std::fs::read(self.root.join("overlay-layers/layers.json")).ok()?,
+        )
+        .ok()?;
+        let by_id: HashMap<&str, &CsLayer> = layers.iter().map(|l| (l.id.as_str(), l)).collect();
+        // From the top layer down its parents; the base comes last.
+        let mut chain = Vec::new();
+        let mut at = top;
+        while let Some(id) = at {
+            let l = by_id.get(id.as_str())?;
+            chain.push(*l);
+            if chain.len() > diff_ids.len() {
+                return None;
+            }
+            at = l.parent.clone();
+        }
+        chain.reverse();
+        if chain.len() != diff_ids.len() {
             return None;
         }
-        let split = File::open(meta.join("tar-split.json.gz")).ok()?;
+        chain
+            .iter()
+            .zip(diff_ids)
+            .map(|(l, d)| {
+                (l.diff_digest.as_deref() == Some(d.as_str())).then(|| LayerSource {
+                    split: self
+                        .root
+                        .join("overlay-layers")
+                        .join(format!("{}.tar-split.gz", l.id)),
+                    diff: self.root.join("overlay").join(&l.id).join("diff"),
+                })
+            })
+            .collect()
+    }
+
+    /// A reader producing the layer's tar, byte for byte.
+    pub fn open(&self, src: &LayerSource) -> Option<LayerTar> {
+        if !src.diff.is_dir() {
+            return None;
+        }
+        let split = File::open(&src.split).ok()?;
         Some(LayerTar {
             entries: BufReader::new(flate2::read::GzDecoder::new(BufReader::new(split))),
-            diff,
+            diff: src.diff.clone(),
             segment: Vec::new(),
             at: 0,
             file: None,
@@ -251,12 +378,58 @@ mod tests {
         std::fs::write(meta.join("tar-split.json.gz"), gz.finish().unwrap()).unwrap();
         let store = LayerStore::at(r).unwrap();
         let mut out = String::new();
+        let src = store.layers("sha256:img", &["sha256:abc".into()]).unwrap();
         store
-            .layer("sha256:abc")
+            .open(&src[0])
             .unwrap()
             .read_to_string(&mut out)
             .unwrap();
         assert_eq!(out, "HEADBODYPAD");
-        assert!(store.layer("sha256:missing").is_none());
+        assert!(store
+            .layers("sha256:img", &["sha256:missing".into()])
+            .is_none());
+    }
+
+    /// A containers/storage store as Podman 4.3 writes it (layout read off a real store on
+    /// this machine: `podman build` of a two-layer FROM-scratch image).
+    #[test]
+    fn podman_layers_follow_the_parent_chain_and_must_match_the_diff_ids() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        std::fs::create_dir_all(r.join("overlay-layers")).unwrap();
+        std::fs::create_dir_all(r.join("overlay/L1/diff")).unwrap();
+        std::fs::create_dir_all(r.join("overlay/L2/diff")).unwrap();
+        std::fs::write(
+            r.join("overlay-layers/layers.json"),
+            r#"[{"id":"L2","parent":"L1","diff-digest":"sha256:d2"},{"id":"L1","diff-digest":"sha256:d1"},{"id":"X","diff-digest":"sha256:d2"}]"#,
+        )
+        .unwrap();
+        let config = br#"{"rootfs":{"type":"layers","diff_ids":["sha256:d1","sha256:d2"]}}"#;
+        let id = format!("sha256:{:x}", Sha256::digest(config));
+        let hex = id.trim_start_matches("sha256:");
+        std::fs::create_dir_all(r.join("overlay-images").join(hex)).unwrap();
+        std::fs::write(
+            r.join("overlay-images/images.json"),
+            format!(r#"[{{"id":"{hex}","layer":"L2","names":["localhost/app:1"]}}]"#),
+        )
+        .unwrap();
+        let key = base64::engine::general_purpose::STANDARD.encode(&id);
+        std::fs::write(
+            r.join("overlay-images").join(hex).join(format!("={key}")),
+            config,
+        )
+        .unwrap();
+        let store = LayerStore::podman_at(r).unwrap();
+        assert_eq!(store.config(&id).as_deref(), Some(&config[..]));
+        let diff_ids = ["sha256:d1".to_string(), "sha256:d2".to_string()];
+        let src = store.layers(&id, &diff_ids).unwrap();
+        assert_eq!(src[0].diff, r.join("overlay/L1/diff"));
+        assert_eq!(src[1].split, r.join("overlay-layers/L2.tar-split.gz"));
+        // A diffID the chain does not have, or a different layer count: not this image.
+        assert!(store
+            .layers(&id, &["sha256:d1".into(), "sha256:other".into()])
+            .is_none());
+        assert!(store.layers(&id, &diff_ids[1..]).is_none());
+        assert!(store.layers("sha256:unknown", &diff_ids).is_none());
     }
 }

@@ -176,7 +176,13 @@ pub fn push_from_export(
             .map_err(read_err)?
             .to_string_lossy()
             .into_owned();
-        let is_layer = path.ends_with("/layer.tar") || path.starts_with("blobs/sha256/");
+        // Docker names layers `<id>/layer.tar` (or `blobs/sha256/<hex>` in OCI-layout
+        // exports); Podman's docker-archive names them `<diffID hex>.tar` at the top and adds
+        // `<id>/layer.tar` as a symlink to it, which is not a layer of its own.
+        let top_tar = !path.contains('/') && path.ends_with(".tar");
+        let is_layer =
+            (path.ends_with("/layer.tar") || path.starts_with("blobs/sha256/") || top_tar)
+                && entry.header().entry_type().is_file();
         if path == "manifest.json" || (!path.contains('/') && path.ends_with(".json")) {
             let mut bytes = Vec::new();
             let mut e = entry;
@@ -194,12 +200,14 @@ pub fn push_from_export(
             }
             continue;
         }
-        if !is_layer || entry.header().entry_type().is_dir() {
+        if !is_layer {
             continue;
         }
-        // Entries named by digest (OCI-layout exports) can be checked before reading.
+        // Entries named by digest (OCI-layout exports, Podman's `<hex>.tar`) can be checked
+        // before reading.
         let named = path
             .strip_prefix("blobs/sha256/")
+            .or_else(|| path.strip_suffix(".tar").filter(|h| top_tar && is_hex64(h)))
             .map(|h| format!("sha256:{h}"));
         if let Some(d) = &named {
             if let Some(size) = t.present(d)? {
@@ -274,6 +282,10 @@ pub fn push_from_export(
     }
     t.write_manifest(&config_desc, &descs)?;
     Ok(moved)
+}
+
+fn is_hex64(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// The convert path: after the engine pushed the image to `<repo>:ktwin-engine`, give every
@@ -374,14 +386,18 @@ pub fn push_from_store(
     if sha256_digest(&config) != image_id {
         return Err(bad("the stored config does not match the image ID".into()));
     }
-    let chains = crate::layerstore::chain_ids(diff_ids);
+    let sources = store.layers(image_id, diff_ids).ok_or_else(|| {
+        bad(format!(
+            "the layers of {image_id} are not in the engine's store"
+        ))
+    })?;
     // Open every missing layer before uploading anything: a store that cannot serve one
     // means the caller falls back before a byte moved.
     let mut missing = Vec::new();
     for (i, size) in sizes.iter().enumerate() {
         if size.is_none() {
             let r = store
-                .layer(&chains[i])
+                .open(&sources[i])
                 .ok_or_else(|| bad(format!("layer {} not in the engine's store", diff_ids[i])))?;
             missing.push((i, r));
         }

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use ktwin_config::imageref::ImageRef;
+
 use crate::engine::Engine;
 use crate::registry_api::RegistryApi;
 use crate::runner::RunError;
@@ -86,7 +88,7 @@ pub fn plan(spec: &RegistrySpec, observed: &Observed, recreate: bool) -> Plan {
         return Plan::Foreign;
     }
     let mut drift = Vec::new();
-    if *image != spec.image {
+    if !same_image(image, &spec.image) {
         drift.push(format!("image is {image}, ktwin.yaml wants {}", spec.image));
     }
     if *host_port != Some(spec.host_port) || host_ip.as_deref() != Some("127.0.0.1") {
@@ -105,6 +107,29 @@ pub fn plan(spec: &RegistrySpec, observed: &Observed, recreate: bool) -> Plan {
         (false, false, _) => Plan::Drift(drift),
         (false, true, _) => Plan::Recreate(drift),
     }
+}
+
+/// Whether the image a container records is the one ktwin.yaml names. Podman records the
+/// fully qualified name it resolved a short name to: `docker.io/library/registry:2` for a
+/// pulled `registry:2`, `localhost/ktwin-test/registry:debian` for a local image built or
+/// loaded under a short name (containers-registries.conf(5), "short-name aliasing"); Docker
+/// records the name as given. Both forms of the same name are the same image.
+fn same_image(observed: &str, wanted: &str) -> bool {
+    fn key(s: &str) -> Option<(String, String)> {
+        let r = ImageRef::parse(s).ok()?;
+        let tag = r
+            .digest
+            .clone()
+            .or(r.tag.clone())
+            .unwrap_or("latest".into());
+        let repo = if r.host.as_deref() == Some("localhost") {
+            ImageRef { host: None, ..r }.repository_key()
+        } else {
+            r.repository_key()
+        };
+        Some((repo, tag))
+    }
+    observed == wanted || matches!((key(observed), key(wanted)), (Some(a), Some(b)) if a == b)
 }
 
 /// Parse `docker container inspect` output.
@@ -254,15 +279,24 @@ impl Registry<'_> {
         }
         let s = &self.spec;
         let label = format!("{MANAGED_LABEL}=true");
-        self.engine
-            .cmd([
-                "volume",
-                "create",
-                "--label",
-                label.as_str(),
-                s.volume().as_str(),
-            ])
-            .run()?;
+        // The volume a `down` kept is reused. `docker volume create` of an existing name is a
+        // no-op, Podman's fails ("volume already exists"), so ask first.
+        let kept = self
+            .engine
+            .cmd(["volume", "inspect", s.volume().as_str()])
+            .run()
+            .is_ok();
+        if !kept {
+            self.engine
+                .cmd([
+                    "volume",
+                    "create",
+                    "--label",
+                    label.as_str(),
+                    s.volume().as_str(),
+                ])
+                .run()?;
+        }
         self.engine
             .cmd([
                 "run",
@@ -400,5 +434,17 @@ mod tests {
     fn parses_inspect() {
         let j = r#"[{"State":{"Running":true},"Config":{"Image":"registry:2","Labels":{"dev.ktwin.managed":"true"}},"HostConfig":{"PortBindings":{"5000/tcp":[{"HostIp":"127.0.0.1","HostPort":"5001"}]}}}]"#;
         assert_eq!(parse_inspect(j), Some(present(true, "registry:2", 5001)));
+    }
+
+    #[test]
+    fn podman_qualified_names_are_the_same_image() {
+        assert!(same_image("docker.io/library/registry:2", "registry:2"));
+        assert!(same_image(
+            "localhost/ktwin-test/registry:debian",
+            "ktwin-test/registry:debian"
+        ));
+        assert!(same_image("docker.io/library/registry:latest", "registry"));
+        assert!(!same_image("docker.io/library/registry:2", "registry:3"));
+        assert!(!same_image("localhost:5000/registry:2", "registry:2"));
     }
 }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{docker, out, Reg};
+use common::{engine, out, Reg};
 
 /// A project with one FROM-scratch image of two layers, and the registry up.
 fn project(r: &mut Reg, dockerfile: &str) -> String {
@@ -32,7 +32,7 @@ fn build_json(r: &Reg) -> serde_json::Value {
 const TWO_LAYERS: &str = "FROM scratch\nCOPY a.txt /a.txt\nCOPY b.txt /b.txt\n";
 
 #[test]
-#[ignore = "tier 2: needs a Docker engine; scripts/test.sh runs it via scripts/test-env.sh"]
+#[ignore = "tier 2: needs a Docker or Podman engine; scripts/test.sh runs it on both via scripts/test-env.sh"]
 fn unchanged_is_skipped_and_one_changed_file_pushes_one_layer() {
     let mut r = Reg::new();
     project(&mut r, TWO_LAYERS);
@@ -59,7 +59,7 @@ fn unchanged_is_skipped_and_one_changed_file_pushes_one_layer() {
     // Unchanged: skipped, nothing built (the local image is not re-created), 0 bytes moved.
     let created = |reference: &str| {
         String::from_utf8_lossy(
-            &docker(&["image", "inspect", "-f", "{{.Created}}", reference]).stdout,
+            &engine(&["image", "inspect", "-f", "{{.Created}}", reference]).stdout,
         )
         .to_string()
     };
@@ -89,7 +89,7 @@ fn unchanged_is_skipped_and_one_changed_file_pushes_one_layer() {
 }
 
 #[test]
-#[ignore = "tier 2: needs a Docker engine; scripts/test.sh runs it via scripts/test-env.sh"]
+#[ignore = "tier 2: needs a Docker or Podman engine; scripts/test.sh runs it on both via scripts/test-env.sh"]
 fn a_failed_build_shows_the_engine_error_fenced() {
     let mut r = Reg::new();
     project(&mut r, "FROM scratch\nCOPY does-not-exist.txt /x\n");
@@ -105,11 +105,11 @@ fn a_failed_build_shows_the_engine_error_fenced() {
 }
 
 #[test]
-#[ignore = "tier 2: needs a Docker engine; scripts/test.sh runs it via scripts/test-env.sh"]
+#[ignore = "tier 2: needs a Docker or Podman engine; scripts/test.sh runs it on both via scripts/test-env.sh"]
 fn a_stopped_registry_is_a_clear_error() {
     let mut r = Reg::new();
     project(&mut r, TWO_LAYERS);
-    assert!(docker(&["stop", &r.name]).status.success());
+    assert!(engine(&["stop", &r.name]).status.success());
     let o = r.ktwin(&["build"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(

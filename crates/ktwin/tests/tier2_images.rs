@@ -9,7 +9,7 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use common::{docker, out, Reg};
+use common::{engine, out, Reg};
 use ktwin_testkit::Containerd;
 
 /// A project with one image (`extra` bytes of incompressible data in its first layer) and
@@ -68,7 +68,7 @@ fn build_env(r: &mut Reg, env: &[(&str, &str)]) -> serde_json::Value {
 }
 
 #[test]
-#[ignore = "tier 2: needs a Docker engine; scripts/test.sh runs it via scripts/test-env.sh"]
+#[ignore = "tier 2: needs a Docker or Podman engine; scripts/test.sh runs it on both via scripts/test-env.sh"]
 fn built_images_are_uncompressed_oci_and_pull_through_the_node_mirror_config() {
     let mut r = Reg::new();
     let repo = project(&mut r, 1 << 20);
@@ -132,7 +132,7 @@ fn built_images_are_uncompressed_oci_and_pull_through_the_node_mirror_config() {
 }
 
 #[test]
-#[ignore = "tier 2: needs a Docker engine; scripts/test.sh runs it via scripts/test-env.sh"]
+#[ignore = "tier 2: needs a Docker or Podman engine; scripts/test.sh runs it on both via scripts/test-env.sh"]
 fn a_registry_killed_mid_push_is_a_clear_error_and_a_rerun_completes() {
     let mut r = Reg::new();
     let repo = project(&mut r, 200 << 20);
@@ -150,7 +150,7 @@ fn a_registry_killed_mid_push_is_a_clear_error_and_a_rerun_completes() {
         seen.push_str(&l);
         seen.push('\n');
         if l.contains("uploading layers") {
-            assert!(docker(&["kill", &r.name]).status.success());
+            assert!(engine(&["kill", &r.name]).status.success());
             break;
         }
     }
@@ -185,7 +185,7 @@ fn a_registry_killed_mid_push_is_a_clear_error_and_a_rerun_completes() {
 }
 
 #[test]
-#[ignore = "tier 2: needs a Docker engine; scripts/test.sh runs it via scripts/test-env.sh"]
+#[ignore = "tier 2: needs a Docker or Podman engine; scripts/test.sh runs it on both via scripts/test-env.sh"]
 fn gc_keeps_the_newest_content_tags_and_reclaims_blobs() {
     let mut r = Reg::new();
     let repo = project(&mut r, 1 << 16);

@@ -30,7 +30,8 @@ pub fn run(cli: &Cli, c: &RegistryCommand) -> Result<u8, Failure> {
     match c {
         RegistryCommand::Up { recreate } => {
             printer::err(&format!(
-                "registry {name}: reconciling (engine: {})",
+                "registry {name}: reconciling (engine: {}, found by {})",
+                eng.kind.cli(),
                 eng.reason
             ));
             let msg = match reg.up(*recreate).map_err(failure)? {

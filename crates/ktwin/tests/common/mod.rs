@@ -9,11 +9,34 @@ use ktwin_testkit::TempProject;
 
 static N: AtomicUsize = AtomicUsize::new(0);
 
-pub fn docker(args: &[&str]) -> Output {
-    Command::new("docker")
-        .args(args)
+/// The engine under test: Docker, or Podman when the tier-2 Podman pass sets
+/// `KTWIN_TEST_ENGINE=podman` (scripts/test.sh; ktwin itself then finds Podman through
+/// `DOCKER_HOST`, as a user's k3d does).
+pub fn podman() -> bool {
+    std::env::var("KTWIN_TEST_ENGINE").as_deref() == Ok("podman")
+}
+
+/// The engine's CLI (`docker …`, or `podman --remote …` against the test's Podman service).
+pub fn engine(args: &[&str]) -> Output {
+    if !podman() {
+        return Command::new("docker")
+            .args(args)
+            .output()
+            .expect("docker CLI");
+    }
+    let host = std::env::var("DOCKER_HOST").expect("DOCKER_HOST for the Podman pass");
+    let mut a = vec!["--remote"];
+    a.extend(args.first());
+    if args.first() == Some(&"push") {
+        // Podman does not treat localhost as plain HTTP by itself.
+        a.push("--tls-verify=false");
+    }
+    a.extend(args.iter().skip(1));
+    Command::new("podman")
+        .env("CONTAINER_HOST", host)
+        .args(a)
         .output()
-        .expect("docker CLI")
+        .expect("podman CLI")
 }
 
 pub fn free_port() -> u16 {
@@ -79,7 +102,7 @@ impl Reg {
     }
     pub fn container_id(&self) -> String {
         String::from_utf8_lossy(
-            &docker(&["container", "inspect", "-f", "{{.Id}}", &self.name]).stdout,
+            &engine(&["container", "inspect", "-f", "{{.Id}}", &self.name]).stdout,
         )
         .trim()
         .to_string()
@@ -99,11 +122,11 @@ impl Reg {
         )
         .unwrap();
         let tag = tag.to_string();
-        assert!(docker(&["build", "-q", "-t", &tag, ctx.to_str().unwrap()])
+        assert!(engine(&["build", "-q", "-t", &tag, ctx.to_str().unwrap()])
             .status
             .success());
         self.images.push(tag.clone());
-        let push = docker(&["push", &tag]);
+        let push = engine(&["push", &tag]);
         assert!(
             push.status.success(),
             "{}",
@@ -118,10 +141,10 @@ impl Reg {
 
 impl Drop for Reg {
     fn drop(&mut self) {
-        let _ = docker(&["rm", "-f", "-v", &self.name]);
-        let _ = docker(&["volume", "rm", "-f", &format!("{}-data", self.name)]);
+        let _ = engine(&["rm", "-f", "-v", &self.name]);
+        let _ = engine(&["volume", "rm", "-f", &format!("{}-data", self.name)]);
         for i in &self.images {
-            let _ = docker(&["rmi", "-f", i]);
+            let _ = engine(&["rmi", "-f", i]);
         }
     }
 }
