@@ -33,6 +33,36 @@ pub fn pool_filters(p: &Project) -> Vec<(String, Vec<String>)> {
         .collect()
 }
 
+/// The k3s image of `cluster.kubernetesVersion` (validated when ktwin.yaml loads).
+pub fn node_image(p: &Project) -> Option<String> {
+    let v = p.cluster.kubernetes_version.as_deref()?;
+    ktwin_config::kube_version::KubeVersion::parse(v)
+        .and_then(|k| k.k3s_image())
+        .ok()
+}
+
+/// `k3d node edit <serverlb> --port-add …` / `--port-delete …` for ports added to or removed
+/// from `cluster.ports` (https://k3d.io/stable/usage/commands/k3d_node_edit; k3d refuses both
+/// in one command, so each is its own). The format is the create config's.
+pub fn port_edit_args(lb: &str, flag: &str, ports: &[String]) -> Vec<String> {
+    let mut a = vec!["node".to_string(), "edit".to_string(), lb.to_string()];
+    for p in ports {
+        a.push(format!("--{flag}"));
+        a.push(p.clone());
+    }
+    a
+}
+
+/// A port of `cluster.ports` as k3d writes it.
+pub fn port_spec(m: &ktwin_config::model::Port) -> String {
+    let proto = if m.protocol == Protocol::Udp {
+        "/udp"
+    } else {
+        ""
+    };
+    format!("127.0.0.1:{}:{}{proto}", m.host_port, m.node_port)
+}
+
 impl ClusterProvider for K3d {
     fn tool(&self) -> &'static str {
         "k3d"
@@ -63,11 +93,12 @@ impl ClusterProvider for K3d {
             .cluster
             .ports
             .iter()
-            .map(|m| {
-                let proto = if m.protocol == Protocol::Udp { "/udp" } else { "" };
-                json!({"port": format!("127.0.0.1:{}:{}{proto}", m.host_port, m.node_port), "nodeFilters": ["loadbalancer"]})
-            })
+            .map(|m| json!({"port": port_spec(m), "nodeFilters": ["loadbalancer"]}))
             .collect();
+        // cluster.k3sArgs: the servers' k3s (where --disable=traefik and the like act).
+        for a in &p.cluster.k3s_args {
+            args.push(json!({"arg": a, "nodeFilters": ["server:*"]}));
+        }
         let mut k3s = serde_json::Map::new();
         if !args.is_empty() {
             k3s.insert("extraArgs".into(), Value::Array(args));
@@ -82,6 +113,9 @@ impl ClusterProvider for K3d {
             "servers": p.cluster.servers,
             "agents": agents,
         });
+        if let Some(image) = node_image(p) {
+            cfg["image"] = json!(image);
+        }
         if !ports.is_empty() {
             cfg["ports"] = Value::Array(ports);
         }

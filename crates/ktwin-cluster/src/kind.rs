@@ -78,6 +78,18 @@ impl ClusterProvider for Kind {
                 nodes.push(n);
             }
         }
+        // cluster.kubernetesVersion: every node runs the same node image.
+        let image = p
+            .cluster
+            .kubernetes_version
+            .as_deref()
+            .and_then(|v| ktwin_config::kube_version::KubeVersion::parse(v).ok())
+            .and_then(|k| k.kind_image().ok());
+        for n in nodes.iter_mut() {
+            if let Some(i) = &image {
+                n["image"] = json!(i);
+            }
+        }
         // Sync (mount mode): the project directory on every node at the same path.
         if let Some(dir) = p.source_mount() {
             for n in &mut nodes {
@@ -87,13 +99,18 @@ impl ClusterProvider for Kind {
                 }]);
             }
         }
-        json!({
+        let mut cfg = json!({
             "kind": "Cluster",
             "apiVersion": "kind.x-k8s.io/v1alpha4",
             "name": p.cluster_name(),
             "containerdConfigPatches": [CONTAINERD_PATCH],
             "nodes": nodes,
-        })
+        });
+        // cluster.kubeadmConfigPatches: cluster-wide, as kind applies them to every node.
+        if !p.cluster.kubeadm_config_patches.is_empty() {
+            cfg["kubeadmConfigPatches"] = json!(p.cluster.kubeadm_config_patches);
+        }
+        cfg
     }
 
     fn create_args(&self, p: &Project, config_path: &str) -> Vec<String> {

@@ -33,16 +33,45 @@ pub fn spec_of(p: &Project) -> Value {
         "ports": p.cluster.ports.iter().map(|x| format!("127.0.0.1:{}->{}/{}", x.host_port, x.node_port, match x.protocol { ktwin_config::Protocol::Tcp => "TCP", ktwin_config::Protocol::Udp => "UDP" })).collect::<Vec<_>>(),
         "registry": format!("{}:{}", p.registry.name, p.registry.host_port),
         "sourceMount": p.source_mount().map(|d| d.display().to_string()),
+        "kubernetesVersion": p.cluster.kubernetes_version,
+        "nodeImage": match p.cluster.provider {
+            ktwin_config::Provider::K3d => crate::k3d::node_image(p),
+            ktwin_config::Provider::Kind => p.cluster.kubernetes_version.as_deref()
+                .and_then(|v| ktwin_config::kube_version::KubeVersion::parse(v).ok())
+                .and_then(|k| k.kind_image().ok()),
+        },
+        "k3sArgs": p.cluster.k3s_args,
+        "kubeadmConfigPatches": p.cluster.kubeadm_config_patches,
     })
 }
 
 /// Differences between the stored and the desired spec.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Drift {
-    /// Only a new cluster can change these.
+    /// Only a new cluster can change these; each says why.
     pub recreate: Vec<String>,
-    /// Fixed on the running cluster.
+    /// Fixed on the running cluster through the API (labels, taints).
     pub in_place: Vec<String>,
+    /// Applied live through the provider, each with the argv (without the tool).
+    pub live: Vec<(String, Vec<String>)>,
+}
+
+/// `127.0.0.1:8080->30080/TCP` (the stored form) → `127.0.0.1:8080:30080` (k3d's).
+fn k3d_port(stored: &str) -> Option<String> {
+    let (host, rest) = stored.split_once("->")?;
+    let (node, proto) = rest.split_once('/')?;
+    Some(match proto {
+        "UDP" => format!("{host}:{node}/udp"),
+        _ => format!("{host}:{node}"),
+    })
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|x| x.as_str().map(str::to_string))
+        .collect()
 }
 
 fn shape(v: &Value) -> Vec<String> {
@@ -78,11 +107,6 @@ pub fn drift(stored: &Value, desired: &Value) -> Drift {
         shape(desired).join(", "),
     );
     recreate(
-        "ports",
-        stored["ports"].to_string(),
-        desired["ports"].to_string(),
-    );
-    recreate(
         "registry (mirrors are part of the node config)",
         stored["registry"].to_string(),
         desired["registry"].to_string(),
@@ -93,6 +117,78 @@ pub fn drift(stored: &Value, desired: &Value) -> Drift {
         "project mount for sync (mounts are fixed at node create)",
         mount(stored),
         mount(desired),
+    );
+    // Ports: k3d's load balancer takes new and removed ports live (`k3d node edit
+    // <serverlb> --port-add/--port-delete`); kind maps host ports only when it creates the
+    // node containers.
+    let (have, want) = (strings(&stored["ports"]), strings(&desired["ports"]));
+    if have != want {
+        let k3d = desired["provider"] == "k3d" && stored["provider"] == "k3d";
+        let added: Vec<String> = want.iter().filter(|x| !have.contains(x)).cloned().collect();
+        let removed: Vec<String> = have.iter().filter(|x| !want.contains(x)).cloned().collect();
+        let lb = format!("k3d-{}-serverlb", desired["name"].as_str().unwrap_or(""));
+        match (
+            k3d,
+            added
+                .iter()
+                .chain(&removed)
+                .map(|x| k3d_port(x))
+                .collect::<Option<Vec<_>>>(),
+        ) {
+            (true, Some(_)) => {
+                let conv = |v: &[String]| v.iter().filter_map(|x| k3d_port(x)).collect::<Vec<_>>();
+                if !added.is_empty() {
+                    d.live.push((
+                        format!("ports added on the load balancer: {}", added.join(", ")),
+                        crate::k3d::port_edit_args(&lb, "port-add", &conv(&added)),
+                    ));
+                }
+                if !removed.is_empty() {
+                    d.live.push((
+                        format!(
+                            "ports removed from the load balancer: {}",
+                            removed.join(", ")
+                        ),
+                        crate::k3d::port_edit_args(&lb, "port-delete", &conv(&removed)),
+                    ));
+                }
+            }
+            _ => d.recreate.push(format!(
+                "ports: {} → {} (kind maps host ports only when it creates the nodes)",
+                stored["ports"], desired["ports"]
+            )),
+        }
+    }
+    // A spec stored before these keys existed has none: the provider's defaults.
+    let or_none = |v: &Value| {
+        if v.is_null() {
+            "default".to_string()
+        } else {
+            v.to_string()
+        }
+    };
+    let mut fixed_at_create = |what: &str, key: &str, why: &str| {
+        let empty = |v: &Value| v.is_null() || v.as_array().is_some_and(|a| a.is_empty());
+        let (a, b) = (&stored[key], &desired[key]);
+        if a != b && !(empty(a) && empty(b)) {
+            d.recreate
+                .push(format!("{what}: {} → {} ({why})", or_none(a), or_none(b)));
+        }
+    };
+    fixed_at_create(
+        "Kubernetes version",
+        "nodeImage",
+        "a node's image is fixed when it is created",
+    );
+    fixed_at_create(
+        "k3s arguments",
+        "k3sArgs",
+        "k3s reads them when the servers are created",
+    );
+    fixed_at_create(
+        "kubeadm config patches",
+        "kubeadmConfigPatches",
+        "kubeadm applies them when kind creates the nodes",
     );
     if shape(stored) == shape(desired) {
         let pools = |v: &Value| -> BTreeMap<String, (Value, Value)> {
@@ -319,8 +415,15 @@ pub fn up_cluster(
                     )?;
                     action = ClusterAction::Recreated(d.recreate);
                     create = true;
-                } else if !d.in_place.is_empty() {
-                    action = ClusterAction::FixedInPlace(d.in_place);
+                } else {
+                    for (what, argv) in &d.live {
+                        x.change(what, &tool_cmd(prov, engine, argv))?;
+                    }
+                    let mut done: Vec<String> = d.live.into_iter().map(|(w, _)| w).collect();
+                    done.extend(d.in_place);
+                    if !done.is_empty() {
+                        action = ClusterAction::FixedInPlace(done);
+                    }
                 }
             }
         }
@@ -490,6 +593,110 @@ mod tests {
         let ports = spec_of(&project(&format!(
             "{POOLS}  ports: [{{hostPort: 8080, nodePort: 30080}}]\n"
         )));
-        assert!(drift(&a, &ports).recreate[0].starts_with("ports:"));
+        let d = drift(&a, &ports);
+        assert!(d.recreate.is_empty(), "k3d adds ports live: {d:?}");
+        assert_eq!(d.live.len(), 1);
+    }
+
+    /// Every change class, on both providers: what happens and why. Printed as the table the
+    /// README's "What `up` changes live" section gives.
+    #[test]
+    #[allow(clippy::print_stderr)]
+    fn drift_classes_per_provider() {
+        let base = "cluster:\n  provider: PROV\n  agents:\n    - {name: web, labels: {pool: web}}\n  ports: [{hostPort: 8080, nodePort: 30080}]\n";
+        let changes: &[(&str, &str, &str)] = &[
+            ("port added", "ports: [{hostPort: 8080, nodePort: 30080}]", "ports: [{hostPort: 8080, nodePort: 30080}, {hostPort: 5353, nodePort: 30053, protocol: UDP}]"),
+            ("port removed", "  ports: [{hostPort: 8080, nodePort: 30080}]\n", ""),
+            ("pool labels", "labels: {pool: web}", "labels: {pool: front}"),
+            ("agent added", "{name: web, labels: {pool: web}}", "{name: web, count: 2, labels: {pool: web}}"),
+            ("Kubernetes version", "  ports:", "  kubernetesVersion: v1.31\n  ports:"),
+        ];
+        let mut rows = vec![];
+        for prov in ["k3d", "kind"] {
+            let b = base.replace("PROV", prov);
+            let stored = spec_of(&project(&b));
+            for (what, from, to) in changes {
+                let d = drift(&stored, &spec_of(&project(&b.replace(from, to))));
+                let class = if !d.recreate.is_empty() {
+                    format!("recreate: {}", d.recreate.join("; "))
+                } else if !d.live.is_empty() {
+                    format!(
+                        "live: {}",
+                        d.live
+                            .iter()
+                            .map(|(_, a)| format!("{prov} {}", a.join(" ")))
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    )
+                } else {
+                    format!("in place: {}", d.in_place.join("; "))
+                };
+                rows.push(format!("{prov:5} {what:20} {class}"));
+            }
+        }
+        eprintln!("{}", rows.join("\n"));
+        let row = |p: &str, w: &str| {
+            rows.iter()
+                .find(|r| r.starts_with(&format!("{p:5} {w}")))
+                .unwrap()
+                .clone()
+        };
+        assert!(
+            row("k3d", "port added").contains(
+                "live: k3d node edit k3d-shop-serverlb --port-add 127.0.0.1:5353:30053/udp"
+            ),
+            "{rows:#?}"
+        );
+        assert!(
+            row("k3d", "port removed").contains(
+                "live: k3d node edit k3d-shop-serverlb --port-delete 127.0.0.1:8080:30080"
+            ),
+            "{rows:#?}"
+        );
+        assert!(
+            row("kind", "port added").contains("recreate: ports:")
+                && row("kind", "port added").contains("kind maps host ports only"),
+            "{rows:#?}"
+        );
+        assert!(
+            row("k3d", "pool labels").starts_with("k3d   pool labels          in place"),
+            "{rows:#?}"
+        );
+        assert!(row("kind", "pool labels").contains("in place"), "{rows:#?}");
+        for p in ["k3d", "kind"] {
+            assert!(
+                row(p, "agent added").contains("recreate: agent pools: web×1 → web×2"),
+                "{rows:#?}"
+            );
+            assert!(
+                row(p, "Kubernetes version").contains("fixed when it is created"),
+                "{rows:#?}"
+            );
+        }
+        assert!(
+            row("k3d", "Kubernetes version").contains("rancher/k3s:v1.31.4-k3s1"),
+            "{rows:#?}"
+        );
+        assert!(
+            row("kind", "Kubernetes version").contains("kindest/node:v1.31.4"),
+            "{rows:#?}"
+        );
+    }
+
+    #[test]
+    fn a_spec_stored_before_the_new_keys_is_no_drift() {
+        let p = project(POOLS);
+        let mut old = spec_of(&p);
+        for k in [
+            "kubernetesVersion",
+            "nodeImage",
+            "k3sArgs",
+            "kubeadmConfigPatches",
+        ] {
+            old.as_object_mut().unwrap().remove(k);
+        }
+        assert_eq!(drift(&old, &spec_of(&p)), Drift::default());
+        let pinned = spec_of(&project(&format!("{POOLS}  kubernetesVersion: v1.31\n")));
+        assert!(drift(&old, &pinned).recreate[0].starts_with("Kubernetes version: default → "));
     }
 }

@@ -216,3 +216,66 @@ fn sync_in_mount_mode_mounts_the_project_into_every_node() {
         serde_json::json!(["server:*"])
     );
 }
+
+#[test]
+fn a_pinned_version_and_passthrough_args_reach_both_configs() {
+    let k3d_text = "apiVersion: ktwin.dev/v1alpha1\nkind: Project\nname: pin\ncluster:\n  kubernetesVersion: v1.31\n  k3sArgs: [--disable=traefik]\n  agents: [{name: a, taints: ['gpu:NoExecute']}]\n";
+    let p = ktwin_config::load::parse(Path::new("/x/ktwin.yaml"), k3d_text.into())
+        .unwrap()
+        .project;
+    let k3d = provider_for(Provider::K3d).render_config(&p);
+    assert_valid_k3d(&k3d);
+    assert_eq!(k3d["image"], "rancher/k3s:v1.31.4-k3s1");
+    assert_eq!(
+        k3d["options"]["k3s"]["extraArgs"],
+        serde_json::json!([
+            {"arg": "--node-taint=gpu:NoExecute", "nodeFilters": ["agent:0"]},
+            {"arg": "--disable=traefik", "nodeFilters": ["server:*"]}
+        ])
+    );
+    let kind_text = "apiVersion: ktwin.dev/v1alpha1\nkind: Project\nname: pin\ncluster:\n  provider: kind\n  kubernetesVersion: v1.30.2\n  kubeadmConfigPatches: [\"kind: ClusterConfiguration\\napiServer:\\n  extraArgs:\\n    v: '4'\\n\"]\n  agents: [{name: a}]\n";
+    let p = ktwin_config::load::parse(Path::new("/x/ktwin.yaml"), kind_text.into())
+        .unwrap()
+        .project;
+    let kind = provider_for(Provider::Kind).render_config(&p);
+    for n in kind["nodes"].as_array().unwrap() {
+        assert_eq!(n["image"], "kindest/node:v1.30.2");
+    }
+    assert!(kind["kubeadmConfigPatches"][0]
+        .as_str()
+        .unwrap()
+        .starts_with("kind: ClusterConfiguration"));
+}
+
+#[test]
+fn an_unknown_version_or_the_other_providers_args_are_errors_at_their_line() {
+    for (extra, want) in [
+        ("  kubernetesVersion: v1.19\n", "no known k3s/kind image"),
+        (
+            "  kubernetesVersion: latest\n",
+            "is not a Kubernetes version",
+        ),
+        (
+            "  provider: kind\n  k3sArgs: [--disable=traefik]\n",
+            "this cluster is kind",
+        ),
+        (
+            "  kubeadmConfigPatches: ['kind: InitConfiguration']\n",
+            "this cluster is k3d",
+        ),
+        ("  k3sArgs: [disable=traefik]\n", "is not a k3s flag"),
+    ] {
+        let text =
+            format!("apiVersion: ktwin.dev/v1alpha1\nkind: Project\nname: pin\ncluster:\n{extra}");
+        let loaded = ktwin_config::load::parse(Path::new("/x/ktwin.yaml"), text).unwrap();
+        let errs = ktwin_config::validate::validate(&loaded);
+        let e = errs
+            .iter()
+            .find(|e| e.message.contains(want))
+            .unwrap_or_else(|| panic!("{extra}: {errs:?}"));
+        // The line of the offending key (line 4 is `cluster:`).
+        let line = e.pos.as_ref().map(|p| p.line);
+        let want_line = if extra.contains("provider") { 6 } else { 5 };
+        assert_eq!(line, Some(want_line), "{extra}: {e:?}");
+    }
+}

@@ -10,6 +10,7 @@ pub mod event;
 pub mod git;
 pub mod imageref;
 pub mod inputs;
+pub mod kube_version;
 pub mod load;
 pub mod model;
 pub mod names;

@@ -143,6 +143,18 @@ pub struct Cluster {
     /// Host ports mapped to nodePorts: one declaration gives both sides.
     #[serde(default)]
     pub ports: Vec<Port>,
+    /// The nodes' Kubernetes version, to match production's: `v1.31` (that minor's image of
+    /// the provider, see `ktwin_config::kube_version`) or an exact `v1.31.4`. Default: the
+    /// provider's own default image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubernetes_version: Option<String>,
+    /// k3d only: extra arguments for k3s on the servers, e.g. `--disable=traefik` when a
+    /// LoadBalancer Service of the project wants ports 80/443.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub k3s_args: Vec<String>,
+    /// kind only: kubeadm config patches for every node (kind's `kubeadmConfigPatches`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kubeadm_config_patches: Vec<String>,
 }
 
 impl Default for Cluster {
@@ -153,6 +165,9 @@ impl Default for Cluster {
             servers: 1,
             agents: Vec::new(),
             ports: Vec::new(),
+            kubernetes_version: None,
+            k3s_args: Vec::new(),
+            kubeadm_config_patches: Vec::new(),
         }
     }
 }

@@ -77,6 +77,39 @@ pub fn validate(loaded: &Loaded) -> Vec<SourceDiag> {
             );
         }
     }
+    if let Some(v) = &p.cluster.kubernetes_version {
+        if let Err(why) =
+            crate::kube_version::KubeVersion::parse(v).and_then(|k| k.supported().map(|_| ()))
+        {
+            cx.err(
+                "/cluster/kubernetesVersion",
+                why,
+                Some("use production's minor version, e.g. `kubernetesVersion: v1.31`".into()),
+            );
+        }
+    }
+    match p.cluster.provider {
+        crate::model::Provider::Kind if !p.cluster.k3s_args.is_empty() => cx.err(
+            "/cluster/k3sArgs",
+            "k3sArgs are k3s arguments, and this cluster is kind",
+            Some("kind takes `kubeadmConfigPatches`; or set `provider: k3d`".into()),
+        ),
+        crate::model::Provider::K3d if !p.cluster.kubeadm_config_patches.is_empty() => cx.err(
+            "/cluster/kubeadmConfigPatches",
+            "kubeadmConfigPatches are kind's, and this cluster is k3d",
+            Some("k3d takes `k3sArgs` (e.g. `--disable=traefik`); or set `provider: kind`".into()),
+        ),
+        _ => {}
+    }
+    for (i, a) in p.cluster.k3s_args.iter().enumerate() {
+        if !a.starts_with("--") {
+            cx.err(
+                &format!("/cluster/k3sArgs/{i}"),
+                format!("`{a}` is not a k3s flag"),
+                Some("write the flag with its value, e.g. `--disable=traefik`".into()),
+            );
+        }
+    }
     if p.cluster.servers == 0 {
         cx.err(
             "/cluster/servers",

@@ -272,6 +272,44 @@ fn lifecycle(provider: &'static str) {
     t.ktwin(&["up"]);
     t.stubs.clear_calls();
 
+    // A port added: live on k3d's load balancer, recreate-class on kind (and said why).
+    let ports = format!("{POOLS}  ports: [{{hostPort: 8080, nodePort: 30080}}]\n");
+    t.config(&ports);
+    let o = t.ktwin(&["up"]);
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    if provider == "k3d" {
+        assert!(o.status.success(), "{err}");
+        let calls = t.calls();
+        assert!(
+            calls.contains("k3d node edit k3d-shop-serverlb --port-add 127.0.0.1:8080:30080"),
+            "{calls}"
+        );
+        assert!(
+            !calls.contains(" delete") && !calls.contains(" create "),
+            "{calls}"
+        );
+        t.snapshot("port-added-live", &o);
+        // And removed again, live too.
+        t.config(POOLS);
+        let o = t.ktwin(&["up"]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            t.calls()
+                .contains("k3d node edit k3d-shop-serverlb --port-delete 127.0.0.1:8080:30080"),
+            "{}",
+            t.calls()
+        );
+    } else {
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains("kind maps host ports only") && err.contains("--recreate"),
+            "{err}"
+        );
+        assert!(!t.calls().contains(" delete"));
+        t.config(POOLS);
+    }
+    t.stubs.clear_calls();
+
     // Drifted shape: reported with the exact difference, nothing deleted, exit 1.
     t.config(&POOLS.replace("count: 2", "count: 3"));
     let o = t.ktwin(&["up"]);
