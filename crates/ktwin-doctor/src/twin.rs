@@ -26,6 +26,8 @@ pub struct Twin {
     pub provider: Provider,
     pub nodes: Vec<Node>,
     pub ports: Vec<Port>,
+    /// `cluster.k3sArgs` (k3d): e.g. `--disable=traefik` frees ports 80/443.
+    pub k3s_args: Vec<String>,
     pub adapt: Adapt,
     /// Normalised repositories ktwin builds.
     pub images: HashSet<String>,
@@ -161,6 +163,7 @@ impl Twin {
             provider,
             nodes,
             ports: p.cluster.ports.clone(),
+            k3s_args: p.cluster.k3s_args.clone(),
             adapt,
             images,
             storage_classes: HashSet::from([sc.clone()]),

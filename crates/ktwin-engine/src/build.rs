@@ -231,6 +231,14 @@ pub fn build_one(
         report.seconds = started.elapsed().as_secs_f64();
         return Ok(report);
     }
+    // Asking the engine where its store is takes a round trip (a quarter second through
+    // Podman's API): asked while the engine builds, not after.
+    let store_probe = {
+        let engine = engine.clone();
+        std::thread::spawn(move || {
+            layer_store(&engine);
+        })
+    };
     progress("building", 0);
     let mut args: Vec<String> = vec![
         "build".into(),
@@ -265,6 +273,7 @@ pub fn build_one(
     if stop() {
         return Err(cancelled());
     }
+    let _ = store_probe.join();
     report.build_seconds = started.elapsed().as_secs_f64();
     let push_start = Instant::now();
     let push_err = |source| BuildError::Push {
@@ -328,6 +337,13 @@ pub fn build_one(
     Ok(report)
 }
 
+/// The engine's readable layer store, asked of the engine once per process, not once per
+/// image.
+fn layer_store(engine: &Engine) -> &'static Option<LayerStore> {
+    static STORE: std::sync::OnceLock<Option<LayerStore>> = std::sync::OnceLock::new();
+    STORE.get_or_init(|| LayerStore::detect(engine))
+}
+
 /// The layer-store path when the engine's store is readable. `None` means "use another
 /// path": no readable store, or the store could not serve these layers exactly (a layer
 /// whose bytes do not hash to its diffID is refused before it is committed).
@@ -340,9 +356,7 @@ fn store_push(
     target: &Target,
     progress: Progress,
 ) -> Result<Option<Moved>, BuildError> {
-    // Asked of the engine once per process, not once per image.
-    static STORE: std::sync::OnceLock<Option<LayerStore>> = std::sync::OnceLock::new();
-    let Some(store) = STORE.get_or_init(|| LayerStore::detect(engine)) else {
+    let Some(store) = layer_store(engine) else {
         return Ok(None);
     };
     match oci::push_from_store(store, config, diff_ids, sizes, target, progress) {

@@ -166,6 +166,8 @@ pub struct Store {
     /// Number of client requests that changed stored state.
     pub writes: u64,
     requests: Vec<Request>,
+    /// The minor version `/version` reports (`gitVersion` `v1.<minor>.0-stand-in`).
+    pub server_minor: u32,
 }
 
 fn res_key(k: &Kind) -> String {
@@ -453,6 +455,7 @@ impl ApiStandIn {
                     container_fs: BTreeMap::new(),
                     writes: 0,
                     requests: Vec::new(),
+                    server_minor: 33,
                 },
                 controllers: Vec::new(),
                 stopped: false,
@@ -1650,8 +1653,10 @@ fn discovery(store: &Store, path: &str) -> Option<Value> {
         json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources})
     };
     match segs.as_slice() {
+        // The fields kube-apiserver's /version serves (k8s.io/apimachinery version.Info).
         ["version"] => Some(
-            json!({"major": "1", "minor": "33", "gitVersion": "v1.33.0-stand-in",
+            json!({"major": "1", "minor": store.server_minor.to_string(),
+            "gitVersion": format!("v1.{}.0-stand-in", store.server_minor),
             "platform": "linux/amd64"}),
         ),
         ["api"] => Some(json!({"kind": "APIVersions", "versions": ["v1"],

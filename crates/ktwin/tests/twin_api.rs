@@ -500,6 +500,68 @@ fn doctor_live_checks_the_running_twin() {
     assert_eq!(o.status.code(), Some(1));
 }
 
+#[test]
+fn doctor_live_reports_the_version_skew_with_a_remote_environment() {
+    let w = World::new("  prod:\n    manifests: [k8s]\n    context: prod\n");
+    w.nodes(json!({}));
+    w.api.put(json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": "local-path"}}));
+    // Production is another API server, on Kubernetes 1.31; the twin's stand-in says 1.33.
+    let remote = ApiStandIn::start();
+    remote.with(|s| s.server_minor = 31);
+    // The guard knows a cluster by its kube-system namespace.
+    remote.put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kube-system"}}));
+    let both = |remote_port: u16| {
+        std::fs::write(&w.kubeconfig, format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: twin\n  cluster: {{server: 'http://127.0.0.1:{}'}}\n- name: prod\n  cluster: {{server: 'http://127.0.0.1:{remote_port}'}}\nusers:\n- name: u\n  user: {{token: t}}\ncontexts:\n- name: k3d-shop\n  context: {{cluster: twin, user: u}}\n- name: prod\n  context: {{cluster: prod, user: u}}\ncurrent-context: k3d-shop\n",
+            w.api.port
+        )).unwrap();
+    };
+    both(remote.port);
+    let skew = |o: &std::process::Output| -> Vec<Value> {
+        let r: Value =
+            serde_json::from_slice(&o.stdout).unwrap_or_else(|_| panic!("{}", text(o).1));
+        r.as_array()
+            .or_else(|| r["findings"].as_array())
+            .unwrap()
+            .iter()
+            .filter(|f| f["check"] == "live-version-skew")
+            .cloned()
+            .collect()
+    };
+    let o = w.ktwin(&["doctor", "--live", "-o", "json"]);
+    let found = skew(&o);
+    assert_eq!(found.len(), 1, "{}", text(&o).1);
+    let msg = found[0]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("v1.33.0-stand-in") && msg.contains("`prod` runs v1.31.0-stand-in"),
+        "{msg}"
+    );
+    assert!(
+        found[0]["fix"]
+            .as_str()
+            .unwrap()
+            .contains("kubernetesVersion: v1.31"),
+        "{}",
+        found[0]
+    );
+    // The same minor: nothing to say.
+    remote.with(|s| s.server_minor = 33);
+    assert!(skew(&w.ktwin(&["doctor", "--live", "-o", "json"])).is_empty());
+    // Production unreachable: said on stderr, not a finding.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    both(closed);
+    let o = w.ktwin(&["doctor", "--live", "-o", "json"]);
+    assert!(skew(&o).is_empty());
+    assert!(
+        text(&o).1.contains("environment `prod` could not be read"),
+        "{}",
+        text(&o).1
+    );
+}
+
 // ---- the guard by identity ---------------------------------------------------------------
 
 #[test]

@@ -11,12 +11,18 @@ pub const INFO: CheckInfo = CheckInfo {
     explain: "k3d clusters run k3s with its bundled Traefik ingress, exposed by k3s's service load balancer \
 (servicelb/klipper) on ports 80 and 443 of every node. Another LoadBalancer Service on 80 or 443 can never get \
 those host ports: its EXTERNAL-IP stays `<pending>` and its svclb pods stay Pending, while in the cloud it got \
-its own load balancer.\n\nFix: use an Ingress through Traefik, another port, or create the cluster with Traefik \
-disabled (`--k3s-arg --disable=traefik@server:*`).",
+its own load balancer.\n\nFix: use an Ingress through Traefik, another port, or disable Traefik with \
+`cluster.k3sArgs: [--disable=traefik]` (k3s reads it when the servers are created: `ktwin up --recreate`).",
 };
 
 pub fn run(cx: &Ctx<'_>) -> Vec<Finding> {
-    if cx.twin.provider != Provider::K3d {
+    // k3s args may be written `--disable=traefik` or `--disable traefik,servicelb`.
+    let traefik_off = cx.twin.k3s_args.iter().any(|a| {
+        a.strip_prefix("--disable")
+            .map(|v| v.trim_start_matches(['=', ' ']))
+            .is_some_and(|v| v.split(',').any(|x| x.trim() == "traefik"))
+    });
+    if cx.twin.provider != Provider::K3d || traefik_off {
         return Vec::new();
     }
     let mut out = Vec::new();
@@ -32,7 +38,7 @@ pub fn run(cx: &Ctx<'_>) -> Vec<Finding> {
                     INFO.id,
                     Severity::Warning,
                     format!("LoadBalancer port {port} is held by k3s's Traefik on every node: the external IP stays <pending>"),
-                    "route through an Ingress, pick another port, or disable Traefik",
+                    "route through an Ingress, pick another port, or add `k3sArgs: [--disable=traefik]` under cluster (then `ktwin up --recreate`)",
                 ));
             }
         }
@@ -54,5 +60,20 @@ mod tests {
         assert_eq!(run_check(run, &lb(80), &twin("")).len(), 1);
         assert!(run_check(run, &lb(8080), &twin("")).is_empty());
         assert!(run_check(run, &lb(443), &twin("cluster: {provider: kind}\n")).is_empty());
+        assert!(run_check(
+            run,
+            &lb(80),
+            &twin("cluster: {k3sArgs: [--disable=traefik]}\n")
+        )
+        .is_empty());
+        assert!(
+            run_check(
+                run,
+                &lb(80),
+                &twin("cluster: {k3sArgs: [--disable=servicelb]}\n")
+            )
+            .len()
+                == 1
+        );
     }
 }

@@ -10,7 +10,9 @@ pub const INFO: CheckInfo = CheckInfo {
 exact nodePort when the cluster is created. A Service without a fixed `nodePort` gets a random one (so no mapping \
 can exist), and one whose nodePort has no `cluster.ports` entry is unreachable from the host — the classic mistake \
 is mapping the host port to the Service's `port` or `targetPort` instead of its nodePort.\n\nFix: fix the nodePort \
-in the Service and add `{hostPort: H, nodePort: N}` under `cluster.ports`.",
+in the Service and add `{hostPort: H, nodePort: N}` under `cluster.ports`. On k3d, `ktwin up` adds it to the \
+running twin (on its load balancer); kind maps host ports only when it creates the nodes, so there it takes \
+`ktwin up --recreate`.",
 };
 
 pub fn run(cx: &Ctx<'_>) -> Vec<Finding> {
@@ -28,7 +30,10 @@ pub fn run(cx: &Ctx<'_>) -> Vec<Finding> {
                 ),
                 Some(np) if !cx.twin.ports.iter().any(|m| u64::from(m.node_port) == np) => (
                     format!("nodePort {np} has no cluster.ports mapping: it is unreachable from the host"),
-                    format!("add `{{hostPort: {np}, nodePort: {np}}}` under cluster.ports"),
+                    match cx.twin.provider {
+                        ktwin_config::Provider::K3d => format!("add `{{hostPort: {np}, nodePort: {np}}}` under cluster.ports; `ktwin up` adds it to the running twin"),
+                        ktwin_config::Provider::Kind => format!("add `{{hostPort: {np}, nodePort: {np}}}` under cluster.ports, then `ktwin up --recreate`: kind maps host ports only when it creates the nodes"),
+                    },
                 ),
                 Some(_) => continue,
             };
@@ -55,6 +60,21 @@ mod tests {
             .message
             .contains("30081"));
         assert!(run_check(run, &svc("{port: 80, nodePort: 30080}"), &t).is_empty());
+        // The fix says how the mapping reaches the twin on each provider.
+        let k3d = &run_check(run, &svc("{port: 80, nodePort: 30081}"), &t)[0];
+        assert!(
+            k3d.fix.contains("adds it to the running twin"),
+            "{}",
+            k3d.fix
+        );
+        let kind =
+            twin("cluster:\n  provider: kind\n  ports: [{hostPort: 8080, nodePort: 30080}]\n");
+        let f = &run_check(run, &svc("{port: 80, nodePort: 30081}"), &kind)[0];
+        assert!(
+            f.fix.contains("--recreate") && f.fix.contains("kind maps host ports only"),
+            "{}",
+            f.fix
+        );
         let cluster_ip =
             "apiVersion: v1\nkind: Service\nmetadata: {name: c}\nspec: {ports: [{port: 80}]}\n";
         assert!(run_check(run, cluster_ip, &t).is_empty());

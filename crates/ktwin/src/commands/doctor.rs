@@ -148,41 +148,106 @@ fn relativize(findings: &mut [Finding], base: &std::path::Path) {
 async fn live_findings(cli: &Cli, l: ktwin_config::Loaded) -> Result<Vec<Finding>, Failure> {
     use ktwin_config::LOCAL_ENV;
     use ktwin_kube::live::{findings, observe, Level};
-    let mut plan = Plan::of(cli, l, LOCAL_ENV, None)?;
+    let mut plan = Plan::of(cli, l.clone(), LOCAL_ENV, None)?;
     let rendered: Vec<serde_json::Value> = match plan.environment() {
         Some(_) => plan.rendered()?,
         None => vec![],
     };
     let context = plan.guard(ktwin_kube::guard::Intent::Read).await?.clone();
-    let observed = async {
+    let (observed, twin_version) = async {
         let client = ktwin_kube::connect(&context).await?;
-        observe(&client).await
+        let version = client.apiserver_version().await.ok().map(|v| v.git_version);
+        Ok::<_, ktwin_kube::KubeError>((observe(&client).await?, version))
     }
     .await
     .map_err(kube_failure)?;
     let hosts = vec![plan.registry.host(), plan.registry.in_network()];
-    Ok(
-        findings(&observed, &plan.nodes, plan.single_node, &rendered, &hosts)
-            .into_iter()
-            .map(|f| Finding {
-                check: f.check,
-                severity: match f.level {
-                    Level::Warning => Severity::Warning,
-                    Level::Error => Severity::Error,
-                },
-                object: ktwin_manifest::ObjRef {
-                    api_version: "v1".into(),
-                    kind: f.kind,
-                    namespace: f.namespace,
-                    name: f.name,
-                },
-                container: None,
-                message: f.message,
-                fix: f.fix,
-                fixed_by: None,
-                file: None,
-                line: None,
-            })
-            .collect(),
-    )
+    let mut live = findings(&observed, &plan.nodes, plan.single_node, &rendered, &hosts);
+    if let Some(v) = twin_version {
+        live.extend(version_skew(cli, &l, &v).await);
+    }
+    Ok(live
+        .into_iter()
+        .map(|f| Finding {
+            check: f.check,
+            severity: match f.level {
+                Level::Warning => Severity::Warning,
+                Level::Error => Severity::Error,
+            },
+            object: ktwin_manifest::ObjRef {
+                api_version: "v1".into(),
+                kind: f.kind,
+                namespace: f.namespace,
+                name: f.name,
+            },
+            container: None,
+            message: f.message,
+            fix: f.fix,
+            fixed_by: None,
+            file: None,
+            line: None,
+        })
+        .collect())
+}
+
+/// Prod parity starts with the same minor version: the twin's server version against each
+/// remote environment's (read-only: `/version` through that environment's guarded context).
+/// An environment that cannot be reached is said on stderr, not a finding.
+async fn version_skew(
+    cli: &Cli,
+    l: &ktwin_config::Loaded,
+    twin: &str,
+) -> Vec<ktwin_kube::live::LiveFinding> {
+    use ktwin_config::kube_version::minor_of;
+    let mut out = Vec::new();
+    let Some(twin_minor) = minor_of(twin) else {
+        return out;
+    };
+    for (name, env) in &l.project.environments {
+        if name == ktwin_config::LOCAL_ENV || env.context.is_none() {
+            continue;
+        }
+        let remote = async {
+            let why = |f: Failure| f.message();
+            let mut plan = Plan::of(cli, l.clone(), name, None).map_err(why)?;
+            let g = plan
+                .guard(ktwin_kube::guard::Intent::Read)
+                .await
+                .map_err(why)?
+                .clone();
+            let client = ktwin_kube::connect(&g).await.map_err(|e| e.to_string())?;
+            client
+                .apiserver_version()
+                .await
+                .map(|v| v.git_version)
+                .map_err(|e| e.to_string())
+        }
+        .await;
+        let v = match remote {
+            Ok(v) => v,
+            Err(e) => {
+                printer::err(&format!(
+                    "doctor: environment `{name}` could not be read, so its Kubernetes version is not compared: {e}"
+                ));
+                continue;
+            }
+        };
+        let Some(m) = minor_of(&v) else { continue };
+        if m != twin_minor {
+            out.push(ktwin_kube::live::LiveFinding {
+                check: "live-version-skew",
+                level: ktwin_kube::live::Level::Warning,
+                kind: "Cluster".into(),
+                namespace: None,
+                name: l.project.cluster_name().to_string(),
+                message: format!(
+                    "the twin runs Kubernetes {twin}, environment `{name}` runs {v}: APIs, defaults and deprecations differ between minor versions"
+                ),
+                fix: format!(
+                    "set `cluster.kubernetesVersion: v1.{m}` in ktwin.yaml, then `ktwin up --recreate` (the registry and its images are kept)"
+                ),
+            });
+        }
+    }
+    out
 }
