@@ -27,7 +27,7 @@ pub fn heal_engine(
     let prov = prov.as_ref();
     let mut h = Healed::default();
     let mut all_missing = true;
-    for n in ktwin_config::desired::Naming::of(p).nodes(p) {
+    for n in ktwin_config::desired::Naming::of(p).nodes_named(p, &crate::up::agent_names(p)) {
         let state = x.probe(&engine.cmd([
             "container",
             "inspect",

@@ -102,11 +102,6 @@ pub fn drift(stored: &Value, desired: &Value) -> Drift {
         desired["servers"].to_string(),
     );
     recreate(
-        "agent pools",
-        shape(stored).join(", "),
-        shape(desired).join(", "),
-    );
-    recreate(
         "registry (mirrors are part of the node config)",
         stored["registry"].to_string(),
         desired["registry"].to_string(),
@@ -190,7 +185,8 @@ pub fn drift(stored: &Value, desired: &Value) -> Drift {
         "kubeadmConfigPatches",
         "kubeadm applies them when kind creates the nodes",
     );
-    if shape(stored) == shape(desired) {
+    agents_drift(stored, desired, &mut d);
+    {
         let pools = |v: &Value| -> BTreeMap<String, (Value, Value)> {
             v["agents"]
                 .as_array()
@@ -219,6 +215,118 @@ pub fn drift(stored: &Value, desired: &Value) -> Drift {
         }
     }
     d
+}
+
+/// Each agent's pool, in index order (what node `agent-<i>` belongs to).
+fn agent_pools(v: &Value) -> Vec<&Value> {
+    v["agents"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|a| std::iter::repeat_n(a, a["count"].as_u64().unwrap_or(0) as usize))
+        .collect()
+}
+
+/// The container name of agent `i` k3d gives a node added with `k3d node create
+/// <cluster>-agent-<i>`: it appends the replica index (`k3d-<NAME>-<replica>`, k3d's
+/// cmd/node/nodeCreate.go).
+pub fn live_agent_name(cluster: &str, i: usize) -> String {
+    format!("k3d-{cluster}-agent-{i}-0")
+}
+
+/// Agents: on k3d, agents appended at the end of the pool order (more nodes in the last
+/// pool, or new pools after the others) are added live with `k3d node create`, carrying
+/// their pool's labels and taints; anything else renames nodes (agent `i` is the `i`-th
+/// node in pool order) and needs a new cluster, as does every agent change on kind.
+fn agents_drift(stored: &Value, desired: &Value, d: &mut Drift) {
+    let (have, want) = (agent_pools(stored), agent_pools(desired));
+    let name = |a: &&Value| a["name"].clone();
+    let same = have.iter().map(name).eq(want.iter().map(name));
+    if same {
+        return;
+    }
+    let k3d = desired["provider"] == "k3d" && stored["provider"] == "k3d";
+    let appended = want.len() > have.len()
+        && have
+            .iter()
+            .map(name)
+            .eq(want[..have.len()].iter().map(name));
+    let change = format!(
+        "agent pools: {} → {}",
+        shape(stored).join(", "),
+        shape(desired).join(", ")
+    );
+    if !k3d {
+        d.recreate.push(format!(
+            "{change} (kind creates nodes only with the cluster)"
+        ));
+        return;
+    }
+    if !appended {
+        let removed_at_end = want.len() < have.len()
+            && want
+                .iter()
+                .map(name)
+                .eq(have[..want.len()].iter().map(name));
+        d.recreate.push(if removed_at_end {
+            format!("{change} (removing agents live is not supported yet: it needs the node drained first)")
+        } else {
+            format!("{change} (k3d adds nodes live only at the end of the pool order: agent names follow it)")
+        });
+        return;
+    }
+    let cluster = desired["name"].as_str().unwrap_or("");
+    for (i, pool) in want.iter().enumerate().skip(have.len()) {
+        let mut argv: Vec<String> = vec![
+            "node".into(),
+            "create".into(),
+            format!("{cluster}-agent-{i}"),
+            "--cluster".into(),
+            cluster.into(),
+            "--role".into(),
+            "agent".into(),
+        ];
+        if let Some(l) = pool["labels"].as_object() {
+            for (k, v) in l {
+                argv.push(format!("--k3s-node-label={k}={}", v.as_str().unwrap_or("")));
+            }
+        }
+        for t in pool["taints"].as_array().into_iter().flatten() {
+            argv.push(format!(
+                "--k3s-arg=--node-taint={}",
+                t.as_str().unwrap_or("")
+            ));
+        }
+        d.live.push((
+            format!(
+                "agent {} added to pool {}",
+                live_agent_name(cluster, i),
+                pool["name"].as_str().unwrap_or("")
+            ),
+            argv,
+        ));
+    }
+}
+
+/// The agent index a live `k3d node create <cluster>-agent-<i>` adds.
+fn added_agent(argv: &[String]) -> Option<usize> {
+    match argv {
+        [a, b, n, ..] if a == "node" && b == "create" => n.rsplit_once("-agent-")?.1.parse().ok(),
+        _ => None,
+    }
+}
+
+/// The agents' container names the cluster's record holds, in pool order (empty without a
+/// record, or for a cluster whose agents all have the names k3d gives at create).
+pub fn agent_names(p: &Project) -> Vec<String> {
+    stored_spec(p)
+        .ok()
+        .flatten()
+        .and_then(|s| s["agentNames"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -386,7 +494,7 @@ pub fn up_cluster(
     let desired = spec_of(p);
     let spec_path = state_file(p, "spec.json");
     let config_path = state_file(p, "config.yaml");
-    let spec_text = serde_json::to_string_pretty(&desired).unwrap_or_default();
+    let mut spec_text = serde_json::to_string_pretty(&desired).unwrap_or_default();
     let mut action = ClusterAction::UpToDate;
     let mut create = !exists(prov, engine, &name, x)?;
     if !create {
@@ -416,8 +524,60 @@ pub fn up_cluster(
                     action = ClusterAction::Recreated(d.recreate);
                     create = true;
                 } else {
+                    // Agents the record names keep their names; agents added now get the
+                    // names k3d gives them.
+                    let mut names: Vec<String> = s["agentNames"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect();
+                    let have = agent_pools(&s).len();
+                    names.truncate(have);
+                    let naming = Naming::of(p);
+                    for (i, n) in naming
+                        .nodes(p)
+                        .iter()
+                        .filter(|n| n.role == NodeRole::Agent)
+                        .enumerate()
+                    {
+                        if names.len() == i && i < have {
+                            names.push(n.container.clone());
+                        }
+                    }
                     for (what, argv) in &d.live {
-                        x.change(what, &tool_cmd(prov, engine, argv))?;
+                        if let Some(i) = added_agent(argv) {
+                            let container = live_agent_name(&name, i);
+                            // A node an earlier, interrupted `up` already added is kept.
+                            let there = x
+                                .probe(&engine.cmd([
+                                    "container",
+                                    "inspect",
+                                    "-f",
+                                    "{{.Id}}",
+                                    container.as_str(),
+                                ]))
+                                .is_ok();
+                            if !there {
+                                x.change(what, &tool_cmd(prov, engine, argv))?;
+                            }
+                            names.push(container);
+                            // Recorded node by node: a failure later leaves a record of
+                            // what exists.
+                            let mut partial = s.clone();
+                            partial["agentNames"] = json!(names);
+                            x.write(
+                                &spec_path,
+                                &serde_json::to_string_pretty(&partial).unwrap_or_default(),
+                            )?;
+                        } else {
+                            x.change(what, &tool_cmd(prov, engine, argv))?;
+                        }
+                    }
+                    if !names.is_empty() {
+                        let mut full = desired.clone();
+                        full["agentNames"] = json!(names);
+                        spec_text = serde_json::to_string_pretty(&full).unwrap_or_default();
                     }
                     let mut done: Vec<String> = d.live.into_iter().map(|(w, _)| w).collect();
                     done.extend(d.in_place);
@@ -584,7 +744,22 @@ mod tests {
         assert_eq!(drift(&a, &a), Drift::default());
         let more = spec_of(&project(&POOLS.replace("count: 2", "count: 3")));
         let d = drift(&a, &more);
-        assert_eq!(d.recreate, ["agent pools: web×2 → web×3"]);
+        assert!(
+            d.recreate.is_empty(),
+            "the last pool grows live on k3d: {d:?}"
+        );
+        assert_eq!(d.live[0].1[..3], ["node", "create", "shop-agent-2"]);
+        let kind = |s: &str| {
+            spec_of(&project(&format!(
+                "cluster:\n  provider: kind\n{}",
+                &s["cluster:\n".len()..]
+            )))
+        };
+        let d = drift(&kind(POOLS), &kind(&POOLS.replace("count: 2", "count: 3")));
+        assert_eq!(
+            d.recreate,
+            ["agent pools: web×2 → web×3 (kind creates nodes only with the cluster)"]
+        );
         let relabel = spec_of(&project(&POOLS.replace("pool: web", "pool: front")));
         let d = drift(&a, &relabel);
         assert!(d.recreate.is_empty(), "{d:?}");
@@ -609,6 +784,9 @@ mod tests {
             ("port removed", "  ports: [{hostPort: 8080, nodePort: 30080}]\n", ""),
             ("pool labels", "labels: {pool: web}", "labels: {pool: front}"),
             ("agent added", "{name: web, labels: {pool: web}}", "{name: web, count: 2, labels: {pool: web}}"),
+            ("pool added at end", "{name: web, labels: {pool: web}}", "{name: web, labels: {pool: web}}\n    - {name: gpu, labels: {pool: gpu}, taints: ['gpu=true:NoSchedule']}"),
+            ("pool inserted first", "    - {name: web", "    - {name: db}\n    - {name: web"),
+            ("agent removed", "{name: web, labels: {pool: web}}", "{name: web, count: 0, labels: {pool: web}}"),
             ("Kubernetes version", "  ports:", "  kubernetesVersion: v1.31\n  ports:"),
         ];
         let mut rows = vec![];
@@ -663,11 +841,27 @@ mod tests {
             "{rows:#?}"
         );
         assert!(row("kind", "pool labels").contains("in place"), "{rows:#?}");
+        assert!(row("k3d", "agent added ").contains(
+            "live: k3d node create shop-agent-1 --cluster shop --role agent --k3s-node-label=pool=web"
+        ), "{rows:#?}");
+        assert!(row("k3d", "pool added at end").contains(
+            "live: k3d node create shop-agent-1 --cluster shop --role agent --k3s-node-label=pool=gpu --k3s-arg=--node-taint=gpu=true:NoSchedule"
+        ), "{rows:#?}");
+        assert!(
+            row("k3d", "pool inserted first").contains("only at the end of the pool order"),
+            "{rows:#?}"
+        );
+        assert!(
+            row("kind", "agent added ").contains(
+                "recreate: agent pools: web×1 → web×2 (kind creates nodes only with the cluster)"
+            ),
+            "{rows:#?}"
+        );
+        assert!(
+            row("k3d", "agent removed").contains("removing agents live is not supported yet"),
+            "{rows:#?}"
+        );
         for p in ["k3d", "kind"] {
-            assert!(
-                row(p, "agent added").contains("recreate: agent pools: web×1 → web×2"),
-                "{rows:#?}"
-            );
             assert!(
                 row(p, "Kubernetes version").contains("fixed when it is created"),
                 "{rows:#?}"

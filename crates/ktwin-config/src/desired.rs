@@ -102,6 +102,14 @@ pub struct NodeSpec {
     pub labels: BTreeMap<String, String>,
     /// `key[=value]:Effect`, as written in ktwin.yaml.
     pub taints: Vec<String>,
+    /// Taints other pools declare and this one does not: a node of this pool must not carry
+    /// them (a node k3d adds live starts with the command line of another agent, taints
+    /// included).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub foreign_taints: Vec<String>,
+    /// Labels (`key`, `value`) other pools declare on keys this pool does not set.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub foreign_labels: Vec<(String, String)>,
 }
 
 /// The control-plane taints a single-node twin must not keep.
@@ -126,6 +134,10 @@ pub enum NodeFix {
     Taint { spec: String },
     /// A control-plane NoSchedule taint on a single-node twin (nothing else can run).
     DropControlPlaneTaint { key: String },
+    /// Another pool's taint on this pool's node.
+    DropForeignTaint { spec: String },
+    /// Another pool's label on this pool's node.
+    DropForeignLabel { key: String, value: String },
 }
 
 impl NodeFix {
@@ -143,6 +155,10 @@ impl NodeFix {
             NodeFix::DropControlPlaneTaint { key } => {
                 format!("{key} NoSchedule taint on a single-node twin")
             }
+            NodeFix::DropForeignTaint { spec } => format!("taint {spec} of another pool"),
+            NodeFix::DropForeignLabel { key, value } => {
+                format!("label {key}={value} of another pool")
+            }
         }
     }
     /// As `up` and `heal` say the fix.
@@ -154,11 +170,23 @@ impl NodeFix {
             NodeFix::DropControlPlaneTaint { key } => {
                 format!("removed the {key} NoSchedule taint (single-node twin)")
             }
+            NodeFix::DropForeignTaint { spec } => {
+                format!("removed taint {spec} (another pool's)")
+            }
+            NodeFix::DropForeignLabel { key, value } => {
+                format!("removed label {key}={value} (another pool's)")
+            }
         }
     }
     /// A difference in what the pool declares (labels, taints), as opposed to node state.
     pub fn is_pool_drift(&self) -> bool {
-        matches!(self, NodeFix::Label { .. } | NodeFix::Taint { .. })
+        matches!(
+            self,
+            NodeFix::Label { .. }
+                | NodeFix::Taint { .. }
+                | NodeFix::DropForeignTaint { .. }
+                | NodeFix::DropForeignLabel { .. }
+        )
     }
 }
 
@@ -185,6 +213,8 @@ impl NodeSpec {
             pool: None,
             labels: BTreeMap::new(),
             taints: vec![],
+            foreign_taints: vec![],
+            foreign_labels: vec![],
         }
     }
 
@@ -219,6 +249,21 @@ impl NodeSpec {
                 }
             }
         }
+        for t in &self.foreign_taints {
+            if let Ok(p) = parse_taint(t) {
+                if has_taint(node, &p) {
+                    out.push(NodeFix::DropForeignTaint { spec: t.clone() });
+                }
+            }
+        }
+        for (k, v) in &self.foreign_labels {
+            if node["metadata"]["labels"][k].as_str() == Some(v.as_str()) {
+                out.push(NodeFix::DropForeignLabel {
+                    key: k.clone(),
+                    value: v.clone(),
+                });
+            }
+        }
         out
     }
 }
@@ -240,6 +285,16 @@ pub fn node_patch(node: &Value, fixes: &[NodeFix]) -> Option<Value> {
             NodeFix::Label { key, value, .. } => patch["metadata"]["labels"][key] = json!(value),
             NodeFix::DropControlPlaneTaint { key } => {
                 new_taints.retain(|t| !(t["key"] == key.as_str() && t["effect"] == "NoSchedule"))
+            }
+            NodeFix::DropForeignTaint { spec } => {
+                if let Ok(p) = parse_taint(spec) {
+                    new_taints.retain(|x| {
+                        !(x["key"] == p.key.as_str() && x["effect"] == p.effect.as_str())
+                    });
+                }
+            }
+            NodeFix::DropForeignLabel { key, .. } => {
+                patch["metadata"]["labels"][key] = Value::Null;
             }
             NodeFix::Taint { spec } => {
                 if let Ok(p) = parse_taint(spec) {
@@ -326,6 +381,13 @@ impl Naming {
     /// balancer, the servers, then one agent per pool member in pool order, each with what
     /// its node must carry.
     pub fn nodes(&self, p: &Project) -> Vec<NodeSpec> {
+        self.nodes_named(p, &[])
+    }
+
+    /// As [`Naming::nodes`], with the agents' container names where the cluster's record has
+    /// them (`agent_names[i]` for agent `i` in pool order): an agent k3d added to a running
+    /// cluster is named `k3d-<NAME>-0`, not as the agents created with the cluster.
+    pub fn nodes_named(&self, p: &Project, agent_names: &[String]) -> Vec<NodeSpec> {
         let servers = p.cluster.servers.max(1);
         let mut v: Vec<NodeSpec> = self
             .load_balancer(servers)
@@ -337,6 +399,8 @@ impl Naming {
                 pool: None,
                 labels: BTreeMap::new(),
                 taints: vec![],
+                foreign_taints: vec![],
+                foreign_labels: vec![],
             })
             .collect();
         for i in 0..servers {
@@ -348,12 +412,32 @@ impl Naming {
                 pool: None,
                 labels: BTreeMap::new(),
                 taints: vec![],
+                foreign_taints: vec![],
+                foreign_labels: vec![],
             });
         }
         let mut i = 0;
         for a in &p.cluster.agents {
+            let others = p.cluster.agents.iter().filter(|o| o.name != a.name);
+            let foreign_taints: Vec<String> = others
+                .clone()
+                .flat_map(|o| o.taints.iter())
+                .filter(|t| {
+                    let key = |s: &str| parse_taint(s).ok().map(|x| (x.key, x.effect));
+                    !a.taints.iter().any(|m| key(m) == key(t))
+                })
+                .cloned()
+                .collect();
+            let foreign_labels: Vec<(String, String)> = others
+                .flat_map(|o| o.labels.iter())
+                .filter(|(k, _)| !a.labels.contains_key(*k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
             for _ in 0..a.count {
-                let n = self.agent(i);
+                let n = agent_names
+                    .get(i as usize)
+                    .cloned()
+                    .unwrap_or_else(|| self.agent(i));
                 i += 1;
                 v.push(NodeSpec {
                     container: n.clone(),
@@ -362,6 +446,8 @@ impl Naming {
                     pool: Some(a.name.clone()),
                     labels: a.labels.clone().into_iter().collect(),
                     taints: a.taints.clone(),
+                    foreign_taints: foreign_taints.clone(),
+                    foreign_labels: foreign_labels.clone(),
                 });
             }
         }
@@ -544,5 +630,34 @@ mod tests {
                 {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}]}});
         assert!(spec.diff(&fine, false).is_empty());
         assert_eq!(node_patch(&fine, &[]), None);
+    }
+
+    #[test]
+    fn another_pools_taints_and_labels_are_dropped_and_system_ones_kept() {
+        let p = project("cluster:\n  agents:\n    - {name: web, labels: {pool: web, tier: front}, taints: ['dedicated=web:NoSchedule']}\n    - {name: db, labels: {pool: db}}\n");
+        let db = Naming::of(&p).nodes(&p).pop().unwrap();
+        assert_eq!(db.pool.as_deref(), Some("db"));
+        // A db node started with the web agent's command line (k3d's live add).
+        let node = json!({"metadata": {"labels": {"pool": "db", "tier": "front", "kubernetes.io/os": "linux"}},
+            "spec": {"taints": [{"key": "dedicated", "value": "web", "effect": "NoSchedule"},
+                {"key": "node.kubernetes.io/not-ready", "effect": "NoExecute"}]}});
+        let fixes = db.diff(&node, false);
+        let done: Vec<String> = fixes.iter().map(NodeFix::done).collect();
+        assert_eq!(
+            done,
+            [
+                "removed taint dedicated=web:NoSchedule (another pool's)",
+                "removed label tier=front (another pool's)"
+            ]
+        );
+        assert_eq!(
+            node_patch(&node, &fixes).unwrap(),
+            json!({"spec": {"taints": [{"key": "node.kubernetes.io/not-ready", "effect": "NoExecute"}]},
+                "metadata": {"labels": {"tier": null}}})
+        );
+        // `pool` is a key db sets itself: never "another pool's"; a web node keeps its own.
+        let web = Naming::of(&p).nodes(&p)[2].clone();
+        assert_eq!(web.pool.as_deref(), Some("web"));
+        assert!(web.foreign_labels.is_empty() && web.foreign_taints.is_empty());
     }
 }

@@ -151,7 +151,8 @@ impl Plan {
         let registry_spec =
             RegistrySpec::from_config(&p.registry, host.get("KTWIN_REGISTRY_IMAGE"));
         let naming = Naming::of(p);
-        let nodes = naming.nodes(p);
+        // Agents k3d added to the running twin carry the names its record holds.
+        let nodes = naming.nodes_named(p, &ktwin_cluster::up::agent_names(p));
         Ok(Plan {
             env: env.to_string(),
             context,

@@ -239,6 +239,11 @@ pub async fn up_twin(
         });
     }
     let action = up_cluster(plan.project(), eng, a.context, a.recreate, &x).map_err(up_failure)?;
+    // An agent added live has the name the cluster's record now holds.
+    plan.nodes = plan.naming.nodes_named(
+        plan.project(),
+        &ktwin_cluster::up::agent_names(plan.project()),
+    );
     let name = plan.naming.cluster.clone();
     printer::err(&match &action {
         ClusterAction::Created => format!("cluster {name}: created"),

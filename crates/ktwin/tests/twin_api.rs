@@ -509,7 +509,8 @@ fn doctor_live_reports_the_version_skew_with_a_remote_environment() {
     let remote = ApiStandIn::start();
     remote.with(|s| s.server_minor = 31);
     // The guard knows a cluster by its kube-system namespace.
-    remote.put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kube-system"}}));
+    remote
+        .put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kube-system"}}));
     let both = |remote_port: u16| {
         std::fs::write(&w.kubeconfig, format!(
             "apiVersion: v1\nkind: Config\nclusters:\n- name: twin\n  cluster: {{server: 'http://127.0.0.1:{}'}}\n- name: prod\n  cluster: {{server: 'http://127.0.0.1:{remote_port}'}}\nusers:\n- name: u\n  user: {{token: t}}\ncontexts:\n- name: k3d-shop\n  context: {{cluster: twin, user: u}}\n- name: prod\n  context: {{cluster: prod, user: u}}\ncurrent-context: k3d-shop\n",

@@ -24,6 +24,9 @@ struct Twin {
     provider: &'static str,
     /// Members of the `web` pool the stub cluster reports.
     web: std::cell::Cell<usize>,
+    /// Agents k3d added live (container names), in the `db` pool; the stand-in shows each
+    /// with the `web` pool's taint, as k3d starts it with the first agent's command line.
+    live_db: std::cell::RefCell<Vec<String>>,
 }
 
 const POOLS: &str = "  agents:\n    - {name: web, count: 2, labels: {pool: web}, taints: ['dedicated=web:NoSchedule']}\n    - {name: db, count: 1, labels: {pool: db}}\n";
@@ -38,6 +41,7 @@ impl Twin {
             api: ApiStandIn::start(),
             provider,
             web: std::cell::Cell::new(2),
+            live_db: std::cell::RefCell::new(vec![]),
         };
         t.config(POOLS);
         t
@@ -74,6 +78,9 @@ impl Twin {
             v.push((agent(i), Some("web")));
         }
         v.push((agent(web), Some("db")));
+        for n in self.live_db.borrow().iter() {
+            v.push((n.clone(), Some("db-live")));
+        }
         v
     }
     /// Stubs for a world where the cluster exists or not, nodes labelled `label(pool)` in
@@ -87,13 +94,14 @@ impl Twin {
         for (n, pool) in self.nodes() {
             let node: Value = match pool {
                 Some(p) => {
-                    let taints = if p == "web" {
+                    let taints = if p == "web" || p == "db-live" {
                         json!([{"key": "dedicated", "value": "web", "effect": "NoSchedule"}])
                     } else {
                         json!([])
                     };
+                    let pool = label(p.trim_end_matches("-live"));
                     json!({"apiVersion": "v1", "kind": "Node",
-                        "metadata": {"name": n, "labels": {"pool": label(p)}},
+                        "metadata": {"name": n, "labels": {"pool": pool}},
                         "spec": {"taints": taints}})
                 }
                 None => json!({"apiVersion": "v1", "kind": "Node",
@@ -112,6 +120,8 @@ impl Twin {
         self.stubs.add_rules(
             "docker",
             &[
+                // Agent containers k3d would add live do not exist yet.
+                ("container inspect -f {{.Id}} k3d-shop-agent-*-0", "", 1),
                 ("container inspect*", &inspect, 0),
                 (
                     "inspect -f*",
@@ -351,6 +361,64 @@ fn lifecycle(provider: &'static str) {
     assert!(calls.contains(" delete"), "{calls}");
     assert!(!calls.contains("docker rm"), "registry kept: {calls}");
     t.snapshot("down", &o);
+}
+
+#[test]
+fn k3d_adds_an_agent_to_the_last_pool_live() {
+    let t = Twin::new("k3d");
+    let same = |p: &str| p.to_string();
+    t.world(false, version("k3d"), &same);
+    let o = t.ktwin(&["up"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    t.stubs.clear_calls();
+
+    // One more `db` node: db is the last pool, so it is agent 3, added to the running twin.
+    t.config(&POOLS.replace("{name: db, count: 1", "{name: db, count: 2"));
+    t.live_db.borrow_mut().push("k3d-shop-agent-3-0".into());
+    t.world(true, version("k3d"), &same);
+    t.api.reset_counts();
+    let o = t.ktwin(&["up"]);
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(o.status.success(), "{err}");
+    let calls = t.calls();
+    assert!(
+        calls.contains(
+            "k3d node create shop-agent-3 --cluster shop --role agent --k3s-node-label=pool=db\n"
+        ),
+        "{calls}"
+    );
+    assert!(
+        !calls.contains(" delete") && !calls.contains("cluster create"),
+        "{calls}"
+    );
+    // The web taint it started with is another pool's: removed; its own label is there.
+    let node = t.api.get("v1", "Node", "", "k3d-shop-agent-3-0").unwrap();
+    assert_eq!(node["spec"]["taints"], json!([]), "{node}");
+    assert_eq!(node["metadata"]["labels"]["pool"], "db");
+    assert!(
+        err.contains("removed taint dedicated=web:NoSchedule (another pool's)"),
+        "{err}"
+    );
+    t.snapshot("agent-added-live", &o);
+
+    // The record names it: the next `up` changes nothing and finds every node.
+    let o = t.ktwin(&["up"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!t.calls().contains("node create"), "{}", t.calls());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("cluster shop: up to date"));
+
+    // Removing it again is not live (yet): reported with the reason, nothing deleted.
+    t.config(POOLS);
+    let o = t.ktwin(&["up"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("db×2 → web×2, db×1")
+            && err.contains("removing agents live")
+            && err.contains("--recreate"),
+        "{err}"
+    );
+    assert!(!t.calls().contains(" delete"), "{}", t.calls());
 }
 
 #[test]
