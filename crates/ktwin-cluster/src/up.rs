@@ -54,6 +54,9 @@ pub struct Drift {
     pub in_place: Vec<String>,
     /// Applied live through the provider, each with the argv (without the tool).
     pub live: Vec<(String, Vec<String>)>,
+    /// Agents to remove live (k3d): drained through the API first, then deleted with the
+    /// argv (without the tool). Each is the node's name (its container's).
+    pub remove: Vec<(String, Vec<String>)>,
 }
 
 /// `127.0.0.1:8080->30080/TCP` (the stored form) → `127.0.0.1:8080:30080` (k3d's).
@@ -262,20 +265,28 @@ fn agents_drift(stored: &Value, desired: &Value, d: &mut Drift) {
         ));
         return;
     }
-    if !appended {
-        let removed_at_end = want.len() < have.len()
-            && want
-                .iter()
-                .map(name)
-                .eq(have[..want.len()].iter().map(name));
-        d.recreate.push(if removed_at_end {
-            format!("{change} (removing agents live is not supported yet: it needs the node drained first)")
-        } else {
-            format!("{change} (k3d adds nodes live only at the end of the pool order: agent names follow it)")
-        });
+    let cluster = desired["name"].as_str().unwrap_or("");
+    let removed_at_end = want.len() < have.len()
+        && want
+            .iter()
+            .map(name)
+            .eq(have[..want.len()].iter().map(name));
+    if removed_at_end {
+        // The last agents go, newest first: drained, then deleted (`k3d node delete`).
+        let names = recorded_agent_names(stored, cluster);
+        for i in (want.len()..have.len()).rev() {
+            let node = names[i].clone();
+            d.remove
+                .push((node.clone(), vec!["node".into(), "delete".into(), node]));
+        }
         return;
     }
-    let cluster = desired["name"].as_str().unwrap_or("");
+    if !appended {
+        d.recreate.push(format!(
+            "{change} (k3d adds or removes nodes live only at the end of the pool order: agent names follow it)"
+        ));
+        return;
+    }
     for (i, pool) in want.iter().enumerate().skip(have.len()) {
         let mut argv: Vec<String> = vec![
             "node".into(),
@@ -306,6 +317,33 @@ fn agents_drift(stored: &Value, desired: &Value, d: &mut Drift) {
             argv,
         ));
     }
+}
+
+/// Every agent's container name by index, from a stored spec: the names its record holds,
+/// then those the provider gives at create (`k3d-<cluster>-agent-<i>`, `<cluster>-worker…`).
+fn recorded_agent_names(spec: &Value, cluster: &str) -> Vec<String> {
+    let naming = Naming {
+        provider: if spec["provider"] == "kind" {
+            ktwin_config::Provider::Kind
+        } else {
+            ktwin_config::Provider::K3d
+        },
+        cluster: cluster.to_string(),
+    };
+    let recorded: Vec<String> = spec["agentNames"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect();
+    (0..agent_pools(spec).len())
+        .map(|i| {
+            recorded
+                .get(i)
+                .cloned()
+                .unwrap_or_else(|| naming.agent_container(i as u32))
+        })
+        .collect()
 }
 
 /// The agent index a live `k3d node create <cluster>-agent-<i>` adds.
@@ -485,7 +523,7 @@ pub fn up_cluster(
     requested_context: Option<&str>,
     recreate: bool,
     x: &Exec,
-) -> Result<ClusterAction, UpError> {
+) -> Result<UpOutcome, UpError> {
     guard(p, ktwin_config::LOCAL_ENV, requested_context)?;
     let prov = provider_for(p.cluster.provider);
     let prov = prov.as_ref();
@@ -496,6 +534,7 @@ pub fn up_cluster(
     let config_path = state_file(p, "config.yaml");
     let mut spec_text = serde_json::to_string_pretty(&desired).unwrap_or_default();
     let mut action = ClusterAction::UpToDate;
+    let mut removals = Vec::new();
     let mut create = !exists(prov, engine, &name, x)?;
     if !create {
         match stored_spec(p)? {
@@ -526,25 +565,7 @@ pub fn up_cluster(
                 } else {
                     // Agents the record names keep their names; agents added now get the
                     // names k3d gives them.
-                    let mut names: Vec<String> = s["agentNames"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|v| v.as_str().map(str::to_string))
-                        .collect();
-                    let have = agent_pools(&s).len();
-                    names.truncate(have);
-                    let naming = Naming::of(p);
-                    for (i, n) in naming
-                        .nodes(p)
-                        .iter()
-                        .filter(|n| n.role == NodeRole::Agent)
-                        .enumerate()
-                    {
-                        if names.len() == i && i < have {
-                            names.push(n.container.clone());
-                        }
-                    }
+                    let mut names = recorded_agent_names(&s, &name);
                     for (what, argv) in &d.live {
                         if let Some(i) = added_agent(argv) {
                             let container = live_agent_name(&name, i);
@@ -574,12 +595,22 @@ pub fn up_cluster(
                             x.change(what, &tool_cmd(prov, engine, argv))?;
                         }
                     }
-                    if !names.is_empty() {
+                    // Agents to remove are drained through the API first (the caller's
+                    // part: `finish_removals`); until then the record keeps them.
+                    if d.remove.is_empty() {
                         let mut full = desired.clone();
                         full["agentNames"] = json!(names);
                         spec_text = serde_json::to_string_pretty(&full).unwrap_or_default();
+                    } else {
+                        spec_text = serde_json::to_string_pretty(&s).unwrap_or_default();
+                        removals = d.remove.clone();
                     }
                     let mut done: Vec<String> = d.live.into_iter().map(|(w, _)| w).collect();
+                    done.extend(
+                        d.remove
+                            .iter()
+                            .map(|(n, _)| format!("agent {n} to be drained and removed")),
+                    );
                     done.extend(d.in_place);
                     if !done.is_empty() {
                         action = ClusterAction::FixedInPlace(done);
@@ -611,7 +642,49 @@ pub fn up_cluster(
         // Labels and taints changed in place are the spec from now on.
         x.write(&spec_path, &spec_text)?;
     }
-    Ok(action)
+    Ok(UpOutcome { action, removals })
+}
+
+/// What `up_cluster` did, and the agents the caller removes live: drain each through the
+/// API, then [`remove_agent`] it, then [`finish_removals`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpOutcome {
+    pub action: ClusterAction,
+    /// (node name, `k3d node delete` argv without the tool), newest agent first.
+    pub removals: Vec<(String, Vec<String>)>,
+}
+
+/// Delete one drained agent's node container through the provider.
+pub fn remove_agent(
+    p: &Project,
+    engine: &Engine,
+    node: &str,
+    argv: &[String],
+    x: &Exec,
+) -> Result<(), UpError> {
+    let prov = provider_for(p.cluster.provider);
+    x.change(
+        &format!("delete the drained agent {node}"),
+        &tool_cmd(prov.as_ref(), engine, argv),
+    )?;
+    Ok(())
+}
+
+/// Once every removed agent is gone: ktwin.yaml's spec is the cluster's, with the names of
+/// the agents that remain.
+pub fn finish_removals(p: &Project, x: &Exec) -> Result<(), UpError> {
+    let Some(stored) = stored_spec(p)? else {
+        return Ok(());
+    };
+    let mut full = spec_of(p);
+    let keep = agent_pools(&full).len();
+    let mut names = recorded_agent_names(&stored, p.cluster_name());
+    names.truncate(keep);
+    full["agentNames"] = json!(names);
+    x.write(
+        &state_file(p, "spec.json"),
+        &serde_json::to_string_pretty(&full).unwrap_or_default(),
+    )
 }
 
 /// Whether the registry container is attached to the cluster's network (a read-only probe).
@@ -797,6 +870,15 @@ mod tests {
                 let d = drift(&stored, &spec_of(&project(&b.replace(from, to))));
                 let class = if !d.recreate.is_empty() {
                     format!("recreate: {}", d.recreate.join("; "))
+                } else if !d.remove.is_empty() {
+                    format!(
+                        "live: drain, then {}",
+                        d.remove
+                            .iter()
+                            .map(|(_, a)| format!("{prov} {}", a.join(" ")))
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    )
                 } else if !d.live.is_empty() {
                     format!(
                         "live: {}",
@@ -858,7 +940,8 @@ mod tests {
             "{rows:#?}"
         );
         assert!(
-            row("k3d", "agent removed").contains("removing agents live is not supported yet"),
+            row("k3d", "agent removed")
+                .contains("live: drain, then k3d node delete k3d-shop-agent-0"),
             "{rows:#?}"
         );
         for p in ["k3d", "kind"] {

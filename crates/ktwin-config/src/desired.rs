@@ -368,6 +368,10 @@ impl Naming {
             (Provider::Kind, _) => format!("{c}-control-plane{}", i + 1),
         }
     }
+    /// The container (and node) the provider names agent `i` at cluster create.
+    pub fn agent_container(&self, i: u32) -> String {
+        self.agent(i)
+    }
     fn agent(&self, i: u32) -> String {
         let c = &self.cluster;
         match (self.provider, i) {

@@ -223,10 +223,139 @@ pub async fn heal_api(client: &kube::Client, o: &Options<'_>) -> Result<Vec<Stri
     Ok(f.done)
 }
 
+/// Pure: may a drain evict this pod? Not a DaemonSet's (its controller would put it back),
+/// not a mirror pod (the kubelet owns it), not one that already finished — the pods
+/// `kubectl drain --ignore-daemonsets` leaves too.
+pub fn evictable(pod: &Value) -> bool {
+    let daemon = pod["metadata"]["ownerReferences"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|o| o["kind"] == "DaemonSet");
+    let mirror = pod["metadata"]["annotations"]
+        .get("kubernetes.io/config.mirror")
+        .is_some();
+    let done = matches!(
+        pod["status"]["phase"].as_str(),
+        Some("Succeeded" | "Failed")
+    );
+    !(daemon || mirror || done)
+}
+
+/// Before an agent is deleted: cordon it, evict its pods through the Eviction API (so
+/// PodDisruptionBudgets are honoured: a refused eviction is retried until `timeout`), and
+/// wait until they are gone. Returns the pods evicted (`namespace/name`).
+pub async fn drain_node(
+    client: &kube::Client,
+    node: &str,
+    timeout: std::time::Duration,
+    report: Reporter<'_>,
+) -> Result<Vec<String>, KubeError> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    nodes
+        .patch(
+            node,
+            &PatchParams::default(),
+            &Patch::Merge(&serde_json::json!({"spec": {"unschedulable": true}})),
+        )
+        .await
+        .map_err(|e| op(e, &format!("node {node}")))?;
+    report(Event::Fixed {
+        subject: format!("node {node}"),
+        fix: "cordoned, to be drained and removed".into(),
+        dry_run: false,
+    });
+    let deadline = std::time::Instant::now() + timeout;
+    let on_node = || async {
+        let pods: Api<Pod> = Api::all(client.clone());
+        let list = pods
+            .list(&ListParams::default().fields(&format!("spec.nodeName={node}")))
+            .await
+            .map_err(|e| op(e, &format!("pods on node {node}")))?;
+        Ok::<Vec<Value>, KubeError>(
+            list.items
+                .iter()
+                .map(|p| serde_json::to_value(p).unwrap_or_default())
+                .filter(evictable)
+                .collect(),
+        )
+    };
+    let mut evicted = Vec::new();
+    loop {
+        let left = on_node().await?;
+        if left.is_empty() {
+            return Ok(evicted);
+        }
+        for p in &left {
+            let ns = p["metadata"]["namespace"].as_str().unwrap_or("default");
+            let name = p["metadata"]["name"].as_str().unwrap_or("");
+            let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+            match pods.evict(name, &Default::default()).await {
+                Ok(_) => {
+                    let id = format!("{ns}/{name}");
+                    if !evicted.contains(&id) {
+                        report(Event::Fixed {
+                            subject: format!("pod {id}"),
+                            fix: format!("evicted from node {node}"),
+                            dry_run: false,
+                        });
+                        evicted.push(id);
+                    }
+                }
+                // Gone already, or refused for now by a disruption budget: asked again.
+                Err(kube::Error::Api(s)) if s.code == 404 || s.code == 429 => {}
+                Err(e) => return Err(op(e, &format!("pod {ns}/{name}"))),
+            }
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(KubeError::Api {
+                object: format!("node {node}"),
+                message: format!(
+                    "{} pod(s) still on it after {}s of draining (a PodDisruptionBudget may forbid evicting them): {}",
+                    left.len(),
+                    timeout.as_secs(),
+                    left.iter()
+                        .map(|p| format!("{}/{}", p["metadata"]["namespace"].as_str().unwrap_or(""), p["metadata"]["name"].as_str().unwrap_or("")))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
+/// After its container is gone: the Node object of a deleted agent (k3d removes only the
+/// container, and the node would stay NotReady).
+pub async fn delete_node(client: &kube::Client, node: &str) -> Result<(), KubeError> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    match nodes.delete(node, &DeleteParams::default()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(op(e, &format!("node {node}"))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_drain_leaves_daemonset_mirror_and_finished_pods() {
+        let owned = |kind: &str| json!({"metadata": {"ownerReferences": [{"kind": kind}]}, "status": {"phase": "Running"}});
+        assert!(evictable(&owned("ReplicaSet")));
+        assert!(evictable(
+            &json!({"metadata": {}, "status": {"phase": "Pending"}})
+        ));
+        assert!(!evictable(&owned("DaemonSet")));
+        assert!(!evictable(
+            &json!({"metadata": {"annotations": {"kubernetes.io/config.mirror": "x"}}})
+        ));
+        assert!(!evictable(
+            &json!({"metadata": {}, "status": {"phase": "Succeeded"}})
+        ));
+    }
 
     #[test]
     fn stuck_pods_are_old_terminating_or_unknown() {

@@ -1761,6 +1761,25 @@ fn route(store: &mut Store, req: &Req) -> (u16, Result<Value, String>) {
                 ),
             )
         }
+        // The Eviction subresource (policy/v1): the pod is deleted, and the answer is 201
+        // with a Success Status, as kube-apiserver's pod eviction REST storage gives
+        // (pkg/registry/core/pod/storage/eviction.go). PodDisruptionBudgets are not
+        // modelled: no eviction is ever refused with 429.
+        ("POST", Some(name), Some("eviction")) if t.kind.plural == "pods" => {
+            if !store.objects.contains_key(&key_of(name)) {
+                let (c, v) = not_found(name);
+                return (c, Ok(v));
+            }
+            let ns = t.ns.clone();
+            store.delete("v1", "Pod", &ns, name);
+            store.writes += 1;
+            (
+                201,
+                Ok(
+                    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}),
+                ),
+            )
+        }
         ("GET", Some(name), Some("log")) => {
             let container = req.query.get("container").cloned().unwrap_or_default();
             let previous = req.query.get("previous").map(String::as_str) == Some("true");

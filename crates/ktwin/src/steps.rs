@@ -238,12 +238,8 @@ pub async fn up_twin(
             }
         });
     }
-    let action = up_cluster(plan.project(), eng, a.context, a.recreate, &x).map_err(up_failure)?;
-    // An agent added live has the name the cluster's record now holds.
-    plan.nodes = plan.naming.nodes_named(
-        plan.project(),
-        &ktwin_cluster::up::agent_names(plan.project()),
-    );
+    let outcome = up_cluster(plan.project(), eng, a.context, a.recreate, &x).map_err(up_failure)?;
+    let action = outcome.action.clone();
     let name = plan.naming.cluster.clone();
     printer::err(&match &action {
         ClusterAction::Created => format!("cluster {name}: created"),
@@ -254,6 +250,11 @@ pub async fn up_twin(
         }
     });
     if a.dry_run {
+        for (node, _) in &outcome.removals {
+            printer::err(&format!(
+                "would drain node {node} (cordon, evict its pods), then delete it"
+            ));
+        }
         return Ok(None);
     }
     // The API half, through the provider's kubeconfig for this cluster and nothing else.
@@ -279,9 +280,31 @@ pub async fn up_twin(
         }
         ktwin_kube::heal::ensure_registry_hosting(&client, &configmap, false, &printer::event)
             .await?;
+        // Agents removed live: each drained first; nothing is deleted if a drain fails.
+        for (node, argv) in &outcome.removals {
+            ktwin_kube::heal::drain_node(&client, node, DRAIN_TIMEOUT, &printer::event).await?;
+            ktwin_cluster::up::remove_agent(plan.project(), eng, node, argv, &x).map_err(|e| {
+                KubeError::Api {
+                    object: format!("node {node}"),
+                    message: e.to_string(),
+                }
+            })?;
+            ktwin_kube::heal::delete_node(&client, node).await?;
+        }
+        if !outcome.removals.is_empty() {
+            ktwin_cluster::up::finish_removals(plan.project(), &x).map_err(|e| KubeError::Api {
+                object: "the cluster's record".into(),
+                message: e.to_string(),
+            })?;
+        }
+        // Agents added or removed live: the names the cluster's record now holds.
+        let nodes = plan.naming.nodes_named(
+            plan.project(),
+            &ktwin_cluster::up::agent_names(plan.project()),
+        );
         let n = ktwin_kube::heal::ensure_nodes(
             &client,
-            &plan.nodes,
+            &nodes,
             plan.single_node,
             false,
             &printer::event,
@@ -291,6 +314,10 @@ pub async fn up_twin(
     }
     .await
     .map_err(kube_failure)?;
+    plan.nodes = plan.naming.nodes_named(
+        plan.project(),
+        &ktwin_cluster::up::agent_names(plan.project()),
+    );
     if !missing.is_empty() {
         return Err(Failure::Operation(vec![plain(
             format!(
@@ -302,3 +329,6 @@ pub async fn up_twin(
     }
     Ok(Some(g))
 }
+
+/// The longest `up` waits for one removed agent's pods to be evicted.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(300);

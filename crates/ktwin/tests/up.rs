@@ -27,6 +27,8 @@ struct Twin {
     /// Agents k3d added live (container names), in the `db` pool; the stand-in shows each
     /// with the `web` pool's taint, as k3d starts it with the first agent's command line.
     live_db: std::cell::RefCell<Vec<String>>,
+    /// Exit code of the stub's `k3d node delete` (0: it works).
+    node_delete_exit: std::cell::Cell<i32>,
 }
 
 const POOLS: &str = "  agents:\n    - {name: web, count: 2, labels: {pool: web}, taints: ['dedicated=web:NoSchedule']}\n    - {name: db, count: 1, labels: {pool: db}}\n";
@@ -42,6 +44,7 @@ impl Twin {
             provider,
             web: std::cell::Cell::new(2),
             live_db: std::cell::RefCell::new(vec![]),
+            node_delete_exit: std::cell::Cell::new(0),
         };
         t.config(POOLS);
         t
@@ -143,6 +146,7 @@ impl Twin {
                         ("version*", version, 0),
                         ("cluster list*", list, 0),
                         ("kubeconfig get shop", &kubeconfig, 0),
+                        ("node delete*", "", self.node_delete_exit.get()),
                     ],
                 );
             }
@@ -407,18 +411,59 @@ fn k3d_adds_an_agent_to_the_last_pool_live() {
     assert!(!t.calls().contains("node create"), "{}", t.calls());
     assert!(String::from_utf8_lossy(&o.stderr).contains("cluster shop: up to date"));
 
-    // Removing it again is not live (yet): reported with the reason, nothing deleted.
+    // Removed again: drained through the API (its Deployment pod evicted, a DaemonSet's
+    // left, as `kubectl drain --ignore-daemonsets` does), then deleted. First with a
+    // `k3d node delete` that fails: the drain came before it, the record still holds the
+    // node, the Node object is still there.
+    let pod = |name: &str, owner: &str| {
+        json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "shop",
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": owner, "name": "x", "uid": "u"}]},
+            "spec": {"nodeName": "k3d-shop-agent-3-0", "containers": [{"name": "c", "image": "i"}]},
+            "status": {"phase": "Running"}})
+    };
     t.config(POOLS);
+    t.node_delete_exit.set(1);
+    t.world(true, version("k3d"), &same);
+    t.api.put(pod("db-7d9", "ReplicaSet"));
+    t.api.put(pod("logs-x1", "DaemonSet"));
+    t.stubs.clear_calls();
     let o = t.ktwin(&["up"]);
-    assert_eq!(o.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        err.contains("db×2 → web×2, db×1")
-            && err.contains("removing agents live")
-            && err.contains("--recreate"),
-        "{err}"
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
     );
-    assert!(!t.calls().contains(" delete"), "{}", t.calls());
+    assert!(
+        t.api.get("v1", "Pod", "shop", "db-7d9").is_none(),
+        "evicted before the delete"
+    );
+    assert!(
+        t.api.get("v1", "Pod", "shop", "logs-x1").is_some(),
+        "a DaemonSet pod stays"
+    );
+    let node = t.api.get("v1", "Node", "", "k3d-shop-agent-3-0").unwrap();
+    assert_eq!(node["spec"]["unschedulable"], true, "cordoned: {node}");
+    assert!(
+        t.calls().contains("k3d node delete k3d-shop-agent-3-0"),
+        "{}",
+        t.calls()
+    );
+    // Then it works: the container and the Node object go, and the record forgets it.
+    t.node_delete_exit.set(0);
+    t.world(true, version("k3d"), &same);
+    t.stubs.clear_calls();
+    let o = t.ktwin(&["up"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(t.api.get("v1", "Node", "", "k3d-shop-agent-3-0").is_none());
+    t.snapshot("agent-removed-live", &o);
+    t.live_db.borrow_mut().clear();
+    t.world(true, version("k3d"), &same);
+    let o = t.ktwin(&["up"]);
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(err.contains("cluster shop: up to date"), "{err}");
+    assert!(!t.calls().contains("node delete"), "{}", t.calls());
 }
 
 #[test]
