@@ -121,15 +121,31 @@ impl ClusterProvider for K3d {
         }
         // Sync (mount mode): the project directory on every server and agent (never the
         // load balancer) at the same path, so a pod's hostPath under it works on any node.
+        let mut filters = vec!["server:*"];
+        if agents > 0 {
+            filters.push("agent:*");
+        }
+        let mut volumes = Vec::new();
         if let Some(dir) = p.source_mount() {
-            let mut filters = vec!["server:*"];
-            if agents > 0 {
-                filters.push("agent:*");
-            }
-            cfg["volumes"] = json!([{
+            volumes.push(json!({
                 "volume": format!("{}:{}", dir.display(), ktwin_config::SOURCE_MOUNT),
                 "nodeFilters": filters,
-            }]);
+            }));
+        }
+        // cluster.persistentVolumes: k3s's local-path storage on every node is the host's
+        // volumes dir, so volume data outlives the node containers.
+        if let Some(dir) = p.volumes_dir() {
+            volumes.push(json!({
+                "volume": format!(
+                    "{}:{}",
+                    dir.display(),
+                    ktwin_config::provisioner_storage_path(ktwin_config::Provider::K3d)
+                ),
+                "nodeFilters": filters,
+            }));
+        }
+        if !volumes.is_empty() {
+            cfg["volumes"] = Value::Array(volumes);
         }
         cfg["options"] = json!({
             "k3s": k3s,

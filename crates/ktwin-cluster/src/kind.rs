@@ -91,12 +91,24 @@ impl ClusterProvider for Kind {
             }
         }
         // Sync (mount mode): the project directory on every node at the same path.
+        let mut mounts = Vec::new();
         if let Some(dir) = p.source_mount() {
+            mounts.push(json!({
+                "hostPath": dir.display().to_string(),
+                "containerPath": ktwin_config::SOURCE_MOUNT,
+            }));
+        }
+        // cluster.persistentVolumes: kind's local-path storage on every node is the host's
+        // volumes dir.
+        if let Some(dir) = p.volumes_dir() {
+            mounts.push(json!({
+                "hostPath": dir.display().to_string(),
+                "containerPath": ktwin_config::provisioner_storage_path(ktwin_config::Provider::Kind),
+            }));
+        }
+        if !mounts.is_empty() {
             for n in &mut nodes {
-                n["extraMounts"] = json!([{
-                    "hostPath": dir.display().to_string(),
-                    "containerPath": ktwin_config::SOURCE_MOUNT,
-                }]);
+                n["extraMounts"] = Value::Array(mounts.clone());
             }
         }
         let mut cfg = json!({

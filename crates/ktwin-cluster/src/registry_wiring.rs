@@ -21,6 +21,25 @@ pub fn k3s_registries_yaml(r: &RegistryAddr) -> String {
     s
 }
 
+/// The StorageClass of `cluster.persistentVolumes`: local-path-provisioner's, with a
+/// directory per claim named `<namespace>/<claim>/` (its `pathPattern` parameter, v0.0.29 or
+/// newer, which requires the path to start so), under the node storage path each node mounts
+/// from the host. Binding waits for the first consumer, as the provider's own class does.
+pub fn persistent_storage_class() -> Value {
+    serde_json::json!({
+        "apiVersion": "storage.k8s.io/v1",
+        "kind": "StorageClass",
+        "metadata": {
+            "name": ktwin_config::PERSISTENT_CLASS,
+            "labels": {"app.kubernetes.io/managed-by": "ktwin"},
+        },
+        "provisioner": "rancher.io/local-path",
+        "parameters": {"pathPattern": "{{ .PVC.Namespace }}/{{ .PVC.Name }}/"},
+        "reclaimPolicy": "Delete",
+        "volumeBindingMode": "WaitForFirstConsumer",
+    })
+}
+
 /// `kube-public/local-registry-hosting` (KEP-1755) with all four fields.
 pub fn kep1755_configmap(r: &RegistryAddr) -> Value {
     let doc = format!(

@@ -40,6 +40,7 @@ pub fn spec_of(p: &Project) -> Value {
                 .and_then(|v| ktwin_config::kube_version::KubeVersion::parse(v).ok())
                 .and_then(|k| k.kind_image().ok()),
         },
+        "persistentVolumes": p.volumes_dir().map(|d| d.display().to_string()),
         "k3sArgs": p.cluster.k3s_args,
         "kubeadmConfigPatches": p.cluster.kubeadm_config_patches,
     })
@@ -177,6 +178,11 @@ pub fn drift(stored: &Value, desired: &Value) -> Drift {
         "Kubernetes version",
         "nodeImage",
         "a node's image is fixed when it is created",
+    );
+    fixed_at_create(
+        "persistent volumes (the host dir each node mounts)",
+        "persistentVolumes",
+        "mounts are fixed when the nodes are created",
     );
     fixed_at_create(
         "k3s arguments",
@@ -620,6 +626,16 @@ pub fn up_cluster(
         }
     }
     if create {
+        // The volumes dir is made by ktwin, so it is the user's (an engine would make a
+        // missing bind-mount source as root).
+        if let Some(dir) = p.volumes_dir() {
+            if !x.dry_run {
+                std::fs::create_dir_all(&dir).map_err(|e| StateError::Write {
+                    path: dir.clone(),
+                    source: e,
+                })?;
+            }
+        }
         x.write(&config_path, &to_yaml(&prov.render_config(p)))?;
         x.change(
             "create the cluster",
@@ -969,6 +985,7 @@ mod tests {
             "nodeImage",
             "k3sArgs",
             "kubeadmConfigPatches",
+            "persistentVolumes",
         ] {
             old.as_object_mut().unwrap().remove(k);
         }

@@ -279,3 +279,48 @@ fn an_unknown_version_or_the_other_providers_args_are_errors_at_their_line() {
         assert_eq!(line, Some(want_line), "{extra}: {e:?}");
     }
 }
+
+#[test]
+fn persistent_volumes_mount_the_hosts_volume_dir_as_each_providers_storage_path() {
+    let text = "apiVersion: ktwin.dev/v1alpha1\nkind: Project\nname: pv\ncluster:\n  persistentVolumes: true\n  agents: [{name: a}]\n";
+    let p = ktwin_config::load::parse(Path::new("/x/ktwin.yaml"), text.into())
+        .unwrap()
+        .project;
+    let dir = p.volumes_dir().unwrap();
+    assert!(dir.ends_with("ktwin/volumes/pv"), "{}", dir.display());
+    let k3d = provider_for(Provider::K3d).render_config(&p);
+    assert_valid_k3d(&k3d);
+    assert_eq!(
+        k3d["volumes"],
+        serde_json::json!([{"volume": format!("{}:/var/lib/rancher/k3s/storage", dir.display()),
+            "nodeFilters": ["server:*", "agent:*"]}])
+    );
+    let kind_text = text.replace("cluster:\n", "cluster:\n  provider: kind\n");
+    let p = ktwin_config::load::parse(Path::new("/x/ktwin.yaml"), kind_text)
+        .unwrap()
+        .project;
+    let kind = provider_for(Provider::Kind).render_config(&p);
+    for n in kind["nodes"].as_array().unwrap() {
+        assert_eq!(
+            n["extraMounts"],
+            serde_json::json!([{"hostPath": dir.display().to_string(), "containerPath": "/var/local-path-provisioner"}])
+        );
+    }
+    // Turning it on for a running twin is recreate-class: mounts are fixed at node create.
+    let off = ktwin_config::load::parse(
+        Path::new("/x/ktwin.yaml"),
+        text.replace("  persistentVolumes: true\n", ""),
+    )
+    .unwrap()
+    .project;
+    let d = ktwin_cluster::up::drift(
+        &ktwin_cluster::up::spec_of(&off),
+        &ktwin_cluster::up::spec_of(&p),
+    );
+    assert!(
+        d.recreate
+            .iter()
+            .any(|r| r.starts_with("persistent volumes") && r.contains("mounts are fixed")),
+        "{d:?}"
+    );
+}

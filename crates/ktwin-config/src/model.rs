@@ -155,6 +155,13 @@ pub struct Cluster {
     /// kind only: kubeadm config patches for every node (kind's `kubeadmConfigPatches`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub kubeadm_config_patches: Vec<String>,
+    /// Keep the data of the twin's volumes across `down`/`up`: every node's local-path
+    /// storage is `$XDG_DATA_HOME/ktwin/volumes/<project>` on the host, and claims of the
+    /// local-path class use the `ktwin-persistent` class, which names each volume's directory
+    /// `<namespace>/<claim>`, so a recreated twin finds its databases again.
+    /// `ktwin down --purge-volumes` deletes that directory.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub persistent_volumes: bool,
 }
 
 impl Default for Cluster {
@@ -168,6 +175,7 @@ impl Default for Cluster {
             kubernetes_version: None,
             k3s_args: Vec::new(),
             kubeadm_config_patches: Vec::new(),
+            persistent_volumes: false,
         }
     }
 }
@@ -639,6 +647,20 @@ pub struct DoctorIgnore {
     pub name: Option<String>,
 }
 
+/// The StorageClass of `cluster.persistentVolumes`: local-path-provisioner (v0.0.29 or newer
+/// for `pathPattern`) with a directory per claim named `<namespace>/<claim>`, so a claim of
+/// the same name in a recreated twin finds its data.
+pub const PERSISTENT_CLASS: &str = "ktwin-persistent";
+
+/// Where each provider's local-path-provisioner keeps volumes on a node: k3s's bundled one,
+/// and kind's.
+pub fn provisioner_storage_path(p: Provider) -> &'static str {
+    match p {
+        Provider::K3d => "/var/lib/rancher/k3s/storage",
+        Provider::Kind => "/var/local-path-provisioner",
+    }
+}
+
 impl Project {
     /// The host directory every node mounts at [`SOURCE_MOUNT`]: the project's, when some
     /// image syncs files in `mount` mode.
@@ -648,6 +670,15 @@ impl Project {
         } else {
             None
         }
+    }
+    /// The host directory that holds the twin's volumes, when `cluster.persistentVolumes`.
+    pub fn volumes_dir(&self) -> Option<std::path::PathBuf> {
+        self.cluster.persistent_volumes.then(|| self.volumes_path())
+    }
+    /// Where the twin's volumes are kept, whether or not it keeps them now
+    /// (`$XDG_DATA_HOME/ktwin/volumes/<project>`).
+    pub fn volumes_path(&self) -> std::path::PathBuf {
+        crate::state::data_dir().join("volumes").join(&self.name)
     }
     pub fn cluster_name(&self) -> &str {
         self.cluster.name.as_deref().unwrap_or(&self.name)

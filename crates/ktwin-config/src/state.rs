@@ -10,14 +10,25 @@ use serde::Serialize;
 
 /// Where state that outlives one ktwin process lives: `$XDG_STATE_HOME/ktwin`, else
 /// `~/.local/state/ktwin`.
-#[allow(clippy::disallowed_methods)] // the config's own reading of where its state lives
 pub fn state_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
+    xdg_dir("XDG_STATE_HOME", ".local/state", "ktwin-state")
+}
+
+/// ktwin's data dir (`$XDG_DATA_HOME/ktwin`, else `~/.local/share/ktwin`): what outlives a
+/// twin, as the volumes of `cluster.persistentVolumes`.
+pub fn data_dir() -> PathBuf {
+    xdg_dir("XDG_DATA_HOME", ".local/share", "ktwin-data")
+}
+
+/// `$<var>/ktwin`, else `~/<home_default>/ktwin`, else `<temp>/<no_home>`.
+#[allow(clippy::disallowed_methods)] // the config's own reading of where its files live
+fn xdg_dir(var: &str, home_default: &str, no_home: &str) -> PathBuf {
+    if let Some(d) = std::env::var_os(var).filter(|d| !d.is_empty()) {
         return PathBuf::from(d).join("ktwin");
     }
     match std::env::var_os("HOME") {
-        Some(h) => PathBuf::from(h).join(".local/state/ktwin"),
-        None => std::env::temp_dir().join("ktwin-state"),
+        Some(h) => PathBuf::from(h).join(home_default).join("ktwin"),
+        None => std::env::temp_dir().join(no_home),
     }
 }
 

@@ -223,6 +223,56 @@ pub async fn heal_api(client: &kube::Client, o: &Options<'_>) -> Result<Vec<Stri
     Ok(f.done)
 }
 
+/// The StorageClass of `cluster.persistentVolumes`, created when absent. A class of that
+/// name with other parameters is an error (StorageClass parameters are immutable).
+pub async fn ensure_storage_class(
+    client: &kube::Client,
+    class: &Value,
+    dry_run: bool,
+    report: Reporter<'_>,
+) -> Result<Vec<String>, KubeError> {
+    use k8s_openapi::api::storage::v1::StorageClass;
+    let mut f = Fixes {
+        dry_run,
+        report,
+        done: vec![],
+    };
+    let name = class["metadata"]["name"].as_str().unwrap_or_default();
+    let api: Api<StorageClass> = Api::all(client.clone());
+    let have = api
+        .get_opt(name)
+        .await
+        .map_err(|e| op(e, &format!("storageclass {name}")))?;
+    match have.map(|c| serde_json::to_value(c).unwrap_or_default()) {
+        Some(c) if c["provisioner"] == class["provisioner"] && c["parameters"] == class["parameters"] => {}
+        Some(c) => {
+            return Err(KubeError::Api {
+                object: format!("storageclass {name}"),
+                message: format!(
+                    "exists with provisioner {} and parameters {}, not ktwin's ({} {}); StorageClass parameters cannot change: delete it, then run `ktwin up` again",
+                    c["provisioner"], c["parameters"], class["provisioner"], class["parameters"]
+                ),
+            })
+        }
+        None => {
+            if !dry_run {
+                api.patch(
+                    name,
+                    &PatchParams::apply(FIELD_MANAGER).force(),
+                    &Patch::Apply(class),
+                )
+                .await
+                .map_err(|e| op(e, &format!("storageclass {name}")))?;
+            }
+            f.act(
+                format!("storageclass {name}"),
+                "created (volumes kept across down/up)".into(),
+            );
+        }
+    }
+    Ok(f.done)
+}
+
 /// Pure: may a drain evict this pod? Not a DaemonSet's (its controller would put it back),
 /// not a mirror pod (the kubelet owns it), not one that already finished — the pods
 /// `kubectl drain --ignore-daemonsets` leaves too.

@@ -35,6 +35,9 @@ pub struct LocalTwin<'a> {
     pub single_node: bool,
     /// Normalised repository → its sync rules as mounts (sync mode `mount`).
     pub sync: HashMap<String, Vec<SyncMount>>,
+    /// `cluster.persistentVolumes`: claims of the local-path class use
+    /// [`ktwin_config::PERSISTENT_CLASS`].
+    pub persistent: bool,
 }
 
 /// A sync rule as the local adaptation mounts it: the node path under the project mount, the
@@ -281,6 +284,13 @@ pub fn adapt(
         for d in docs.iter_mut() {
             adapt_storage(d, a, &classes, twin.provider, rec);
         }
+    }
+    let mut local_path_classes = local_path_classes;
+    if twin.persistent {
+        for d in docs.iter_mut() {
+            adapt_persistent(d, twin.provider, rec);
+        }
+        local_path_classes.insert(ktwin_config::PERSISTENT_CLASS.to_string());
     }
     if a.rwx_to_rwo && twin.single_node {
         for d in docs.iter_mut() {
@@ -611,6 +621,57 @@ fn map_class(
     ))
 }
 
+/// `cluster.persistentVolumes`: a claim of the provider's local-path class, or of no class
+/// (the default), uses the persistent class, whose directories outlive the twin. A claim of
+/// `""` (no dynamic provisioning) or of another class is left alone.
+fn adapt_persistent(d: &mut Document, provider: Provider, rec: &mut Recorder) {
+    let obj = d.obj_ref();
+    let mut specs: Vec<String> = Vec::new();
+    if d.is("PersistentVolumeClaim") {
+        specs.push("/spec".into());
+    }
+    if d.is("StatefulSet") {
+        let n = d
+            .value
+            .pointer("/spec/volumeClaimTemplates")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
+        specs.extend((0..n).map(|i| format!("/spec/volumeClaimTemplates/{i}/spec")));
+    }
+    let local = provider.default_storage_class();
+    for sp in specs {
+        let Some(spec) = d.value.pointer_mut(&sp).and_then(Value::as_object_mut) else {
+            continue;
+        };
+        let before = spec.get("storageClassName").cloned();
+        let ours = match &before {
+            None | Some(Value::Null) => true,
+            Some(Value::String(c)) => c == local,
+            _ => false,
+        };
+        if !ours {
+            continue;
+        }
+        spec.insert(
+            "storageClassName".into(),
+            json!(ktwin_config::PERSISTENT_CLASS),
+        );
+        rec.push(
+            &obj,
+            Change::partial(
+                &format!("{sp}/storageClassName"),
+                before,
+                Some(json!(ktwin_config::PERSISTENT_CLASS)),
+                format!(
+                    "cluster.persistentVolumes: the claim keeps its data in ktwin's volumes dir across down/up (`{local}` → `{}`)",
+                    ktwin_config::PERSISTENT_CLASS
+                ),
+                "cluster.persistentVolumes",
+            ),
+        );
+    }
+}
+
 fn adapt_storage(
     d: &mut Document,
     a: &Adapt,
@@ -855,6 +916,7 @@ mod sync_tests {
             declared_secrets: HashSet::new(),
             single_node: true,
             sync,
+            persistent: false,
         };
         let mut d = doc(
             json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "both", "namespace": "shop"},
@@ -909,5 +971,45 @@ mod sync_tests {
         assert!(mounts[0].directory);
         let elsewhere = tempfile::tempdir().unwrap();
         assert!(sync_mounts(&images, elsewhere.path(), "/ktwin/src").is_empty());
+    }
+
+    #[test]
+    fn persistent_volumes_move_local_path_claims_to_the_persistent_class() {
+        let pvc = |class: Option<&str>| {
+            let mut v = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                "metadata": {"name": "data", "namespace": "shop"},
+                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}});
+            if let Some(c) = class {
+                v["spec"]["storageClassName"] = json!(c);
+            }
+            doc(v)
+        };
+        let class_of = |d: &Document| d.value["spec"]["storageClassName"].clone();
+        let mut rec = Recorder::default();
+        for (before, after) in [
+            (None, json!("ktwin-persistent")),
+            (Some("local-path"), json!("ktwin-persistent")),
+            // No dynamic provisioning, or a class of its own: left alone.
+            (Some(""), json!("")),
+            (Some("fast-nvme"), json!("fast-nvme")),
+        ] {
+            let mut d = pvc(before);
+            adapt_persistent(&mut d, Provider::K3d, &mut rec);
+            assert_eq!(class_of(&d), after, "{before:?}");
+        }
+        assert_eq!(rec.changes.len(), 2, "each change is recorded");
+        // kind's local-path class is `standard`; a StatefulSet's claim templates too.
+        let mut sts = doc(json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
+            "metadata": {"name": "pg", "namespace": "shop"},
+            "spec": {"volumeClaimTemplates": [
+                {"metadata": {"name": "data"}, "spec": {"storageClassName": "standard"}},
+                {"metadata": {"name": "wal"}, "spec": {}}]}}));
+        adapt_persistent(&mut sts, Provider::Kind, &mut rec);
+        for i in 0..2 {
+            assert_eq!(
+                sts.value["spec"]["volumeClaimTemplates"][i]["spec"]["storageClassName"],
+                "ktwin-persistent"
+            );
+        }
     }
 }

@@ -191,6 +191,7 @@ fn local_twin<'a>(
             Some(dir) => crate::adapt::sync_mounts(images, dir, ktwin_config::SOURCE_MOUNT),
             None => HashMap::new(),
         },
+        persistent: loaded.project.cluster.persistent_volumes,
     }
 }
 

@@ -290,6 +290,8 @@ pub fn ktwin_with_stubs(
         .env("PATH", format!("{}:/usr/bin:/bin", stubs.path().display()))
         .env("DOCKER_HOST", "unix:///nonexistent/stub-docker.sock")
         .env("XDG_STATE_HOME", state)
+        // Volumes (`cluster.persistentVolumes`) beside the state, never the user's.
+        .env("XDG_DATA_HOME", state.join("data"))
         .env_remove("KTWIN_REGISTRY_IMAGE")
         .env_remove("KTWIN_ENGINE")
         .env_remove("KUBECONFIG");

@@ -728,6 +728,10 @@ pub struct DownArgs {
     /// Also remove the registry container and every image in its data volume.
     #[arg(long)]
     pub purge_registry: bool,
+    /// Also delete the twin's volume data (`cluster.persistentVolumes`: the host dir under
+    /// $XDG_DATA_HOME/ktwin/volumes/<project>). Kept by default, so the next `up` finds it.
+    #[arg(long)]
+    pub purge_volumes: bool,
     /// Print what would be deleted; delete nothing.
     #[arg(long)]
     pub dry_run: bool,

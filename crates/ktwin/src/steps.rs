@@ -280,6 +280,10 @@ pub async fn up_twin(
         }
         ktwin_kube::heal::ensure_registry_hosting(&client, &configmap, false, &printer::event)
             .await?;
+        if plan.project().cluster.persistent_volumes {
+            let class = ktwin_cluster::registry_wiring::persistent_storage_class();
+            ktwin_kube::heal::ensure_storage_class(&client, &class, false, &printer::event).await?;
+        }
         // Agents removed live: each drained first; nothing is deleted if a drain fails.
         for (node, argv) in &outcome.removals {
             ktwin_kube::heal::drain_node(&client, node, DRAIN_TIMEOUT, &printer::event).await?;

@@ -466,6 +466,80 @@ fn k3d_adds_an_agent_to_the_last_pool_live() {
     assert!(!t.calls().contains("node delete"), "{}", t.calls());
 }
 
+/// A Postgres row stands here for a file a volume holds: ktwin owns the host dir each node
+/// mounts and the class that names volume dirs by claim; what the provisioner and the
+/// database do inside a real twin is tier 3.
+#[test]
+fn persistent_volumes_outlive_down_and_only_purge_volumes_deletes_them() {
+    let t = Twin::new("k3d");
+    t.config(&format!("{POOLS}  persistentVolumes: true\n"));
+    let same = |p: &str| p.to_string();
+    t.world(false, version("k3d"), &same);
+    let o = t.ktwin(&["up"]);
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(o.status.success(), "{err}");
+    let dir = t.state.path().join("data/ktwin/volumes/shop");
+    assert!(dir.is_dir(), "ktwin made the volumes dir");
+    let config =
+        std::fs::read_to_string(t.state.path().join("ktwin/clusters/k3d-shop.config.yaml"))
+            .unwrap();
+    assert!(
+        config.contains(&format!("{}:/var/lib/rancher/k3s/storage", dir.display())),
+        "{config}"
+    );
+    let class = t
+        .api
+        .get("storage.k8s.io/v1", "StorageClass", "", "ktwin-persistent")
+        .expect("the persistent class, through the API");
+    assert_eq!(class["provisioner"], "rancher.io/local-path");
+    assert_eq!(
+        class["parameters"]["pathPattern"],
+        "{{ .PVC.Namespace }}/{{ .PVC.Name }}/"
+    );
+    assert!(
+        err.contains("storageclass ktwin-persistent: created"),
+        "{err}"
+    );
+    // What the database wrote, in the directory the class names for claim shop/data.
+    std::fs::create_dir_all(dir.join("shop/data")).unwrap();
+    std::fs::write(dir.join("shop/data/row"), "42").unwrap();
+
+    // down keeps it and says where; a dry run of the purge deletes nothing.
+    let o = t.ktwin(&["down"]);
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("volumes: kept in {}", dir.display()))
+            && err.contains("--purge-volumes"),
+        "{err}"
+    );
+    t.world(true, version("k3d"), &same);
+    let o = t.ktwin(&["down", "--purge-volumes", "--dry-run"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("would delete the volumes"));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("shop/data/row")).unwrap(),
+        "42"
+    );
+
+    // The next twin mounts the same dir; the class is there already.
+    t.world(false, version("k3d"), &same);
+    let o = t.ktwin(&["up"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("shop/data/row")).unwrap(),
+        "42"
+    );
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("storageclass ktwin-persistent: created"));
+
+    // --purge-volumes deletes them.
+    t.world(true, version("k3d"), &same);
+    let o = t.ktwin(&["down", "--purge-volumes"]);
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(o.status.success(), "{err}");
+    assert!(!dir.exists(), "{err}");
+    assert!(err.contains("volumes: deleted"), "{err}");
+}
+
 #[test]
 fn k3d_up_down_command_sequences() {
     lifecycle("k3d");

@@ -21,6 +21,7 @@ pub fn run(cli: &Cli, a: &DownArgs) -> Result<u8, Failure> {
     if !existed {
         printer::err(&format!("cluster {name}: not present, nothing to do"));
     }
+    volumes(plan.project(), a)?;
     let reg = Registry {
         engine: &eng,
         spec: plan.registry_spec.clone(),
@@ -46,4 +47,38 @@ pub fn run(cli: &Cli, a: &DownArgs) -> Result<u8, Failure> {
         ));
     }
     Ok(0)
+}
+
+/// The volumes of `cluster.persistentVolumes` (or of an earlier twin that had it): kept and
+/// said where, or deleted with `--purge-volumes`.
+fn volumes(p: &ktwin_config::Project, a: &DownArgs) -> Result<(), Failure> {
+    let dir = p.volumes_path();
+    if !dir.exists() {
+        if a.purge_volumes {
+            printer::err(&format!("volumes: none at {}", dir.display()));
+        }
+        return Ok(());
+    }
+    if !a.purge_volumes {
+        printer::err(&format!(
+            "volumes: kept in {} (the next `up` finds them; --purge-volumes deletes them)",
+            dir.display()
+        ));
+        return Ok(());
+    }
+    if a.dry_run {
+        printer::err(&format!("would delete the volumes in {}", dir.display()));
+        return Ok(());
+    }
+    std::fs::remove_dir_all(&dir).map_err(|e| {
+        Failure::Operation(vec![plain(
+            format!("cannot delete the volumes in {}: {e}", dir.display()),
+            Some(
+                "files a container wrote may belong to another user: delete the directory as that user (or with sudo)"
+                    .into(),
+            ),
+        )])
+    })?;
+    printer::err(&format!("volumes: deleted {}", dir.display()));
+    Ok(())
 }
