@@ -14,6 +14,10 @@
 #   heal" → ktwin down. Then: ktwin run lobster-task runs to its result; ktwin exec --as
 #   gateway gets its env and reaches only the twin; ktwin dev rebuilds an edit of the
 #   gateway page and the new pods serve it on localhost:8080.
+# And (crates/ktwin/tests/tier3_live.rs, k3d): a port added to a running twin is served
+#   on 127.0.0.1 without a recreate; an agent added live carries its pool's labels and no
+#   other pool's taint, and is drained and deleted when removed; with persistentVolumes a
+#   Postgres row written before `down` is there after `up` (pulls postgres:16-alpine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 provider=${KTWIN_E2E_PROVIDER:-k3d}
@@ -33,3 +37,6 @@ if ! docker run --rm --privileged "${KTWIN_E2E_PROBE_IMAGE:-busybox}" true >/dev
 fi
 bash scripts/example-prepare.sh
 cargo test -p ktwin --locked --test tier3_cluster -- --ignored --test-threads 1
+if [ "$provider" = k3d ]; then
+  cargo test -p ktwin --locked --test tier3_live -- --ignored --test-threads 1
+fi
