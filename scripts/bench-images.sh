@@ -128,7 +128,8 @@ run_row() { # engine label node-kind-sock node-ktwin-sock   (KTWIN_LAYER_STORE p
   local e=$1 label=$2 sock_kind=$3 sock_ktwin=$4
   local t json ref ktwin_push pull kind ktwin_total outcome bytes via bg wall
   t=$(now)
-  json=$(ktwin_on "$e" build -o json)
+  # shellcheck disable=SC2086 # BUILD_FLAGS is a word list
+  json=$(ktwin_on "$e" build -o json ${BUILD_FLAGS:-})
   wall=$(elapsed "$t")
   ref=$(jq -r '.[0].reference' <<<"$json")
   outcome=$(jq -r '.[0].outcome' <<<"$json")
@@ -180,7 +181,9 @@ for e in "${ENGINES[@]}"; do
   run_row "$e" unchanged "$N/node-kind/c.sock" "$N/node-ktwin/c.sock"
   echo "$e: cold, store unreadable (fallback)…" >&2
   cd "$F"
-  KTWIN_LAYER_STORE=off run_row "$e" "cold, no store" "$N/node-kind-fb/c.sock" "$N/node-ktwin-fb/c.sock"
+  # As `ktwin up`/`dev` do it: the engine's one-time background push waits until the nodes
+  # have pulled (`--no-engine-push` here, since the bench pulls by hand).
+  KTWIN_LAYER_STORE=off BUILD_FLAGS=--no-engine-push run_row "$e" "cold, no store" "$N/node-kind-fb/c.sock" "$N/node-ktwin-fb/c.sock"
   cd "$WORK"
   VERSIONS+=("$e $(eng "$e" version -f '{{.Server.Version}}')")
 done

@@ -86,13 +86,17 @@ ktwin_test_env_cleanup() {
     # Everything in this store is the tests' own (it was created empty above).
     ktwin_podman_local rm -a -f -t 0 >/dev/null 2>&1 || true
     _ktwin_root kill "$KTWIN_STARTED_PODMAN_PID" 2>/dev/null || true
-    for _ in $(seq 1 40); do kill -0 "$KTWIN_STARTED_PODMAN_PID" 2>/dev/null || break; sleep 0.25; done
+    for _ in $(seq 1 40); do _ktwin_root kill -0 "$KTWIN_STARTED_PODMAN_PID" 2>/dev/null || break; sleep 0.25; done
+    # conmon of an exec session can outlive its container; each names this store's dir.
+    for _p in $(pgrep -f -- "conmon .*$KTWIN_PODMAN_DIR/" 2>/dev/null || true); do
+      _ktwin_root kill "$_p" 2>/dev/null || true
+    done
     ktwin_podman_local unmount -a -f >/dev/null 2>&1 || true
-    # A layer or shm mount left under the store would make rm fail.
-    grep -o " $KTWIN_PODMAN_DIR/[^ ]*" /proc/mounts | sort -r | while read -r _m; do
+    # A layer or shm mount left under the store would make rm fail (none found is fine).
+    { grep -o " $KTWIN_PODMAN_DIR/[^ ]*" /proc/mounts || true; } | sort -r | while read -r _m; do
       _ktwin_root umount "$_m" 2>/dev/null || true
     done
-    rm -rf "$KTWIN_PODMAN_DIR" || echo "test-env: could not remove $KTWIN_PODMAN_DIR" >&2
+    _ktwin_root rm -rf "$KTWIN_PODMAN_DIR" || echo "test-env: could not remove $KTWIN_PODMAN_DIR" >&2
     KTWIN_STARTED_PODMAN_PID=""
   fi
   if [ -n "$KTWIN_STARTED_DOCKERD_PID" ]; then

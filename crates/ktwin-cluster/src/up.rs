@@ -136,12 +136,8 @@ pub fn drift(stored: &Value, desired: &Value) -> Drift {
         ) {
             (true, Some(_)) => {
                 let conv = |v: &[String]| v.iter().filter_map(|x| k3d_port(x)).collect::<Vec<_>>();
-                if !added.is_empty() {
-                    d.live.push((
-                        format!("ports added on the load balancer: {}", added.join(", ")),
-                        crate::k3d::port_edit_args(&lb, "port-add", &conv(&added)),
-                    ));
-                }
+                // Deletes first: a host port moved to another nodePort must be free before
+                // it is bound again (k3d does not check for a collision itself).
                 if !removed.is_empty() {
                     d.live.push((
                         format!(
@@ -149,6 +145,12 @@ pub fn drift(stored: &Value, desired: &Value) -> Drift {
                             removed.join(", ")
                         ),
                         crate::k3d::port_edit_args(&lb, "port-delete", &conv(&removed)),
+                    ));
+                }
+                if !added.is_empty() {
+                    d.live.push((
+                        format!("ports added on the load balancer: {}", added.join(", ")),
+                        crate::k3d::port_edit_args(&lb, "port-add", &conv(&added)),
                     ));
                 }
             }
@@ -293,6 +295,32 @@ fn agents_drift(stored: &Value, desired: &Value, d: &mut Drift) {
         ));
         return;
     }
+    // k3d starts an added agent with an existing agent's command line, taints included
+    // (pkg/client/node.go NodeAddToCluster); a taint of the new pool with the same key and
+    // effect as one of those makes two such taints, which the API server refuses ("taints
+    // must be unique by key and effect pair"), so the node never registers.
+    let key = |t: &Value| {
+        ktwin_config::names::parse_taint(t.as_str().unwrap_or(""))
+            .ok()
+            .map(|x| (x.key, x.effect))
+    };
+    let existing: Vec<&Value> = have
+        .iter()
+        .flat_map(|a| a["taints"].as_array().into_iter().flatten())
+        .collect();
+    for pool in want.iter().skip(have.len()) {
+        for t in pool["taints"].as_array().into_iter().flatten() {
+            if let Some(other) = existing
+                .iter()
+                .find(|o| o.as_str() != t.as_str() && key(o) == key(t))
+            {
+                d.recreate.push(format!(
+                    "{change} (a node k3d adds starts with another agent's taints: {other} and {t} share key and effect, which the API server refuses)"
+                ));
+                return;
+            }
+        }
+    }
     for (i, pool) in want.iter().enumerate().skip(have.len()) {
         let mut argv: Vec<String> = vec![
             "node".into(),
@@ -302,6 +330,8 @@ fn agents_drift(stored: &Value, desired: &Value, d: &mut Drift) {
             cluster.into(),
             "--role".into(),
             "agent".into(),
+            // k3d waits for the node to register; never forever.
+            "--timeout=180s".into(),
         ];
         if let Some(l) = pool["labels"].as_object() {
             for (k, v) in l {
@@ -670,7 +700,8 @@ pub struct UpOutcome {
     pub removals: Vec<(String, Vec<String>)>,
 }
 
-/// Delete one drained agent's node container through the provider.
+/// Delete one drained agent's node container through the provider, unless an interrupted
+/// `up` already did.
 pub fn remove_agent(
     p: &Project,
     engine: &Engine,
@@ -679,11 +710,47 @@ pub fn remove_agent(
     x: &Exec,
 ) -> Result<(), UpError> {
     let prov = provider_for(p.cluster.provider);
-    x.change(
-        &format!("delete the drained agent {node}"),
-        &tool_cmd(prov.as_ref(), engine, argv),
-    )?;
+    let there = x
+        .probe(&engine.cmd(["container", "inspect", "-f", "{{.Id}}", node]))
+        .is_ok();
+    if there {
+        x.change(
+            &format!("delete the drained agent {node}"),
+            &tool_cmd(prov.as_ref(), engine, argv),
+        )?;
+    }
     Ok(())
+}
+
+/// Record that agent `node` is gone (container and Node object): the cluster's record has
+/// the agents before it only.
+pub fn record_agent_removed(p: &Project, node: &str, x: &Exec) -> Result<(), UpError> {
+    let Some(mut stored) = stored_spec(p)? else {
+        return Ok(());
+    };
+    let names = recorded_agent_names(&stored, p.cluster_name());
+    let Some(i) = names.iter().position(|n| n == node) else {
+        return Ok(());
+    };
+    set_agent_count(&mut stored, i);
+    stored["agentNames"] = json!(names[..i]);
+    x.write(
+        &state_file(p, "spec.json"),
+        &serde_json::to_string_pretty(&stored).unwrap_or_default(),
+    )
+}
+
+/// Keep the first `n` agents of a spec (in pool order), recounting the pools.
+fn set_agent_count(spec: &mut Value, n: usize) {
+    let mut left = n as u64;
+    if let Some(pools) = spec["agents"].as_array_mut() {
+        for pool in pools.iter_mut() {
+            let c = pool["count"].as_u64().unwrap_or(0).min(left);
+            pool["count"] = json!(c);
+            left -= c;
+        }
+        pools.retain(|p| p["count"].as_u64().unwrap_or(0) > 0);
+    }
 }
 
 /// Once every removed agent is gone: ktwin.yaml's spec is the cluster's, with the names of
@@ -838,6 +905,14 @@ mod tests {
             "the last pool grows live on k3d: {d:?}"
         );
         assert_eq!(d.live[0].1[..3], ["node", "create", "shop-agent-2"]);
+        // A new pool whose taint shares key and effect with an existing agent's: the node k3d
+        // adds would carry both and never register.
+        let clash = spec_of(&project(&format!(
+            "{POOLS}    - {{name: db, taints: ['dedicated=db:NoSchedule']}}\n"
+        )));
+        let d = drift(&a, &clash);
+        assert!(d.live.is_empty(), "{d:?}");
+        assert!(d.recreate[0].contains("share key and effect"), "{d:?}");
         let kind = |s: &str| {
             spec_of(&project(&format!(
                 "cluster:\n  provider: kind\n{}",
@@ -940,10 +1015,10 @@ mod tests {
         );
         assert!(row("kind", "pool labels").contains("in place"), "{rows:#?}");
         assert!(row("k3d", "agent added ").contains(
-            "live: k3d node create shop-agent-1 --cluster shop --role agent --k3s-node-label=pool=web"
+            "live: k3d node create shop-agent-1 --cluster shop --role agent --timeout=180s --k3s-node-label=pool=web"
         ), "{rows:#?}");
         assert!(row("k3d", "pool added at end").contains(
-            "live: k3d node create shop-agent-1 --cluster shop --role agent --k3s-node-label=pool=gpu --k3s-arg=--node-taint=gpu=true:NoSchedule"
+            "live: k3d node create shop-agent-1 --cluster shop --role agent --timeout=180s --k3s-node-label=pool=gpu --k3s-arg=--node-taint=gpu=true:NoSchedule"
         ), "{rows:#?}");
         assert!(
             row("k3d", "pool inserted first").contains("only at the end of the pool order"),

@@ -264,6 +264,7 @@ fn an_unknown_version_or_the_other_providers_args_are_errors_at_their_line() {
             "this cluster is k3d",
         ),
         ("  k3sArgs: [disable=traefik]\n", "is not a k3s flag"),
+        ("  k3sArgs: ['--disable traefik']\n", "holds a space"),
     ] {
         let text =
             format!("apiVersion: ktwin.dev/v1alpha1\nkind: Project\nname: pin\ncluster:\n{extra}");

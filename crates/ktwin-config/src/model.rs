@@ -675,10 +675,13 @@ impl Project {
     pub fn volumes_dir(&self) -> Option<std::path::PathBuf> {
         self.cluster.persistent_volumes.then(|| self.volumes_path())
     }
-    /// Where the twin's volumes are kept, whether or not it keeps them now
-    /// (`$XDG_DATA_HOME/ktwin/volumes/<project>`).
+    /// Where the twin's volumes are kept, whether or not it keeps them now:
+    /// `$XDG_DATA_HOME/ktwin/volumes/<cluster>` (the project name unless `cluster.name`
+    /// says otherwise: one directory per twin, as one cluster per name).
     pub fn volumes_path(&self) -> std::path::PathBuf {
-        crate::state::data_dir().join("volumes").join(&self.name)
+        crate::state::data_dir()
+            .join("volumes")
+            .join(self.cluster_name())
     }
     pub fn cluster_name(&self) -> &str {
         self.cluster.name.as_deref().unwrap_or(&self.name)

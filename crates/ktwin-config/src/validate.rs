@@ -102,7 +102,13 @@ pub fn validate(loaded: &Loaded) -> Vec<SourceDiag> {
         _ => {}
     }
     for (i, a) in p.cluster.k3s_args.iter().enumerate() {
-        if !a.starts_with("--") {
+        if a.chars().any(char::is_whitespace) {
+            cx.err(
+                &format!("/cluster/k3sArgs/{i}"),
+                format!("`{a}` holds a space: k3d passes each entry to k3s as one argument"),
+                Some("write the flag and its value with `=`, e.g. `--disable=traefik`".into()),
+            );
+        } else if !a.starts_with("--") {
             cx.err(
                 &format!("/cluster/k3sArgs/{i}"),
                 format!("`{a}` is not a k3s flag"),

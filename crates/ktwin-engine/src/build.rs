@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use ktwin_config::contenttag::state_dir;
 use ktwin_config::desired::{ImagePlan, RegistryAddr};
-use ktwin_config::imageref::ImageRef;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -69,6 +68,17 @@ pub struct BuildReport {
     pub seconds: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub background: Option<Background>,
+    /// The engine push that would have started in the background, left for the caller to
+    /// start once the nodes have pulled (see [`build_one`]'s `defer_engine_push`).
+    #[serde(skip)]
+    pub pending_engine_push: Option<PendingPush>,
+}
+
+/// An engine push to start later with [`start_pending`].
+#[derive(Debug, Clone)]
+pub struct PendingPush {
+    repo: String,
+    reference: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -195,6 +205,12 @@ fn inspect(engine: &Engine, reference: &str) -> Result<(String, Vec<String>), Bu
 /// what the render of the same plan deploys. `siblings` are the project's other repositories.
 /// `stop` is asked while the engine builds and once before the push: when it says the build
 /// is stale (`ktwin dev` saw its inputs change), the build is ended and nothing is pushed.
+///
+/// After an export push the engine pushes the image once more in the background, so it
+/// learns which layers the registry has. That push compresses every layer and so competes
+/// for the CPU with the nodes' pull of the same image: with `defer_engine_push` it is not
+/// started but returned as `pending_engine_push`, for a caller that knows when the rollout
+/// is over (`up`, `dev`).
 pub fn build_one(
     engine: &Engine,
     img: &ImagePlan,
@@ -202,6 +218,7 @@ pub fn build_one(
     siblings: &[String],
     progress: Progress,
     stop: &dyn Fn() -> bool,
+    defer_engine_push: bool,
 ) -> Result<BuildReport, BuildError> {
     let started = Instant::now();
     let port = registry.host_port;
@@ -225,6 +242,7 @@ pub fn build_one(
         push_seconds: 0.0,
         seconds: 0.0,
         background: None,
+        pending_engine_push: None,
     };
     progress("checking the registry", 0);
     if api.has_manifest(&r.path, &tag)? {
@@ -326,7 +344,15 @@ pub fn build_one(
     } else {
         moved = oci::push_from_export(engine, &reference, &target, progress).map_err(push_err)?;
         report.via = Via::Export;
-        report.background = start_engine_push(engine, registry, r, &reference);
+        let pending = PendingPush {
+            repo: r.path.clone(),
+            reference: reference.clone(),
+        };
+        if defer_engine_push {
+            report.pending_engine_push = Some(pending);
+        } else {
+            report.background = start_pending(engine, registry, &pending);
+        }
     }
     report.outcome = Outcome::Pushed;
     report.layers = moved.layers;
@@ -383,19 +409,19 @@ fn push_args(engine: &Engine, reference: &str) -> Vec<String> {
 /// After an export push, let the engine push the image once to `<repo>:ktwin-engine` in the
 /// background, so that from the next change on it compresses only new layers. Best effort:
 /// when it cannot start, the next build simply takes the export path again.
-fn start_engine_push(
+pub fn start_pending(
     engine: &Engine,
     registry: &RegistryAddr,
-    r: &ImageRef,
-    reference: &str,
+    p: &PendingPush,
 ) -> Option<Background> {
+    let (repo, reference) = (p.repo.as_str(), p.reference.as_str());
     let port = registry.host_port;
-    let engine_ref = registry.reference(&r.path, ENGINE_TAG);
+    let engine_ref = registry.reference(repo, ENGINE_TAG);
     engine
         .cmd(["tag", reference, engine_ref.as_str()])
         .run()
         .ok()?;
-    let (pid_file, log) = background_files(port, &r.path);
+    let (pid_file, log) = background_files(port, repo);
     std::fs::create_dir_all(state_dir()).ok()?;
     let _ = std::fs::write(&log, b"");
     let pid = engine

@@ -255,6 +255,14 @@ pub async fn ensure_storage_class(
             })
         }
         None => {
+            if let Some(too_old) = provisioner_without_path_pattern(client).await? {
+                return Err(KubeError::Api {
+                    object: format!("storageclass {name}"),
+                    message: format!(
+                        "the twin's local-path-provisioner is {too_old}, which ignores `pathPattern` (v0.0.29 added it): volumes would get new directories on every twin and their data would not be found again"
+                    ),
+                });
+            }
             if !dry_run {
                 api.patch(
                     name,
@@ -271,6 +279,49 @@ pub async fn ensure_storage_class(
         }
     }
     Ok(f.done)
+}
+
+/// Pure: is a `local-path-provisioner` image tag older than v0.0.29, the first release
+/// with `pathPattern` (its git tags)? Tags that are not `vX.Y.Z` (kind publishes its own
+/// builds under dated tags) cannot be told, and count as new enough.
+pub fn too_old_for_path_pattern(image: &str) -> bool {
+    let tag = image.rsplit_once(':').map_or("", |(_, t)| t);
+    let v: Vec<u64> = tag
+        .trim_start_matches('v')
+        .split('.')
+        .map_while(|x| x.parse().ok())
+        .collect();
+    matches!(v.as_slice(), [a, b, c] if (*a, *b, *c) < (0, 0, 29))
+}
+
+/// The provisioner's image when it is too old for `pathPattern` (k3s runs it in
+/// kube-system, kind in local-path-storage).
+async fn provisioner_without_path_pattern(
+    client: &kube::Client,
+) -> Result<Option<String>, KubeError> {
+    use k8s_openapi::api::apps::v1::Deployment;
+    for ns in ["kube-system", "local-path-storage"] {
+        let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
+        let Some(d) = api
+            .get_opt("local-path-provisioner")
+            .await
+            .map_err(|e| op(e, "deployment local-path-provisioner"))?
+        else {
+            continue;
+        };
+        let v = serde_json::to_value(d).unwrap_or_default();
+        for c in v["spec"]["template"]["spec"]["containers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let image = c["image"].as_str().unwrap_or("");
+            if image.contains("local-path-provisioner") && too_old_for_path_pattern(image) {
+                return Ok(Some(image.to_string()));
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// Pure: may a drain evict this pod? Not a DaemonSet's (its controller would put it back),
@@ -292,10 +343,97 @@ pub fn evictable(pod: &Value) -> bool {
     !(daemon || mirror || done)
 }
 
-/// Before an agent is deleted: cordon it, evict its pods through the Eviction API (so
-/// PodDisruptionBudgets are honoured: a refused eviction is retried until `timeout`), and
-/// wait until they are gone. Returns the pods evicted (`namespace/name`).
+/// Pure: the PersistentVolumes (name, `namespace/claim`) pinned to `node` by their node
+/// affinity (`kubernetes.io/hostname`), as local-path-provisioner pins every volume it makes.
+pub fn local_volumes_on(pvs: &[Value], node: &str) -> Vec<(String, String)> {
+    pvs.iter()
+        .filter(|pv| {
+            pv["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|t| t["matchExpressions"].as_array().into_iter().flatten())
+                .any(|e| {
+                    e["key"] == "kubernetes.io/hostname"
+                        && e["values"]
+                            .as_array()
+                            .is_some_and(|v| v.iter().any(|x| x == node))
+                })
+        })
+        .map(|pv| {
+            let c = &pv["spec"]["claimRef"];
+            (
+                pv["metadata"]["name"].as_str().unwrap_or("").to_string(),
+                format!(
+                    "{}/{}",
+                    c["namespace"].as_str().unwrap_or(""),
+                    c["name"].as_str().unwrap_or("")
+                ),
+            )
+        })
+        .collect()
+}
+
+/// Before an agent is deleted: refuse when volumes are pinned to it (deleting the node
+/// deletes a local volume's data with its container, k3d's `node delete` removes the
+/// container's volumes, and a pod of such a claim could never start elsewhere); else cordon
+/// it, evict its pods through the Eviction API (so PodDisruptionBudgets are honoured: a
+/// refused eviction is retried until `timeout`), and wait until they are gone. A drain that
+/// does not finish uncordons the node again. Returns the pods evicted (`namespace/name`);
+/// a node already gone (an interrupted removal) has nothing to drain.
 pub async fn drain_node(
+    client: &kube::Client,
+    node: &str,
+    timeout: std::time::Duration,
+    report: Reporter<'_>,
+) -> Result<Vec<String>, KubeError> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    if nodes
+        .get_opt(node)
+        .await
+        .map_err(|e| op(e, &format!("node {node}")))?
+        .is_none()
+    {
+        return Ok(vec![]);
+    }
+    let pvs: Api<k8s_openapi::api::core::v1::PersistentVolume> = Api::all(client.clone());
+    let pvs: Vec<Value> = pvs
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| op(e, "persistentvolumes"))?
+        .items
+        .iter()
+        .map(|p| serde_json::to_value(p).unwrap_or_default())
+        .collect();
+    let pinned = local_volumes_on(&pvs, node);
+    if !pinned.is_empty() {
+        return Err(KubeError::Api {
+            object: format!("node {node}"),
+            message: format!(
+                "not removed: volumes live on it ({}); deleting the node deletes them and their pods could never start elsewhere. Delete those claims first (their data goes), or keep the node",
+                pinned
+                    .iter()
+                    .map(|(pv, claim)| format!("{pv} for {claim}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        });
+    }
+    let drained = drain_cordoned(client, node, timeout, report).await;
+    if drained.is_err() {
+        // Not removed after all: schedulable again.
+        let _ = nodes
+            .patch(
+                node,
+                &PatchParams::default(),
+                &Patch::Merge(&serde_json::json!({"spec": {"unschedulable": null}})),
+            )
+            .await;
+    }
+    drained
+}
+
+async fn drain_cordoned(
     client: &kube::Client,
     node: &str,
     timeout: std::time::Duration,
@@ -390,6 +528,42 @@ pub async fn delete_node(client: &kube::Client, node: &str) -> Result<(), KubeEr
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn path_pattern_needs_provisioner_v0_0_29() {
+        assert!(too_old_for_path_pattern(
+            "rancher/local-path-provisioner:v0.0.28"
+        ));
+        assert!(!too_old_for_path_pattern(
+            "rancher/local-path-provisioner:v0.0.29"
+        ));
+        assert!(!too_old_for_path_pattern(
+            "rancher/local-path-provisioner:v0.0.30"
+        ));
+        assert!(!too_old_for_path_pattern(
+            "docker.io/kindest/local-path-provisioner:v20241212-8ac705d0"
+        ));
+    }
+
+    #[test]
+    fn volumes_pinned_to_a_node_are_found_by_hostname_affinity() {
+        let pv = |name: &str, node: &str| {
+            json!({"metadata": {"name": name},
+            "spec": {"claimRef": {"namespace": "shop", "name": "data"},
+                "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                    {"key": "kubernetes.io/hostname", "operator": "In", "values": [node]}]}]}}}})
+        };
+        let pvs = [
+            pv("pvc-1", "k3d-shop-agent-3-0"),
+            pv("pvc-2", "k3d-shop-agent-0"),
+            json!({"metadata": {"name": "nfs"}, "spec": {}}),
+        ];
+        assert_eq!(
+            local_volumes_on(&pvs, "k3d-shop-agent-3-0"),
+            [("pvc-1".to_string(), "shop/data".to_string())]
+        );
+        assert!(local_volumes_on(&pvs, "k3d-shop-agent-9").is_empty());
+    }
 
     #[test]
     fn a_drain_leaves_daemonset_mirror_and_finished_pods() {

@@ -741,6 +741,13 @@ pub struct DownArgs {
 pub struct BuildArgs {
     /// Images to build (default: all).
     pub images: Vec<String>,
+    /// Without a readable engine store, a first push goes through the engine's export, and
+    /// the engine then pushes the image once more in the background so that later changes
+    /// move only new layers. That push compresses every layer: with this flag it is not
+    /// started, for a script that pulls the image right away (`ktwin up` and `ktwin dev`
+    /// start it after their rollout). Later changes then take the export path again.
+    #[arg(long)]
+    pub no_engine_push: bool,
     #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
     pub output: StatusFormat,
 }

@@ -35,12 +35,15 @@ pub struct Built {
 }
 
 /// Build and push `images` (at their planned tags), saying each outcome on stderr.
+/// With `defer_engine_push` (up, dev), an engine push that would compete with the nodes'
+/// pull is left in the reports for [`start_engine_pushes`] after the rollout.
 pub fn build_images(
     plan: &Plan,
     eng: &Engine,
     images: &[&ImagePlan],
     verbose: bool,
     stop: &(dyn Fn() -> bool + Sync),
+    defer_engine_push: bool,
 ) -> Result<Built, Failure> {
     let siblings: Vec<String> = plan.images()?.iter().map(|i| i.repo.path.clone()).collect();
     let bars = printer::Bars::new(verbose);
@@ -61,6 +64,7 @@ pub fn build_images(
                             siblings,
                             &|phase, n| bar.update(phase, n),
                             stop,
+                            defer_engine_push,
                         );
                         bar.finish();
                         (i.image.clone(), r)
@@ -90,11 +94,7 @@ pub fn build_images(
                         rep.push_seconds
                     ));
                     if let Some(b) = &rep.background {
-                        printer::err(&format!(
-                            "{image}: the engine is pushing it once more in the background (pid {}, log {}) so that later changes move only new layers",
-                            b.pid,
-                            b.log.display()
-                        ));
+                        say_background(image, b);
                     }
                 }
                 Err(_) => {}
@@ -117,6 +117,25 @@ pub fn build_images(
         failure: (!errors.is_empty()).then_some(Failure::Operation(errors)),
         cancelled,
     })
+}
+
+fn say_background(image: &str, b: &ktwin_engine::build::Background) {
+    printer::err(&format!(
+        "{image}: the engine is pushing it once more in the background (pid {}, log {}) so that later changes move only new layers",
+        b.pid,
+        b.log.display()
+    ));
+}
+
+/// The engine pushes `build_images` deferred, started now that the nodes have pulled.
+pub fn start_engine_pushes(plan: &Plan, eng: &Engine, reports: &[BuildReport]) {
+    for r in reports {
+        if let Some(p) = &r.pending_engine_push {
+            if let Some(b) = ktwin_engine::build::start_pending(eng, &plan.registry, p) {
+                say_background(&r.image, &b);
+            }
+        }
+    }
 }
 
 /// Where a deploy of `project`'s `env` records what it applied (kinds, images).
@@ -284,7 +303,8 @@ pub async fn up_twin(
             let class = ktwin_cluster::registry_wiring::persistent_storage_class();
             ktwin_kube::heal::ensure_storage_class(&client, &class, false, &printer::event).await?;
         }
-        // Agents removed live: each drained first; nothing is deleted if a drain fails.
+        // Agents removed live, newest first: each drained first (nothing is deleted if a
+        // drain fails), and recorded as gone once deleted, so a later failure resumes.
         for (node, argv) in &outcome.removals {
             ktwin_kube::heal::drain_node(&client, node, DRAIN_TIMEOUT, &printer::event).await?;
             ktwin_cluster::up::remove_agent(plan.project(), eng, node, argv, &x).map_err(|e| {
@@ -294,6 +314,12 @@ pub async fn up_twin(
                 }
             })?;
             ktwin_kube::heal::delete_node(&client, node).await?;
+            ktwin_cluster::up::record_agent_removed(plan.project(), node, &x).map_err(|e| {
+                KubeError::Api {
+                    object: "the cluster's record".into(),
+                    message: e.to_string(),
+                }
+            })?;
         }
         if !outcome.removals.is_empty() {
             ktwin_cluster::up::finish_removals(plan.project(), &x).map_err(|e| KubeError::Api {

@@ -29,6 +29,8 @@ struct Twin {
     live_db: std::cell::RefCell<Vec<String>>,
     /// Exit code of the stub's `k3d node delete` (0: it works).
     node_delete_exit: std::cell::Cell<i32>,
+    /// Whether the stub engine shows the containers of agents added live.
+    live_containers: std::cell::Cell<bool>,
 }
 
 const POOLS: &str = "  agents:\n    - {name: web, count: 2, labels: {pool: web}, taints: ['dedicated=web:NoSchedule']}\n    - {name: db, count: 1, labels: {pool: db}}\n";
@@ -45,6 +47,7 @@ impl Twin {
             web: std::cell::Cell::new(2),
             live_db: std::cell::RefCell::new(vec![]),
             node_delete_exit: std::cell::Cell::new(0),
+            live_containers: std::cell::Cell::new(false),
         };
         t.config(POOLS);
         t
@@ -123,8 +126,12 @@ impl Twin {
         self.stubs.add_rules(
             "docker",
             &[
-                // Agent containers k3d would add live do not exist yet.
-                ("container inspect -f {{.Id}} k3d-shop-agent-*-0", "", 1),
+                // Agent containers k3d adds live: there or not, as the test says.
+                (
+                    "container inspect -f {{.Id}} k3d-shop-agent-*-0",
+                    "",
+                    if self.live_containers.get() { 0 } else { 1 },
+                ),
                 ("container inspect*", &inspect, 0),
                 (
                     "inspect -f*",
@@ -387,7 +394,7 @@ fn k3d_adds_an_agent_to_the_last_pool_live() {
     let calls = t.calls();
     assert!(
         calls.contains(
-            "k3d node create shop-agent-3 --cluster shop --role agent --k3s-node-label=pool=db\n"
+            "k3d node create shop-agent-3 --cluster shop --role agent --timeout=180s --k3s-node-label=pool=db\n"
         ),
         "{calls}"
     );
@@ -424,7 +431,22 @@ fn k3d_adds_an_agent_to_the_last_pool_live() {
     };
     t.config(POOLS);
     t.node_delete_exit.set(1);
+    t.live_containers.set(true);
     t.world(true, version("k3d"), &same);
+    // A volume pinned to the node: not removed, and schedulable again.
+    t.api.put(json!({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "pvc-9"},
+        "spec": {"claimRef": {"namespace": "shop", "name": "data"}, "nodeAffinity": {"required": {"nodeSelectorTerms": [
+            {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": ["k3d-shop-agent-3-0"]}]}]}}}}));
+    let o = t.ktwin(&["up"]);
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("volumes live on it") && err.contains("pvc-9 for shop/data"),
+        "{err}"
+    );
+    assert!(!t.calls().contains("node delete"), "{}", t.calls());
+    t.api
+        .with(|s| s.delete("v1", "PersistentVolume", "", "pvc-9"));
     t.api.put(pod("db-7d9", "ReplicaSet"));
     t.api.put(pod("logs-x1", "DaemonSet"));
     t.stubs.clear_calls();
@@ -521,7 +543,9 @@ fn persistent_volumes_outlive_down_and_only_purge_volumes_deletes_them() {
         "42"
     );
 
-    // The next twin mounts the same dir; the class is there already.
+    // The next twin (a new cluster: no class yet) mounts the same dir and gets the class.
+    t.api
+        .with(|s| s.delete("storage.k8s.io/v1", "StorageClass", "", "ktwin-persistent"));
     t.world(false, version("k3d"), &same);
     let o = t.ktwin(&["up"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -529,7 +553,33 @@ fn persistent_volumes_outlive_down_and_only_purge_volumes_deletes_them() {
         std::fs::read_to_string(dir.join("shop/data/row")).unwrap(),
         "42"
     );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("storageclass ktwin-persistent: created"));
+    // A second `up` on the same twin finds it.
+    t.world(true, version("k3d"), &same);
+    let o = t.ktwin(&["up"]);
     assert!(!String::from_utf8_lossy(&o.stderr).contains("storageclass ktwin-persistent: created"));
+    // A provisioner too old for `pathPattern` would lose the data on the next twin: refused.
+    t.api
+        .with(|s| s.delete("storage.k8s.io/v1", "StorageClass", "", "ktwin-persistent"));
+    t.api.put(json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "local-path-provisioner", "namespace": "kube-system"},
+        "spec": {"selector": {"matchLabels": {"app": "lpp"}}, "template": {"metadata": {"labels": {"app": "lpp"}},
+            "spec": {"containers": [{"name": "p", "image": "rancher/local-path-provisioner:v0.0.24"}]}}}}));
+    let o = t.ktwin(&["up"]);
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("v0.0.24") && err.contains("pathPattern"),
+        "{err}"
+    );
+    t.api.with(|s| {
+        s.delete(
+            "apps/v1",
+            "Deployment",
+            "kube-system",
+            "local-path-provisioner",
+        )
+    });
 
     // --purge-volumes deletes them.
     t.world(true, version("k3d"), &same);

@@ -16,11 +16,11 @@ its own load balancer.\n\nFix: use an Ingress through Traefik, another port, or 
 };
 
 pub fn run(cx: &Ctx<'_>) -> Vec<Finding> {
-    // k3s args may be written `--disable=traefik` or `--disable traefik,servicelb`.
+    // `--disable=traefik` (or a list, `--disable=traefik,servicelb`): each k3sArgs entry is
+    // one argument, so only the `=` form reaches k3s.
     let traefik_off = cx.twin.k3s_args.iter().any(|a| {
-        a.strip_prefix("--disable")
-            .map(|v| v.trim_start_matches(['=', ' ']))
-            .is_some_and(|v| v.split(',').any(|x| x.trim() == "traefik"))
+        a.strip_prefix("--disable=")
+            .is_some_and(|v| v.split(',').any(|x| x == "traefik"))
     });
     if cx.twin.provider != Provider::K3d || traefik_off {
         return Vec::new();

@@ -17,7 +17,14 @@ pub fn run(cli: &Cli, a: &BuildArgs) -> Result<u8, Failure> {
     }
     let eng = plan.engine()?;
     // What did build is printed even when another image failed.
-    let built = steps::build_images(&plan, &eng, &images, cli.verbose, &|| false)?;
+    let built = steps::build_images(
+        &plan,
+        &eng,
+        &images,
+        cli.verbose,
+        &|| false,
+        a.no_engine_push,
+    )?;
     let (ok, failed) = (built.reports, built.failure);
     match a.output {
         StatusFormat::Json => printer::out(&format!(

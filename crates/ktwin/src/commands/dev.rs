@@ -14,7 +14,7 @@ use std::time::Instant;
 use ktwin_config::desired::{plan_images, ImagePlan};
 use ktwin_config::event::{Action, Event};
 use ktwin_config::Loaded;
-use ktwin_engine::build::Outcome;
+use ktwin_engine::build::{BuildReport, Outcome};
 use ktwin_engine::Engine;
 use ktwin_kube::deploy::{deploy as kube_deploy, Applied, Options};
 use ktwin_kube::guard::Intent;
@@ -634,6 +634,8 @@ impl Loop<'_> {
             }
         }
         let mut built = 0;
+        // Engine pushes deferred until this cycle's rollout is over.
+        let mut pending: Vec<BuildReport> = Vec::new();
         if !to_build.is_empty() {
             let refs: Vec<&ImagePlan> = to_build.iter().collect();
             let staleness = Staleness {
@@ -647,9 +649,14 @@ impl Loop<'_> {
                 state: Mutex::new((self.seen.load(Ordering::SeqCst), None, false)),
             };
             let result = tokio::task::block_in_place(|| {
-                steps::build_images(&plan, &self.eng, &refs, self.cli.verbose, &|| {
-                    staleness.stale()
-                })
+                steps::build_images(
+                    &plan,
+                    &self.eng,
+                    &refs,
+                    self.cli.verbose,
+                    &|| staleness.stale(),
+                    true,
+                )
             });
             let b = match result {
                 Ok(b) => b,
@@ -658,6 +665,12 @@ impl Loop<'_> {
                     return;
                 }
             };
+            pending = b
+                .reports
+                .iter()
+                .filter(|r| r.pending_engine_push.is_some())
+                .cloned()
+                .collect();
             for r in &b.reports {
                 let outcome = match r.outcome {
                     Outcome::Skipped => "skipped",
@@ -797,6 +810,7 @@ impl Loop<'_> {
                 self.out.error("apply", &f);
             }
         }
+        steps::start_engine_pushes(&plan, &self.eng, &pending);
     }
 }
 

@@ -243,9 +243,15 @@ async fn version_skew(
                 message: format!(
                     "the twin runs Kubernetes {twin}, environment `{name}` runs {v}: APIs, defaults and deprecations differ between minor versions"
                 ),
-                fix: format!(
-                    "set `cluster.kubernetesVersion: v1.{m}` in ktwin.yaml, then `ktwin up --recreate` (the registry and its images are kept)"
-                ),
+                fix: if ktwin_config::kube_version::SUPPORTED.iter().any(|s| s.minor == m) {
+                    format!(
+                        "set `cluster.kubernetesVersion: v1.{m}` in ktwin.yaml, then `ktwin up --recreate` (the registry and its images are kept)"
+                    )
+                } else {
+                    format!(
+                        "ktwin knows no k3s/kind image for 1.{m}: pin an exact version the provider publishes (`cluster.kubernetesVersion: v1.{m}.<patch>` is refused until ktwin knows the minor), or the closest minor ktwin knows"
+                    )
+                },
             });
         }
     }

@@ -213,7 +213,7 @@ pub async fn run(cli: &Cli, a: &RunArgs) -> Result<u8, Failure> {
     if plan.local() && !a.no_build {
         if let Some(img) = images.iter().find(|i| i.reference == container_image) {
             let eng = plan.engine()?;
-            let built = steps::build_images(&plan, &eng, &[img], cli.verbose, &|| false)?;
+            let built = steps::build_images(&plan, &eng, &[img], cli.verbose, &|| false, false)?;
             if let Some(f) = built.failure {
                 return Err(f);
             }

@@ -40,13 +40,18 @@ pub async fn run(cli: &Cli, a: &UpArgs) -> Result<u8, Failure> {
     };
     // Built and deployed from the same plan: the tags deployed are the tags pushed.
     let images = plan.select(&[])?;
+    let mut reports = Vec::new();
     if !images.is_empty() {
-        if let Some(f) = steps::build_images(&plan, &eng, &images, cli.verbose, &|| false)?.failure
-        {
+        // An engine push that would compete with the nodes' pull waits for the rollout.
+        let built = steps::build_images(&plan, &eng, &images, cli.verbose, &|| false, true)?;
+        if let Some(f) = built.failure {
+            steps::start_engine_pushes(&plan, &eng, &built.reports);
             return Err(f);
         }
+        reports = built.reports;
     }
     if !has_local {
+        steps::start_engine_pushes(&plan, &eng, &reports);
         printer::err("no `local` environment in ktwin.yaml: nothing to deploy");
         return Ok(0);
     }
@@ -57,7 +62,8 @@ pub async fn run(cli: &Cli, a: &UpArgs) -> Result<u8, Failure> {
         force_conflicts: false,
         timeout: a.timeout,
     };
-    let r = steps::deploy(&plan, &g, &docs, &d).await?;
-    printer::err(&steps::summary(&r));
+    let r = steps::deploy(&plan, &g, &docs, &d).await;
+    steps::start_engine_pushes(&plan, &eng, &reports);
+    printer::err(&steps::summary(&r?));
     Ok(0)
 }
