@@ -4,27 +4,12 @@
 //! KTWIN_E2E_PROVIDER=kind switches the provider (default k3d).
 #![allow(clippy::disallowed_methods)] // tests run the binary and real tools directly
 
-use std::process::{Command, Output};
+mod tier3;
+
+use std::process::Command;
 
 use ktwin_testkit::{swarm_example, workspace_root, TempProject};
-
-fn run(cmd: &str, args: &[&str], dir: &std::path::Path) -> Output {
-    Command::new(cmd)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd}: {e}"))
-}
-
-fn ok(o: &Output) -> String {
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    assert!(o.status.success(), "{text}");
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+use tier3::{ok, run};
 
 fn swarm() -> (TempProject, std::path::PathBuf) {
     let (tp, dir) = swarm_example();

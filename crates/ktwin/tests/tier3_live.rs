@@ -4,29 +4,14 @@
 //! `#[ignore = "needs cluster"]` and run by scripts/e2e.sh.
 #![allow(clippy::disallowed_methods)] // tests run the binary and real tools directly
 
+mod tier3;
+
 use std::io::{Read, Write};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use ktwin_testkit::TempProject;
-
-fn run(cmd: &str, args: &[&str], dir: &std::path::Path) -> Output {
-    Command::new(cmd)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd}: {e}"))
-}
-
-fn ok(o: &Output) -> String {
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    assert!(o.status.success(), "{text}");
-    text
-}
+use tier3::{ok, ok_all, run};
 
 fn ktwin(args: &[&str], dir: &std::path::Path) -> Output {
     run(env!("CARGO_BIN_EXE_ktwin"), args, dir)
@@ -91,7 +76,7 @@ fn a_port_added_to_a_running_twin_is_served_without_a_recreate() {
         ),
     )
     .unwrap();
-    let out = ok(&ktwin(&["up"], d));
+    let out = ok_all(&ktwin(&["up"], d));
     assert!(out.contains("ports added on the load balancer"), "{out}");
     assert_eq!(server_created("e2e-port", d), created, "not recreated");
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -120,7 +105,7 @@ fn an_agent_added_live_carries_its_pools_labels_and_no_other_pools_taint() {
         text.replace("{name: db, labels", "{name: db, count: 2, labels"),
     )
     .unwrap();
-    let out = ok(&ktwin(&["up"], d));
+    let out = ok_all(&ktwin(&["up"], d));
     assert!(
         out.contains("agent k3d-e2e-agent-agent-2-0 added to pool db"),
         "{out}"
@@ -151,7 +136,7 @@ fn an_agent_added_live_carries_its_pools_labels_and_no_other_pools_taint() {
     assert!(!taints.contains("dedicated"), "{taints}");
     // And removed again: drained, then deleted, the cluster still the same.
     std::fs::write(d.join("ktwin.yaml"), &text).unwrap();
-    let out = ok(&ktwin(&["up"], d));
+    let out = ok_all(&ktwin(&["up"], d));
     assert!(
         out.contains("delete the drained agent k3d-e2e-agent-agent-2-0"),
         "{out}"
@@ -195,11 +180,11 @@ fn a_postgres_row_written_before_down_is_there_after_up() {
         "CREATE TABLE t (v text); INSERT INTO t VALUES ('kept');",
         d,
     ));
-    let out = ok(&ktwin(&["down"], d));
+    let out = ok_all(&ktwin(&["down"], d));
     assert!(out.contains("volumes: kept in"), "{out}");
     ok(&ktwin(&["up"], d));
     let got = ok(&psql("SELECT v FROM t;", d));
     assert!(got.contains("kept"), "{got}");
-    let out = ok(&ktwin(&["down", "--purge-volumes"], d));
+    let out = ok_all(&ktwin(&["down", "--purge-volumes"], d));
     assert!(out.contains("volumes: deleted"), "{out}");
 }
