@@ -72,7 +72,7 @@ fn sock(p: &Path) -> String {
 /// Detection order: `requested` (--engine / KTWIN_ENGINE), DOCKER_HOST, the Docker socket
 /// (/var/run/docker.sock, then Docker Desktop's ~/.docker/run/docker.sock), Podman rootful
 /// (/run/podman/podman.sock), Podman rootless ($XDG_RUNTIME_DIR/podman/podman.sock), the
-/// macOS podman machine socket.
+/// macOS podman machine sockets (Podman 5's under $TMPDIR, then Podman 4's).
 pub fn detect(requested: Option<EngineKind>, probe: &Probe<'_>) -> Result<Engine, NoEngine> {
     let requested = requested.or_else(|| {
         probe
@@ -92,6 +92,12 @@ pub fn detect(requested: Option<EngineKind>, probe: &Probe<'_>) -> Result<Engine
     let mut podman_socks: Vec<PathBuf> = vec![PathBuf::from("/run/podman/podman.sock")];
     if let Some(x) = probe.var("XDG_RUNTIME_DIR") {
         podman_socks.push(Path::new(&x).join("podman/podman.sock"));
+    }
+    // `podman machine` (macOS): Podman 5 serves the default machine's API on
+    // $TMPDIR/podman/podman-machine-default-api.sock; Podman 4 under ~/.local/share.
+    // (`podman machine inspect --format '{{.ConnectionInfo.PodmanSocket.Path}}'` prints it.)
+    if let Some(t) = probe.var("TMPDIR") {
+        podman_socks.push(Path::new(&t).join("podman/podman-machine-default-api.sock"));
     }
     if let Some(h) = &home {
         podman_socks.push(h.join(".local/share/containers/podman/machine/podman.sock"));
@@ -224,6 +230,34 @@ mod tests {
         assert_eq!(
             e.cmd(["ps"]).env[0].1,
             "unix:///run/user/1000/podman/podman.sock"
+        );
+    }
+
+    #[test]
+    fn a_podman_machine_on_macos_is_found_at_its_api_socket() {
+        let env = [("HOME", "/Users/u"), ("TMPDIR", "/var/folders/x/T/")];
+        let e = run(
+            &env,
+            &["/var/folders/x/T/podman/podman-machine-default-api.sock"],
+            None,
+        )
+        .unwrap();
+        assert_eq!(e.kind, EngineKind::Podman);
+        assert_eq!(
+            e.host.as_deref(),
+            Some("unix:///var/folders/x/T/podman/podman-machine-default-api.sock")
+        );
+        let e = run(
+            &env,
+            &["/Users/u/.local/share/containers/podman/machine/qemu/podman.sock"],
+            None,
+        )
+        .unwrap();
+        assert_eq!(e.kind, EngineKind::Podman);
+        let msg = run(&env, &[], None).unwrap_err().to_string();
+        assert!(
+            msg.contains("podman-machine-default-api.sock (absent)"),
+            "{msg}"
         );
     }
 
