@@ -33,14 +33,6 @@ pub fn pool_filters(p: &Project) -> Vec<(String, Vec<String>)> {
         .collect()
 }
 
-/// The k3s image of `cluster.kubernetesVersion` (validated when ktwin.yaml loads).
-pub fn node_image(p: &Project) -> Option<String> {
-    let v = p.cluster.kubernetes_version.as_deref()?;
-    ktwin_config::kube_version::KubeVersion::parse(v)
-        .and_then(|k| k.k3s_image())
-        .ok()
-}
-
 /// `k3d node edit <serverlb> --port-add …` / `--port-delete …` for ports added to or removed
 /// from `cluster.ports` (https://k3d.io/stable/usage/commands/k3d_node_edit; k3d refuses both
 /// in one command, so each is its own). The format is the create config's.
@@ -113,7 +105,7 @@ impl ClusterProvider for K3d {
             "servers": p.cluster.servers,
             "agents": agents,
         });
-        if let Some(image) = node_image(p) {
+        if let Some(image) = ktwin_config::kube_version::node_image(p) {
             cfg["image"] = json!(image);
         }
         if !ports.is_empty() {

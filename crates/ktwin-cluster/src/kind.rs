@@ -79,15 +79,9 @@ impl ClusterProvider for Kind {
             }
         }
         // cluster.kubernetesVersion: every node runs the same node image.
-        let image = p
-            .cluster
-            .kubernetes_version
-            .as_deref()
-            .and_then(|v| ktwin_config::kube_version::KubeVersion::parse(v).ok())
-            .and_then(|k| k.kind_image().ok());
-        for n in nodes.iter_mut() {
-            if let Some(i) = &image {
-                n["image"] = json!(i);
+        if let Some(image) = ktwin_config::kube_version::node_image(p) {
+            for n in nodes.iter_mut() {
+                n["image"] = json!(image);
             }
         }
         // Sync (mount mode): the project directory on every node at the same path.

@@ -34,12 +34,7 @@ pub fn spec_of(p: &Project) -> Value {
         "registry": format!("{}:{}", p.registry.name, p.registry.host_port),
         "sourceMount": p.source_mount().map(|d| d.display().to_string()),
         "kubernetesVersion": p.cluster.kubernetes_version,
-        "nodeImage": match p.cluster.provider {
-            ktwin_config::Provider::K3d => crate::k3d::node_image(p),
-            ktwin_config::Provider::Kind => p.cluster.kubernetes_version.as_deref()
-                .and_then(|v| ktwin_config::kube_version::KubeVersion::parse(v).ok())
-                .and_then(|k| k.kind_image().ok()),
-        },
+        "nodeImage": ktwin_config::kube_version::node_image(p),
         "persistentVolumes": p.volumes_dir().map(|d| d.display().to_string()),
         "k3sArgs": p.cluster.k3s_args,
         "kubeadmConfigPatches": p.cluster.kubeadm_config_patches,

@@ -119,6 +119,17 @@ impl KubeVersion {
     }
 }
 
+/// The node image `cluster.kubernetesVersion` gives on `provider` (`None`: the provider's
+/// default; an invalid version is refused when ktwin.yaml loads).
+pub fn node_image(p: &crate::Project) -> Option<String> {
+    let k = KubeVersion::parse(p.cluster.kubernetes_version.as_deref()?).ok()?;
+    match p.cluster.provider {
+        crate::Provider::K3d => k.k3s_image(),
+        crate::Provider::Kind => k.kind_image(),
+    }
+    .ok()
+}
+
 /// The `major.minor` of a server version string (`v1.31.4+k3s1`, `v1.30.2-gke.1587003`).
 pub fn minor_of(server_version: &str) -> Option<u32> {
     let t = server_version

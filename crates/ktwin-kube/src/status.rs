@@ -116,6 +116,19 @@ pub fn age(created: Option<&str>, now: jiff::Timestamp) -> String {
     }
 }
 
+/// Pure: the container restarts of `pods`, summed.
+pub fn restarts<'a>(pods: impl IntoIterator<Item = &'a Value>) -> i64 {
+    pods.into_iter()
+        .flat_map(|p| {
+            p["status"]["containerStatuses"]
+                .as_array()
+                .into_iter()
+                .flatten()
+        })
+        .filter_map(|c| c["restartCount"].as_i64())
+        .sum()
+}
+
 /// Pure: a workload's row from its object and its pods.
 pub fn workload_status(obj: &Value, pods: &[Value], now: jiff::Timestamp) -> WorkloadStatus {
     let (ready, desired) = match obj["kind"].as_str() {
@@ -130,16 +143,7 @@ pub fn workload_status(obj: &Value, pods: &[Value], now: jiff::Timestamp) -> Wor
             obj["spec"]["replicas"].as_i64().unwrap_or(1),
         ),
     };
-    let restarts = pods
-        .iter()
-        .flat_map(|p| {
-            p["status"]["containerStatuses"]
-                .as_array()
-                .into_iter()
-                .flatten()
-        })
-        .filter_map(|c| c["restartCount"].as_i64())
-        .sum();
+    let restarts = restarts(pods);
     WorkloadStatus {
         object: describe(obj),
         ready,

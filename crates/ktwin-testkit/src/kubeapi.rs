@@ -812,13 +812,7 @@ fn port_forward(mut w: TcpStream, req: &Req, shared: &Arc<(Mutex<Inner>, Condvar
         (exists, t)
     };
     if !exists {
-        let (c, v) = status(
-            404,
-            "NotFound",
-            &format!("pods \"{pod}\" not found"),
-            json!([]),
-        );
-        let _ = respond(&mut w, c, "application/json", v.to_string().as_bytes());
+        pod_not_found(&mut w, &pod);
         return;
     }
     if ws_upgrade(&mut w, req, "v4.channel.k8s.io").is_err() {
@@ -933,13 +927,7 @@ fn exec(mut w: TcpStream, req: &Req, shared: &Arc<(Mutex<Inner>, Condvar)>) {
         )
     };
     if !exists {
-        let (c, v) = status(
-            404,
-            "NotFound",
-            &format!("pods \"{pod}\" not found"),
-            json!([]),
-        );
-        let _ = respond(&mut w, c, "application/json", v.to_string().as_bytes());
+        pod_not_found(&mut w, &pod);
         return;
     }
     if ws_upgrade(&mut w, req, "v5.channel.k8s.io").is_err() {
@@ -1191,6 +1179,17 @@ fn strip_server_fields(v: &Value) -> Value {
         }
     }
     v
+}
+
+/// The 404 a pod subresource (exec, portforward) answers for a pod that is not there.
+fn pod_not_found(w: &mut TcpStream, pod: &str) {
+    let (c, v) = status(
+        404,
+        "NotFound",
+        &format!("pods \"{pod}\" not found"),
+        json!([]),
+    );
+    let _ = respond(w, c, "application/json", v.to_string().as_bytes());
 }
 
 fn status(code: u16, reason: &str, message: &str, causes: Value) -> (u16, Value) {

@@ -286,7 +286,7 @@ pub async fn up_twin(
     printer::err(&format!("wiring the twin at {}", g.describe()));
     let configmap = ktwin_cluster::registry_wiring::kep1755_configmap(&plan.registry);
     let created = matches!(action, ClusterAction::Created | ClusterAction::Recreated(_));
-    let missing = async {
+    let checked = async {
         let client = ktwin_kube::connect(&g).await?;
         if created {
             ktwin_kube::wait_for_api(
@@ -340,14 +340,12 @@ pub async fn up_twin(
             &printer::event,
         )
         .await?;
-        Ok::<_, KubeError>(n.missing)
+        Ok::<_, KubeError>((n.missing, nodes))
     }
     .await
     .map_err(kube_failure)?;
-    plan.nodes = plan.naming.nodes_named(
-        plan.project(),
-        &ktwin_cluster::up::agent_names(plan.project()),
-    );
+    let (missing, nodes) = checked;
+    plan.nodes = nodes;
     if !missing.is_empty() {
         return Err(Failure::Operation(vec![plain(
             format!(

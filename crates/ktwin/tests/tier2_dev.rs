@@ -85,6 +85,14 @@ impl DevProc {
     }
 
     /// The index of the first `what` event after the first `from`.
+    /// The events of the cycle `edit` starts (from the first after it to its `cycle`).
+    fn cycle_after<T>(&self, edit: impl FnOnce() -> T) -> Vec<Value> {
+        let n = self.events().len();
+        edit();
+        let c = self.wait(n, "cycle");
+        self.events()[n..=c].to_vec()
+    }
+
     fn wait(&self, from: usize, what: &str) -> usize {
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
@@ -340,10 +348,7 @@ fn a_synced_file_needs_no_build_and_the_workload_mounts_it() {
     );
 
     // A synced file: no build, nothing sent, a `sync` event.
-    let n = dev.events().len();
-    r.tp.write("app/static/index.html", "v2");
-    let c = dev.wait(n, "cycle");
-    let evs = dev.events()[n..=c].to_vec();
+    let evs = dev.cycle_after(|| r.tp.write("app/static/index.html", "v2"));
     assert!(
         !evs.iter()
             .any(|e| e["event"] == "build" || e["event"] == "apply" && e["action"] != "unchanged"),
@@ -356,10 +361,7 @@ fn a_synced_file_needs_no_build_and_the_workload_mounts_it() {
     assert_eq!(sync[0]["mode"], "mount");
 
     // A file outside the sync rules: a build of everything changed since the last one.
-    let n = dev.events().len();
-    r.tp.write("app/server.txt", "server v2");
-    let c = dev.wait(n, "cycle");
-    let evs = dev.events()[n..=c].to_vec();
+    let evs = dev.cycle_after(|| r.tp.write("app/server.txt", "server v2"));
     let b: Vec<&Value> = evs.iter().filter(|e| e["event"] == "build").collect();
     assert_eq!(b.len(), 1, "{evs:#?}");
     assert_eq!(b[0]["outcome"], "built");
@@ -396,10 +398,7 @@ fn copy_mode_puts_synced_files_into_running_containers_or_rebuilds() {
         "status": {"phase": "Running"}}));
     kube.with(|s| s.serve_container_fs("dev", "app-1", "app", fs.path(), true));
 
-    let n = dev.events().len();
-    r.tp.write("app/static/index.html", "v2");
-    let c = dev.wait(n, "cycle");
-    let evs = dev.events()[n..=c].to_vec();
+    let evs = dev.cycle_after(|| r.tp.write("app/static/index.html", "v2"));
     assert!(!evs.iter().any(|e| e["event"] == "build"), "{evs:#?}");
     let sync: Vec<&Value> = evs.iter().filter(|e| e["event"] == "sync").collect();
     assert_eq!(sync.len(), 1, "{evs:#?}");
@@ -412,10 +411,7 @@ fn copy_mode_puts_synced_files_into_running_containers_or_rebuilds() {
 
     // An image without tar: the error says so, and the change is rebuilt instead.
     kube.with(|s| s.serve_container_fs("dev", "app-1", "app", fs.path(), false));
-    let n = dev.events().len();
-    r.tp.write("app/static/index.html", "v3");
-    let c = dev.wait(n, "cycle");
-    let evs = dev.events()[n..=c].to_vec();
+    let evs = dev.cycle_after(|| r.tp.write("app/static/index.html", "v3"));
     let err: Vec<&Value> = evs.iter().filter(|e| e["event"] == "error").collect();
     assert_eq!(err.len(), 1, "{evs:#?}");
     assert_eq!(err[0]["phase"], "sync");
@@ -473,13 +469,12 @@ fn a_broken_dockerfile_is_an_error_and_the_next_save_fixes_it() {
     // that end, or it would be taken for the end of the next cycle.
     dev.wait(e + 1, "cycle");
     // Fixed: built, applied with the new tag.
-    let n = dev.events().len();
-    r.tp.write(
-        "app/Dockerfile",
-        "FROM scratch\nCOPY app.txt /data/app.txt\n",
-    );
-    let c = dev.wait(n, "cycle");
-    let evs = dev.events()[n..=c].to_vec();
+    let evs = dev.cycle_after(|| {
+        r.tp.write(
+            "app/Dockerfile",
+            "FROM scratch\nCOPY app.txt /data/app.txt\n",
+        )
+    });
     let b: Vec<&Value> = evs.iter().filter(|e| e["event"] == "build").collect();
     assert_eq!(b.len(), 1, "{evs:#?}");
     assert_eq!(b[0]["outcome"], "built");

@@ -6,8 +6,6 @@
 
 mod tier3;
 
-use std::process::Command;
-
 use ktwin_testkit::{swarm_example, workspace_root, TempProject};
 use tier3::{ok, run};
 
@@ -270,31 +268,17 @@ fn run_a_job_and_exec_a_host_process_against_the_twin() {
 #[test]
 #[ignore = "needs cluster"]
 fn dev_edit_is_served_by_new_pods() {
-    use std::io::{BufRead, BufReader};
     let (_tp, dir) = swarm();
     let d = dir.as_path();
     let ktwin = env!("CARGO_BIN_EXE_ktwin");
-    let mut child = Command::new(ktwin)
-        .args(["dev", "--no-logs", "-o", "json"])
-        .current_dir(d)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut next = |what: &str| loop {
-        let l = lines.next().expect("ktwin dev ended").unwrap();
-        let v: serde_json::Value = serde_json::from_str(&l).unwrap();
-        if v["event"] == what {
-            return v;
-        }
-    };
-    next("ready");
+    let mut dev = tier3::Dev::start(d);
+    dev.next("ready");
     std::fs::write(
         d.join("containers/gateway/app/index.html"),
         "edited by tier 3\n",
     )
     .unwrap();
-    let c = next("cycle");
+    let c = dev.next("cycle");
     assert_eq!(c["images"], 1, "{c}");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     loop {
@@ -309,8 +293,7 @@ fn dev_edit_is_served_by_new_pods() {
         std::thread::sleep(std::time::Duration::from_secs(2));
     }
     // Ctrl-C (this test started it: its PID) leaves the twin running.
-    ok(&run("kill", &["-INT", &child.id().to_string()], d));
-    assert!(child.wait().unwrap().success());
+    dev.stop(d);
     ok(&run(ktwin, &["down"], d));
 }
 
@@ -319,7 +302,6 @@ fn dev_edit_is_served_by_new_pods() {
 #[test]
 #[ignore = "needs cluster"]
 fn dev_sync_mount_edit_is_seen_without_a_new_pod() {
-    use std::io::{BufRead, BufReader};
     let (_tp, dir) = swarm();
     let d = dir.as_path();
     let f = d.join("ktwin.yaml");
@@ -356,35 +338,21 @@ fn dev_sync_mount_edit_is_seen_without_a_new_pod() {
             d,
         ))
     };
-    let mut child = Command::new(ktwin)
-        .args(["dev", "--no-logs", "-o", "json"])
-        .current_dir(d)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut next = |what: &str| loop {
-        let l = lines.next().expect("ktwin dev ended").unwrap();
-        let v: serde_json::Value = serde_json::from_str(&l).unwrap();
-        if v["event"] == what {
-            return v;
-        }
-    };
-    next("ready");
+    let mut dev = tier3::Dev::start(d);
+    dev.next("ready");
     let before = pods();
     std::fs::write(
         d.join("containers/gateway/app/index.html"),
         "synced by tier 3\n",
     )
     .unwrap();
-    let s = next("sync");
+    let s = dev.next("sync");
     assert_eq!(s["mode"], "mount", "{s}");
-    let c = next("cycle");
+    let c = dev.next("cycle");
     assert_eq!(c["images"], 0, "{c}");
     let o = run("curl", &["-fsS", "http://127.0.0.1:8080/"], d);
     assert!(String::from_utf8_lossy(&o.stdout).contains("synced by tier 3"));
     assert_eq!(pods(), before, "the same pods serve it");
-    ok(&run("kill", &["-INT", &child.id().to_string()], d));
-    assert!(child.wait().unwrap().success());
+    dev.stop(d);
     ok(&run(ktwin, &["down"], d));
 }

@@ -583,10 +583,21 @@ fn persistent_volumes_outlive_down_and_only_purge_volumes_deletes_them() {
 
     // --purge-volumes deletes them.
     t.world(true, version("k3d"), &same);
+    // Another twin's volumes beside them are not this twin's to delete.
+    let other = t
+        .state
+        .path()
+        .join("data/ktwin/volumes/other-twin/shop/data");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("row"), "theirs").unwrap();
     let o = t.ktwin(&["down", "--purge-volumes"]);
     let err = String::from_utf8_lossy(&o.stderr).to_string();
     assert!(o.status.success(), "{err}");
     assert!(!dir.exists(), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(other.join("row")).unwrap(),
+        "theirs"
+    );
     assert!(err.contains("volumes: deleted"), "{err}");
 }
 

@@ -1057,16 +1057,7 @@ async fn board_workloads(
                         .any(|c| c["type"] == "Ready" && c["status"] == "True")
                 })
                 .count();
-            let restarts: i64 = live
-                .iter()
-                .flat_map(|p| {
-                    p["status"]["containerStatuses"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                })
-                .filter_map(|c| c["restartCount"].as_i64())
-                .sum();
+            let restarts = ktwin_kube::status::restarts(live.iter().copied());
             let kind = w["kind"].as_str().unwrap_or("").to_lowercase();
             let desired = if kind == "daemonset" {
                 live.len() as i64

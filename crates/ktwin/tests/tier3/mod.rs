@@ -31,3 +31,40 @@ pub fn ok_all(o: &Output) -> String {
     ok(o);
     text(o)
 }
+
+/// `ktwin dev --no-logs -o json` in `dir`, read event by event, stopped with Ctrl-C.
+pub struct Dev {
+    child: std::process::Child,
+    lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+}
+
+impl Dev {
+    pub fn start(dir: &std::path::Path) -> Dev {
+        use std::io::BufRead;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ktwin"))
+            .args(["dev", "--no-logs", "-o", "json"])
+            .current_dir(dir)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        Dev { child, lines }
+    }
+
+    /// The next event named `what`.
+    pub fn next(&mut self, what: &str) -> serde_json::Value {
+        loop {
+            let l = self.lines.next().expect("ktwin dev ended").unwrap();
+            let v: serde_json::Value = serde_json::from_str(&l).unwrap();
+            if v["event"] == what {
+                return v;
+            }
+        }
+    }
+
+    /// Ctrl-C, as a user stops it; it must exit 0.
+    pub fn stop(mut self, dir: &std::path::Path) {
+        ok(&run("kill", &["-INT", &self.child.id().to_string()], dir));
+        assert!(self.child.wait().unwrap().success());
+    }
+}
